@@ -1,0 +1,160 @@
+// Package store defines the storage that hookd's actors and services use:
+// the inbox of events, each customer's projected state, and the outbox of
+// notifications. Backends live in their own packages (store/postgres).
+//
+// The contract every backend keeps:
+//   - Commit writes an event row, the customer's new state and its outbox
+//     rows in one transaction, or nothing.
+//   - (Source, EventID) is unique, and so is Event.DedupKey when set, so an
+//     event takes effect at most once however it is delivered.
+//   - A state write succeeds only if the stored version still equals the
+//     version the writer read (fencing against a second activation).
+//   - Notifications are read in an order that is final at commit, so a
+//     reader resuming from a cursor misses nothing and repeats nothing.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by the Get* methods when no such row exists.
+var ErrNotFound = errors.New("not found")
+
+// ErrDuplicate is returned in a Commit result when the event's (source, ID)
+// or its DedupKey is already stored. Nothing of that write took effect,
+// except that a DedupKey duplicate with a new event ID is recorded as an
+// event with status duplicate.
+var ErrDuplicate = errors.New("duplicate event")
+
+// ErrFenced is returned in a Commit result when the customer's stored
+// version is no longer the ReadVersion of the write: another activation
+// committed first. Nothing of that write took effect; reload and retry.
+var ErrFenced = errors.New("customer version changed since it was read")
+
+// ErrUnavailable wraps errors that mean the store could not be reached or
+// the transaction could not commit; the caller may retry.
+var ErrUnavailable = errors.New("store unavailable")
+
+// Status is what hookd did with an event. The strings are stored.
+type Status string
+
+// Event statuses.
+const (
+	StatusApplied    Status = "applied"
+	StatusDuplicate  Status = "duplicate"
+	StatusParked     Status = "parked"
+	StatusIgnored    Status = "ignored"
+	StatusSuperseded Status = "superseded"
+)
+
+// Event is one stored (inbox) event.
+type Event struct {
+	Source     string
+	EventID    string
+	Type       string
+	CustomerID string // empty when the event could not be routed
+	Status     Status
+	Reason     string // why ignored, superseded or duplicate
+	Routing    string // "object.customer", "object.id", "mapping:<id>", "none"
+	Created    time.Time
+	ReceivedAt time.Time // set by the store on insert
+	APIVersion string
+	ObjectID   string
+	// DedupKey identifies the change the event describes (type, object ID,
+	// created), so that two Event objects for one change take effect once.
+	// Empty for events that have no effect (ignored, duplicate).
+	DedupKey string
+	Version  int64 // the customer version this event produced; 0 unless applied
+	Payload  []byte
+}
+
+// Notification is one outbox row.
+type Notification struct {
+	// Cursor is set by the store when reading; opaque to callers.
+	Cursor     string
+	CustomerID string
+	Version    int64
+	Kind       string
+	EventID    string
+	OccurredAt time.Time
+	// Customer is the customer's state at Version, serialized by the caller
+	// (hookd.v1.Customer in protobuf wire format).
+	Customer []byte
+}
+
+// Customer is a customer's stored state.
+type Customer struct {
+	CustomerID string
+	Version    int64
+	// State is the actor's serialized state, opaque to the store.
+	State     []byte
+	UpdatedAt time.Time
+}
+
+// Write is everything one applied (or recorded) event changes, committed
+// all together or not at all.
+type Write struct {
+	Event Event
+	// ReadVersion is the customer version the writer read (0: no row yet).
+	ReadVersion int64
+	// State, when non-nil, replaces the customer's state and sets its
+	// version to ReadVersion+1. When nil only the event row is written.
+	State []byte
+	// Notifications are appended to the outbox; each carries ReadVersion+1.
+	Notifications []Notification
+	// Routes maps object IDs named by the event (subscription, invoice,
+	// charge, payment intent) to Event.CustomerID, so later events that
+	// carry only such an ID can be routed.
+	Routes []string
+}
+
+// ListEventsFilter selects events for ListEvents.
+type ListEventsFilter struct {
+	CustomerID string // empty: all customers
+	Status     Status // empty: all statuses
+	PageSize   int    // > 0
+	PageToken  string // from a previous page; empty for the first
+}
+
+// Store is implemented by every backend. All methods are safe for
+// concurrent use.
+type Store interface {
+	// Commit applies the writes, each independently: the result has one
+	// error per write (nil, ErrDuplicate, ErrFenced, or an error wrapping
+	// ErrUnavailable), in order. A batch may share one transaction, but one
+	// write's duplicate or fence conflict never fails the others.
+	Commit(ctx context.Context, writes []Write) []error
+
+	// RecordEvent stores an event that goes through no actor (for
+	// example, one with no customer). It returns ErrDuplicate if (source,
+	// event ID) is already stored.
+	RecordEvent(ctx context.Context, e Event) error
+
+	// GetCustomer returns ErrNotFound for a customer never written.
+	GetCustomer(ctx context.Context, customerID string) (Customer, error)
+
+	// GetEvent returns ErrNotFound when no such event is stored.
+	GetEvent(ctx context.Context, source, eventID string) (Event, error)
+
+	// ListEvents lists events, newest first, and the token of the next page
+	// ("" when there is none).
+	ListEvents(ctx context.Context, f ListEventsFilter) ([]Event, string, error)
+
+	// LookupRoute returns the customer an object ID was routed to, or
+	// ErrNotFound.
+	LookupRoute(ctx context.Context, objectID string) (string, error)
+
+	// ReadNotifications returns up to limit notifications after the cursor
+	// ("" for the start), in commit order, optionally for one customer. It
+	// returns only notifications whose position is final: none can later
+	// appear before them.
+	ReadNotifications(ctx context.Context, afterCursor, customerID string, limit int) ([]Notification, error)
+
+	// ValidateCursor reports whether a cursor is well formed.
+	ValidateCursor(cursor string) error
+
+	// Close releases the store's resources.
+	Close()
+}
