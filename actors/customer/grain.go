@@ -1,0 +1,84 @@
+// Package customer is the virtual actor (protoactor-go cluster grain) that
+// owns one customer: its pure reducer, and the Processor that dedups,
+// reduces and commits each event — state, outbox rows and inbox row in one
+// version-fenced transaction — before answering.
+package customer
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/store"
+)
+
+// Deps is what a customer grain needs from its process.
+type Deps struct {
+	Store  store.Store
+	Logger *slog.Logger
+	// Committed is called after each commit that wrote notifications.
+	Committed func(customerID string)
+	// ApplyTimeout bounds the store work for one event.
+	ApplyTimeout time.Duration
+}
+
+// The generated grain code keeps one package-global factory, so the
+// dependencies are found per actor system: several systems (members in one
+// test process) can each have their own store.
+var registry sync.Map // *actor.ActorSystem → *Deps
+
+// Register makes deps available to the grains of an actor system; it
+// returns a function that removes them.
+func Register(system *actor.ActorSystem, deps *Deps) (unregister func()) {
+	registry.Store(system, deps)
+	return func() { registry.Delete(system) }
+}
+
+// Kind returns the cluster kind for customer grains, passivated after idle.
+func Kind(idle time.Duration) *cluster.Kind {
+	return hookdv1.NewCustomerGrainKind(func() hookdv1.CustomerGrain { return &grain{} }, idle)
+}
+
+// grain adapts a Processor to the generated grain interface. The actor
+// runtime calls it one message at a time.
+type grain struct {
+	deps *Deps
+	proc *Processor
+}
+
+func (g *grain) Init(ctx cluster.GrainContext) {
+	d, ok := registry.Load(ctx.Cluster().ActorSystem)
+	if !ok {
+		panic("customer grain: no dependencies registered for this actor system")
+	}
+	g.deps = d.(*Deps)
+	g.proc = NewProcessor(ctx.Identity(), g.deps.Store, g.deps.Logger, g.deps.Committed)
+}
+
+func (g *grain) Terminate(cluster.GrainContext) {}
+
+func (g *grain) ReceiveDefault(cluster.GrainContext) {}
+
+// Apply never returns an error: a failure to make the event durable is an
+// answer (ApplyResponse.Error), which the ingest service maps to
+// UNAVAILABLE so that the sender retries.
+func (g *grain) Apply(req *hookdv1.ApplyRequest, _ cluster.GrainContext) (*hookdv1.ApplyResponse, error) {
+	timeout := g.deps.ApplyTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	res, err := g.proc.Apply(ctx, req.GetEnvelope(), req.GetRouting())
+	if err != nil {
+		g.deps.Logger.ErrorContext(ctx, "apply event failed",
+			"customer_id", g.proc.id, "event_id", req.GetEnvelope().GetEventId(), "err", err)
+		return &hookdv1.ApplyResponse{Error: err.Error()}, nil
+	}
+	return &hookdv1.ApplyResponse{Status: string(res.Status), Version: res.Version, Reason: res.Reason}, nil
+}

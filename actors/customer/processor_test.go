@@ -1,0 +1,214 @@
+package customer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/hookd/hookd/actors/customer"
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/store"
+	"github.com/hookd/hookd/store/postgres/pgtest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func envelope(eventID, typ, customerID string, created int64, email string) *hookdv1.Envelope {
+	payload := fmt.Sprintf(`{"id":%q,"object":"event","type":%q,"created":%d,"data":{"object":{"id":%q,"object":"customer","email":%q}}}`,
+		eventID, typ, created, customerID, email)
+	return &hookdv1.Envelope{Source: "stripe", EventId: eventID, Type: typ, Created: created,
+		ObjectId: customerID, ObjectType: "customer", CustomerId: customerID, Routing: "object.id", Payload: []byte(payload)}
+}
+
+func subscriptionEnvelope(eventID, customerID, subID string, created int64) *hookdv1.Envelope {
+	payload := fmt.Sprintf(`{"id":%q,"object":"event","type":"customer.subscription.created","created":%d,"data":{"object":{"id":%q,"object":"subscription","customer":%q,"status":"active"}}}`,
+		eventID, created, subID, customerID)
+	return &hookdv1.Envelope{Source: "stripe", EventId: eventID, Type: "customer.subscription.created", Created: created,
+		ObjectId: subID, ObjectType: "subscription", CustomerId: customerID, Routing: "object.customer", Payload: []byte(payload)}
+}
+
+// faultyStore fails the next N commits before they reach the database, as a
+// store that goes away between reduce and commit would.
+type faultyStore struct {
+	store.Store
+	failNext atomic.Int32
+}
+
+func (f *faultyStore) Commit(ctx context.Context, ws []store.Write) []error {
+	if f.failNext.Add(-1) >= 0 {
+		errs := make([]error, len(ws))
+		for i := range errs {
+			errs[i] = fmt.Errorf("injected: %w", store.ErrUnavailable)
+		}
+		return errs
+	}
+	return f.Store.Commit(ctx, ws)
+}
+
+// waitNotifications reads a customer's notifications until at least want
+// are visible: a notification becomes readable only once every older
+// transaction in the cluster has ended (store contract), which other tests
+// running in parallel can delay a little.
+func waitNotifications(t *testing.T, st store.Store, customerID string, want int) []store.Notification {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		notes, err := st.ReadNotifications(context.Background(), "", customerID, 1000)
+		if err != nil {
+			t.Fatalf("ReadNotifications: %v", err)
+		}
+		if len(notes) >= want || time.Now().After(deadline) {
+			return notes
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestStoreFailureLeavesNothingAndRetryAppliesOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg := pgtest.NewStore(t)
+	fs := &faultyStore{Store: pg}
+	var wakes atomic.Int32
+	p := customer.NewProcessor("cus_f", fs, quiet, func(string) { wakes.Add(1) })
+
+	env := envelope("evt_f1", "customer.created", "cus_f", 100, "a@example.com")
+	fs.failNext.Store(1)
+	if _, err := p.Apply(ctx, env, "object.id"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Apply with failing store: err = %v, want ErrUnavailable", err)
+	}
+	if _, err := pg.GetCustomer(ctx, "cus_f"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetCustomer after failed commit: err = %v, want ErrNotFound", err)
+	}
+	if _, err := pg.GetEvent(ctx, "stripe", "evt_f1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetEvent after failed commit: err = %v, want ErrNotFound", err)
+	}
+	if wakes.Load() != 0 {
+		t.Fatalf("subscribers woken %d times for an uncommitted event, want 0", wakes.Load())
+	}
+
+	// The sender retries: applied once, then duplicates.
+	for i, want := range []store.Status{store.StatusApplied, store.StatusDuplicate} {
+		res, err := p.Apply(ctx, env, "object.id")
+		if err != nil {
+			t.Fatalf("retry %d: %v", i, err)
+		}
+		if res.Status != want {
+			t.Fatalf("retry %d: status %s, want %s", i, res.Status, want)
+		}
+	}
+	// A fresh activation (no in-memory dedup) also sees the duplicate.
+	res, err := customer.NewProcessor("cus_f", pg, quiet, nil).Apply(ctx, env, "object.id")
+	if err != nil || res.Status != store.StatusDuplicate {
+		t.Fatalf("fresh activation: %v %v, want duplicate", res.Status, err)
+	}
+	c, err := pg.GetCustomer(ctx, "cus_f")
+	if err != nil || c.Version != 1 {
+		t.Fatalf("customer version = %d (%v), want 1", c.Version, err)
+	}
+	// Only the retried commit's notification exists (the failed attempt's
+	// would be older, and visible with it).
+	if n := waitNotifications(t, pg, "cus_f", 1); len(n) != 1 || n[0].Version != 1 {
+		t.Fatalf("notifications = %+v, want one at version 1", n)
+	}
+}
+
+// recordingStore records the result of every write by the version it read.
+type recordingStore struct {
+	store.Store
+	mu      sync.Mutex
+	results map[int64][]error
+}
+
+func (r *recordingStore) Commit(ctx context.Context, ws []store.Write) []error {
+	errs := r.Store.Commit(ctx, ws)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, w := range ws {
+		if w.State != nil {
+			r.results[w.ReadVersion] = append(r.results[w.ReadVersion], errs[i])
+		}
+	}
+	return errs
+}
+
+// Two activations of one customer (the cluster allows this briefly) that
+// both read the same version: exactly one commit from that version
+// succeeds; the other is fenced, reloads, and applies on top.
+func TestDoubleActivationCommitsOncePerVersion(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg := pgtest.NewStore(t)
+	for round := 0; round < 20; round++ {
+		id := fmt.Sprintf("cus_d%d", round)
+		rec := &recordingStore{Store: pg, results: map[int64][]error{}}
+		a := customer.NewProcessor(id, rec, quiet, nil)
+		b := customer.NewProcessor(id, rec, quiet, nil)
+		// a writes version 1; then b activates and reads it too.
+		if _, err := a.Apply(ctx, envelope(id+"_seed", "customer.created", id, 1, ""), "object.id"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if a.Version() != 1 || b.Version() != 1 {
+			t.Fatalf("round %d: versions %d and %d, want both 1", round, a.Version(), b.Version())
+		}
+		// Both hold version 1; race two different events.
+		var wg sync.WaitGroup
+		res := make([]customer.Result, 2)
+		errs := make([]error, 2)
+		for i, p := range []*customer.Processor{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res[i], errs[i] = p.Apply(ctx, subscriptionEnvelope(fmt.Sprintf("%s_e%d", id, i), id, fmt.Sprintf("sub_%s_%d", id, i), int64(10+i)), "object.customer")
+			}()
+		}
+		wg.Wait()
+		for i := range errs {
+			if errs[i] != nil || res[i].Status != store.StatusApplied {
+				t.Fatalf("round %d activation %d: %v %v, want applied", round, i, res[i].Status, errs[i])
+			}
+		}
+		c, err := pg.GetCustomer(ctx, id)
+		if err != nil || c.Version != 3 {
+			t.Fatalf("round %d: version %d (%v), want 3 (three applied events)", round, c.Version, err)
+		}
+		if n := len(rec.results[1]); n != 2 {
+			t.Fatalf("round %d: %d commits from read version 1, want 2 (one fenced)", round, n)
+		}
+		for v, results := range rec.results {
+			ok := 0
+			for _, err := range results {
+				if err == nil {
+					ok++
+				} else if !errors.Is(err, store.ErrFenced) {
+					t.Fatalf("round %d: commit from version %d: %v, want nil or ErrFenced", round, v, err)
+				}
+			}
+			if ok != 1 {
+				t.Fatalf("round %d: %d commits succeeded from read version %d, want exactly 1 (results %v)", round, ok, v, results)
+			}
+		}
+		notes := waitNotifications(t, pg, id, 3)
+		if len(notes) != 3 {
+			t.Fatalf("round %d: %d notifications, want 3 (customer.created and two subscription.created)", round, len(notes))
+		}
+		for i, n := range notes {
+			if n.Version != int64(i+1) {
+				t.Fatalf("round %d: notification %d has version %d, want %d", round, i, n.Version, i+1)
+			}
+		}
+	}
+}

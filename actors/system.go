@@ -1,0 +1,234 @@
+// Package actors runs hookd's protoactor-go cluster: the actor system, its
+// membership provider and identity lookup, and the customer grain kind. The
+// ingest service calls System.Apply, which routes an event to the one
+// activation of its customer's grain.
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/hookd/hookd/actors/customer"
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/store"
+)
+
+// ErrNotStarted is returned by Apply before Start or after Stop.
+var ErrNotStarted = errors.New("actor system not running")
+
+// Config configures the actor system. Zero values get the defaults noted.
+type Config struct {
+	// Store is where grains commit. Required.
+	Store store.Store
+	// Logger receives hookd's and protoactor's logs. Default: slog.Default().
+	Logger *slog.Logger
+	// Committed is called after a grain commits notifications (wakes
+	// subscribers). May be nil; must not block.
+	Committed func(customerID string)
+	// ClusterName names the cluster. Default "hookd".
+	ClusterName string
+	// Host and Port are where the member's remote endpoint listens.
+	// Default 127.0.0.1 and 0 (any free port).
+	Host string
+	Port int
+	// IdleTimeout passivates a customer grain that received nothing for
+	// this long. Default 5 minutes.
+	IdleTimeout time.Duration
+	// RequestTimeout bounds one Apply when the caller's context has no
+	// earlier deadline. Default 10 s.
+	RequestTimeout time.Duration
+	// ApplyTimeout bounds the store work for one event. Default 10 s.
+	ApplyTimeout time.Duration
+	// ActorLogLevel is the least level of protoactor's own logs that is
+	// kept. Default slog.LevelWarn, so that a quiet process stays quiet.
+	ActorLogLevel slog.Level
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = "hookd"
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 5 * time.Minute
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.ActorLogLevel == 0 {
+		c.ActorLogLevel = slog.LevelWarn
+	}
+}
+
+func (c *Config) validate() error {
+	if c.Store == nil {
+		return errors.New("actors: Config.Store is required")
+	}
+	return nil
+}
+
+// System is one cluster member hosting customer grains.
+type System struct {
+	cfg Config
+
+	mu         sync.Mutex // guards the fields below
+	cluster    *cluster.Cluster
+	unregister func()
+	stopped    bool
+}
+
+// New returns a System; call Start to join the cluster.
+func New(cfg Config) (*System, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &System{cfg: cfg}, nil
+}
+
+// Start starts the actor system and joins the cluster. protoactor's
+// StartMember takes about a second.
+func (s *System) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cluster != nil || s.stopped {
+		return errors.New("actors: Start called twice")
+	}
+	logger := s.cfg.Logger
+	actorLog := slog.New(minLevel{Handler: logger.Handler(), min: s.cfg.ActorLogLevel}).With("component", "protoactor")
+	system := actor.NewActorSystemWithConfig(actor.Configure(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }),
+	))
+	s.unregister = customer.Register(system, &customer.Deps{
+		Store:        s.cfg.Store,
+		Logger:       logger,
+		Committed:    s.cfg.Committed,
+		ApplyTimeout: s.cfg.ApplyTimeout,
+	})
+	provider := test.NewTestProvider(test.NewInMemAgent())
+	remoteCfg := remote.Configure(s.cfg.Host, s.cfg.Port)
+	clusterCfg := cluster.Configure(s.cfg.ClusterName, provider, disthash.New(), remoteCfg,
+		cluster.WithKinds(customer.Kind(s.cfg.IdleTimeout)),
+		cluster.WithRequestTimeout(s.cfg.RequestTimeout),
+	)
+	c := cluster.New(system, clusterCfg)
+	if err := startMember(c); err != nil {
+		s.unregister()
+		return err
+	}
+	s.cluster = c
+	logger.InfoContext(ctx, "cluster member started", "address", system.Address(), "cluster", s.cfg.ClusterName)
+	return nil
+}
+
+// startMember turns protoactor's panics on start into an error.
+func startMember(c *cluster.Cluster) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("start cluster member: %v", r)
+		}
+	}()
+	c.StartMember()
+	return nil
+}
+
+// Stop leaves the cluster and stops every grain. It is safe to call twice
+// and before Start.
+func (s *System) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	if s.cluster == nil {
+		return
+	}
+	s.cluster.Shutdown(true)
+	s.unregister()
+	s.cluster = nil
+}
+
+// Apply routes an event to its customer's grain and waits for the answer.
+// The request never outlives ctx: its timeout is ctx's deadline (at most
+// RequestTimeout), and Apply returns when ctx is done.
+func (s *System) Apply(ctx context.Context, customerID string, req *hookdv1.ApplyRequest) (*hookdv1.ApplyResponse, error) {
+	s.mu.Lock()
+	c := s.cluster
+	s.mu.Unlock()
+	if c == nil {
+		return nil, ErrNotStarted
+	}
+	timeout := s.cfg.RequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	if timeout <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	client := hookdv1.GetCustomerGrainGrainClient(c, customerID)
+	type result struct {
+		resp *hookdv1.ApplyResponse
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// Request takes no context; the goroutine ends when its timeout
+		// does, at the latest.
+		resp, err := client.Apply(req,
+			cluster.WithTimeout(timeout),
+			cluster.WithRetryCount(5),
+			cluster.WithRetryAction(retryBackoff),
+		)
+		done <- result{resp, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("request customer %s: %w", customerID, r.err)
+		}
+		return r.resp, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// retryBackoff waits 10 ms, 20 ms, 40 ms, ... (protoactor's default is in
+// nanoseconds).
+func retryBackoff(i int) int {
+	time.Sleep(time.Duration(10<<min(i, 6)) * time.Millisecond)
+	return i + 1
+}
+
+// minLevel drops records below min: protoactor logs at Info freely.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(as), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
+}

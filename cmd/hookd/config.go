@@ -1,0 +1,158 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// config is everything `hookd` (serve) is configured by. Every field has a
+// flag and a HOOKD_* environment twin (flag --grpc-addr ↔ HOOKD_GRPC_ADDR);
+// a flag given on the command line wins over the environment.
+type config struct {
+	// DatabaseURL selects the store: a postgres:// URL selects PostgreSQL.
+	DatabaseURL string
+	// DataDir is where the embedded store keeps its data.
+	DataDir string
+	// HTTPAddr is where the webhook gateway listens.
+	HTTPAddr string
+	// GRPCAddr is where the gRPC services listen.
+	GRPCAddr string
+	// StripeSecrets are the accepted webhook signing secrets (rotation).
+	StripeSecrets []string
+	// StripeAPIKey and StripeAPIURL reach the Stripe API (reserved for
+	// resolving out-of-order events).
+	StripeAPIKey string
+	StripeAPIURL string
+	// Cluster is the membership provider: local (one process).
+	Cluster string
+	// EtcdEndpoints are used with --cluster etcd.
+	EtcdEndpoints []string
+	// Roles are the parts this process runs: gateway, member.
+	Roles []string
+	// IngestAddr is where a gateway-only process sends its gRPC calls.
+	IngestAddr string
+	// AdminToken guards admin calls (reserved).
+	AdminToken string
+	// MaxBodyBytes is the largest webhook body accepted.
+	MaxBodyBytes int64
+	// Tolerance is how far a signature timestamp may be from now, either way.
+	Tolerance time.Duration
+	// IdleTimeout passivates a customer actor idle this long.
+	IdleTimeout time.Duration
+	// ShutdownTimeout bounds draining on SIGTERM.
+	ShutdownTimeout time.Duration
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// ClusterPort is the member's protoactor remote port (0: any free port).
+	ClusterPort int
+}
+
+// parseServe fills a config from args and the environment, applies
+// defaults and validates it.
+func parseServe(args []string, getenv func(string) string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("hookd", flag.ContinueOnError)
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "store: a postgres:// URL selects PostgreSQL; empty selects the embedded store in --data-dir")
+	fs.StringVar(&c.DataDir, "data-dir", "./hookd-data", "where the embedded store keeps its data")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP gateway listen address")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "gRPC listen address")
+	secrets := fs.String("stripe-webhook-secret", "", "Stripe webhook signing secrets, comma-separated; any of them is accepted")
+	fs.StringVar(&c.StripeAPIKey, "stripe-api-key", "", "Stripe API key (for resolving events; optional)")
+	fs.StringVar(&c.StripeAPIURL, "stripe-api-url", "", "Stripe API base URL (tests)")
+	fs.StringVar(&c.Cluster, "cluster", "local", "cluster membership: local")
+	etcd := fs.String("etcd-endpoints", "", "etcd endpoints, comma-separated (with --cluster etcd)")
+	roles := fs.String("roles", "gateway,member", "roles this process runs: gateway, member")
+	fs.StringVar(&c.IngestAddr, "ingest-addr", "", "gRPC address a gateway-only process forwards to")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "token for admin calls")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest webhook body accepted, bytes")
+	fs.DurationVar(&c.Tolerance, "tolerance", 300*time.Second, "how far a signature timestamp may be from now, either way")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "passivate a customer actor idle this long")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.IntVar(&c.ClusterPort, "cluster-port", 0, "protoactor remote port (0: any free port)")
+	if err := parseWithEnv(fs, args, getenv); err != nil {
+		return c, err
+	}
+	c.StripeSecrets = splitList(*secrets)
+	c.EtcdEndpoints = splitList(*etcd)
+	c.Roles = splitList(*roles)
+	return c, c.validate()
+}
+
+func (c config) hasRole(r string) bool {
+	for _, x := range c.Roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+func (c config) validate() error {
+	var errs []error
+	for _, r := range c.Roles {
+		if r != "gateway" && r != "member" {
+			errs = append(errs, fmt.Errorf("unknown role %q (want gateway, member)", r))
+		}
+	}
+	if len(c.Roles) == 0 {
+		errs = append(errs, errors.New("--roles names no role"))
+	}
+	if c.hasRole("gateway") && len(c.StripeSecrets) == 0 {
+		errs = append(errs, errors.New("--stripe-webhook-secret (HOOKD_STRIPE_WEBHOOK_SECRET) is required for the gateway role"))
+	}
+	if c.hasRole("gateway") && !c.hasRole("member") && c.IngestAddr == "" {
+		errs = append(errs, errors.New("--ingest-addr is required when the gateway runs without the member role"))
+	}
+	if c.Cluster != "local" {
+		errs = append(errs, fmt.Errorf("--cluster %q is not supported yet; only local", c.Cluster))
+	}
+	if c.MaxBodyBytes <= 0 {
+		errs = append(errs, errors.New("--max-body-bytes must be positive"))
+	}
+	if c.Tolerance <= 0 {
+		errs = append(errs, errors.New("--tolerance must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// parseWithEnv parses args, then fills every flag not given on the command
+// line from its HOOKD_* environment twin.
+func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		env := envName(f.Name)
+		if v := getenv(env); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// envName maps a flag name to its environment twin: grpc-addr → HOOKD_GRPC_ADDR.
+func envName(flagName string) string {
+	return "HOOKD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

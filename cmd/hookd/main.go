@@ -1,0 +1,60 @@
+// Command hookd receives third-party webhooks (Stripe first) and turns them
+// into ordered, deduplicated, durable per-customer state and notifications.
+//
+//	hookd            serve (gateway and member roles by default)
+//	hookd migrate    apply database migrations and exit
+//	hookd send FILE  sign a Stripe event file as Stripe does and POST it
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := dispatch(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "hookd:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// dispatch runs the subcommand named by args[0] (serve when none).
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := parseServe(args, getenv)
+		if err != nil {
+			return err
+		}
+		return run(ctx, cfg, newLogger(stderr, cfg.LogLevel), nil)
+	case "migrate":
+		return migrate(ctx, args, getenv, newLogger(stderr, "info"))
+	case "send":
+		return send(ctx, args, getenv, stdout)
+	default:
+		return fmt.Errorf("unknown command %q (want serve, migrate or send)", cmd)
+	}
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}

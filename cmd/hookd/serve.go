@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/hookd/hookd/actors"
+	"github.com/hookd/hookd/gateway"
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/services"
+	"github.com/hookd/hookd/store"
+	"github.com/hookd/hookd/store/postgres"
+)
+
+// listening, when not nil, is told the bound addresses once hookd serves
+// (tests listen on port 0).
+type listening func(httpAddr, grpcAddr string)
+
+// run serves until ctx is done, then shuts down gracefully: it stops
+// accepting, drains in-flight requests, stops the cluster member and
+// closes the store.
+func run(ctx context.Context, cfg config, log *slog.Logger, ready listening) error {
+	var (
+		st       store.Store
+		sys      *actors.System
+		grpcSrv  *grpc.Server
+		grpcLn   net.Listener
+		httpSrv  *http.Server
+		httpLn   net.Listener
+		conn     *grpc.ClientConn
+		draining atomic.Bool
+	)
+	defer func() {
+		// Reverse order of start; every step tolerates a nil.
+		if conn != nil {
+			conn.Close()
+		}
+		if sys != nil {
+			sys.Stop()
+		}
+		if st != nil {
+			st.Close()
+		}
+	}()
+
+	grpcAddr := cfg.GRPCAddr
+	if cfg.hasRole("member") {
+		var err error
+		if st, err = openStore(ctx, cfg, log); err != nil {
+			return err
+		}
+		wakeup := services.NewWakeup()
+		sys, err = actors.New(actors.Config{
+			Store:       st,
+			Logger:      log,
+			Committed:   func(string) { wakeup.Notify() },
+			Port:        cfg.ClusterPort,
+			IdleTimeout: cfg.IdleTimeout,
+		})
+		if err != nil {
+			return err
+		}
+		if err := sys.Start(ctx); err != nil {
+			return err
+		}
+		grpcSrv = grpc.NewServer(services.ServerOptions(log)...)
+		health, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer health.Shutdown()
+		if grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+			return fmt.Errorf("listen grpc: %w", err)
+		}
+		grpcAddr = grpcLn.Addr().String()
+	}
+
+	var httpAddr string
+	if cfg.hasRole("gateway") {
+		target := cfg.IngestAddr
+		if target == "" {
+			target = grpcAddr
+		}
+		var err error
+		conn, err = grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return fmt.Errorf("ingest client for %s: %w", target, err)
+		}
+		handler, err := gateway.New(gateway.Config{
+			Secrets:      cfg.StripeSecrets,
+			Tolerance:    cfg.Tolerance,
+			MaxBodyBytes: cfg.MaxBodyBytes,
+			Ingest:       hookdv1.NewIngestServiceClient(conn),
+			Logger:       log,
+			Metrics:      promhttp.Handler(),
+			Ready: func(ctx context.Context) error {
+				if draining.Load() {
+					return errors.New("shutting down")
+				}
+				resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+				if err != nil {
+					return fmt.Errorf("ingest service: %w", err)
+				}
+				if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+					return fmt.Errorf("ingest service is %s", resp.GetStatus())
+				}
+				return nil
+			},
+		})
+		if err != nil {
+			return err
+		}
+		httpSrv = &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("listen http: %w", err)
+		}
+		httpAddr = httpLn.Addr().String()
+	}
+
+	errc := make(chan error, 2)
+	if grpcSrv != nil {
+		go func() { errc <- grpcSrv.Serve(grpcLn) }()
+		log.InfoContext(ctx, "grpc listening", "addr", grpcAddr)
+	}
+	if httpSrv != nil {
+		go func() {
+			if err := httpSrv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+				return
+			}
+			errc <- nil
+		}()
+		log.InfoContext(ctx, "http listening", "addr", httpAddr, "webhook", "http://"+httpAddr+"/v1/webhooks/stripe")
+	}
+	if ready != nil {
+		ready(httpAddr, grpcAddr)
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		log.ErrorContext(ctx, "server stopped", "err", serveErr)
+	}
+
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	draining.Store(true)
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if httpSrv != nil {
+		// Stops accepting and waits for in-flight webhooks, which need the
+		// gRPC server and the cluster still up.
+		if err := httpSrv.Shutdown(shutCtx); err != nil {
+			log.Warn("http shutdown", "err", err)
+			httpSrv.Close()
+		}
+	}
+	if grpcSrv != nil {
+		stopped := make(chan struct{})
+		go func() { grpcSrv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-shutCtx.Done():
+			grpcSrv.Stop() // subscribers' streams never end by themselves
+			<-stopped
+		}
+	}
+	return serveErr
+}
+
+// openStore opens and migrates the store cfg selects.
+func openStore(ctx context.Context, cfg config, log *slog.Logger) (store.Store, error) {
+	u := cfg.DatabaseURL
+	if !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		if u == "" {
+			return nil, errors.New("the embedded store is not available yet: pass --database-url postgres://... (HOOKD_DATABASE_URL)")
+		}
+		return nil, fmt.Errorf("--database-url: unsupported scheme in %q (want postgres://)", redact(u))
+	}
+	pg, err := postgres.Open(ctx, u, log)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	if err := pg.Migrate(ctx); err != nil {
+		pg.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return pg, nil
+}
+
+// redact hides a URL's password so it can be logged or shown.
+func redact(u string) string {
+	at := strings.LastIndex(u, "@")
+	scheme := strings.Index(u, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return u
+	}
+	creds := u[scheme+3 : at]
+	if i := strings.Index(creds, ":"); i >= 0 {
+		return u[:scheme+3] + creds[:i] + ":xxxxx" + u[at:]
+	}
+	return u
+}

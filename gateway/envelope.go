@@ -1,0 +1,203 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+)
+
+// SourceStripe is the Envelope source for Stripe events.
+const SourceStripe = "stripe"
+
+// Routing values for Envelope.routing, saying how customer_id was found.
+const (
+	// RoutingObjectID: the event's object is the customer itself
+	// (customer.created, customer.updated, customer.deleted).
+	RoutingObjectID = "object.id"
+	// RoutingObjectCustomer: the event's object names its customer in
+	// data.object.customer (subscriptions, invoices, charges, ...).
+	RoutingObjectCustomer = "object.customer"
+)
+
+// ErrMalformed is returned (wrapped, with the reason) by
+// DecodeStripeEnvelope when the body is not a Stripe Event: not JSON,
+// truncated, not an object, missing id, type or data.object, an "object"
+// other than "event", or a field of the wrong JSON type. Retrying cannot
+// fix such a body.
+var ErrMalformed = errors.New("malformed stripe event")
+
+// stripeEvent is the part of a Stripe Event that hookd reads. Everything
+// else stays in the raw payload.
+type stripeEvent struct {
+	ID         string  `json:"id"`
+	Object     *string `json:"object"`
+	Type       string  `json:"type"`
+	Created    int64   `json:"created"`
+	APIVersion string  `json:"api_version"` // JSON null leaves it empty
+	Livemode   bool    `json:"livemode"`
+	Account    string  `json:"account"`
+	Data       struct {
+		Object *stripeObject `json:"object"`
+	} `json:"data"`
+}
+
+// stripeObject is the part of data.object that hookd reads. The
+// polymorphic references are each a string ID, an expanded object with an
+// "id", or null; they are kept raw and resolved by refID.
+type stripeObject struct {
+	ID            string          `json:"id"`
+	Object        string          `json:"object"`
+	Customer      json.RawMessage `json:"customer"`
+	Charge        json.RawMessage `json:"charge"`
+	Invoice       json.RawMessage `json:"invoice"`
+	PaymentIntent json.RawMessage `json:"payment_intent"`
+	Subscription  json.RawMessage `json:"subscription"`
+}
+
+// DecodeStripeEnvelope decodes the envelope fields of a Stripe Event and
+// finds its routing key.
+//
+// customer_id and routing are set as follows: for an object of type
+// "customer", customer_id is the object's own id (routing "object.id");
+// otherwise, if data.object.customer is present (as an ID or an expanded
+// object), it is that customer (routing "object.customer"); otherwise both
+// are empty and later stages route the event by related_object_ids, which
+// lists data.object's charge, invoice, payment_intent and subscription
+// references, in that order, when present.
+//
+// The API version is copied, never checked: any version, and null, is
+// accepted. The returned envelope's payload aliases raw, so the caller must
+// not modify raw afterwards. Errors wrap ErrMalformed. DecodeStripeEnvelope
+// never panics, whatever its input.
+func DecodeStripeEnvelope(raw []byte) (*hookdv1.Envelope, error) {
+	if first := firstNonSpace(raw); first != '{' {
+		if first == 0 {
+			return nil, fmt.Errorf("%w: empty body", ErrMalformed)
+		}
+		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
+	}
+	var ev stripeEvent
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrMalformed, describeJSONError(err))
+	}
+	switch {
+	case ev.Object != nil && *ev.Object != "event":
+		return nil, fmt.Errorf("%w: object is %q, not \"event\"", ErrMalformed, truncate(*ev.Object))
+	case ev.ID == "":
+		return nil, fmt.Errorf("%w: missing id", ErrMalformed)
+	case ev.Type == "":
+		return nil, fmt.Errorf("%w: missing type", ErrMalformed)
+	case ev.Data.Object == nil:
+		return nil, fmt.Errorf("%w: missing data.object", ErrMalformed)
+	}
+	obj := ev.Data.Object
+
+	env := &hookdv1.Envelope{
+		Source:     SourceStripe,
+		EventId:    ev.ID,
+		Type:       ev.Type,
+		Created:    ev.Created,
+		ApiVersion: ev.APIVersion,
+		Livemode:   ev.Livemode,
+		Account:    ev.Account,
+		ObjectId:   obj.ID,
+		ObjectType: obj.Object,
+		Payload:    raw,
+	}
+
+	customer, err := refID("customer", obj.Customer)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case obj.Object == "customer" && obj.ID != "":
+		env.CustomerId, env.Routing = obj.ID, RoutingObjectID
+	case customer != "":
+		env.CustomerId, env.Routing = customer, RoutingObjectCustomer
+	}
+
+	for _, r := range [...]struct {
+		name string
+		raw  json.RawMessage
+	}{
+		{"charge", obj.Charge},
+		{"invoice", obj.Invoice},
+		{"payment_intent", obj.PaymentIntent},
+		{"subscription", obj.Subscription},
+	} {
+		id, err := refID(r.name, r.raw)
+		if err != nil {
+			return nil, err
+		}
+		if id != "" {
+			env.RelatedObjectIds = append(env.RelatedObjectIds, id)
+		}
+	}
+	return env, nil
+}
+
+// refID resolves a Stripe reference field of data.object: a string ID, an
+// expanded object whose "id" is the ID, or null/absent (""). Any other JSON
+// type is malformed.
+func refID(field string, raw json.RawMessage) (string, error) {
+	switch firstNonSpace(raw) {
+	case 0, 'n': // absent or null (json.Unmarshal already validated the JSON)
+		return "", nil
+	case '"':
+		var id string
+		if err := json.Unmarshal(raw, &id); err != nil {
+			return "", fmt.Errorf("%w: data.object.%s: %s", ErrMalformed, field, describeJSONError(err))
+		}
+		return id, nil
+	case '{':
+		var expanded struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(raw, &expanded); err != nil {
+			return "", fmt.Errorf("%w: data.object.%s.id: %s", ErrMalformed, field, describeJSONError(err))
+		}
+		return expanded.ID, nil
+	default:
+		return "", fmt.Errorf("%w: data.object.%s must be a string, an object or null", ErrMalformed, field)
+	}
+}
+
+// firstNonSpace returns the first byte of b that is not JSON whitespace, or
+// 0 if there is none.
+func firstNonSpace(b []byte) byte {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0]
+}
+
+// describeJSONError turns an encoding/json error into a message for the
+// sender that names the JSON field, not hookd's Go types.
+func describeJSONError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		if typeErr.Field != "" {
+			return fmt.Sprintf("field %s: unexpected JSON %s", typeErr.Field, typeErr.Value)
+		}
+		return fmt.Sprintf("unexpected JSON %s", typeErr.Value)
+	}
+	var syntaxErr *json.SyntaxError
+	if errors.As(err, &syntaxErr) {
+		return fmt.Sprintf("invalid JSON at byte %d: %s", syntaxErr.Offset, syntaxErr.Error())
+	}
+	return "invalid JSON: " + err.Error()
+}
+
+// truncate shortens a sender-supplied string before it goes into an error
+// message, so that a hostile body cannot inflate the response.
+func truncate(s string) string {
+	const limit = 64
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit] + "…"
+}

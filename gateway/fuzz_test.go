@@ -1,0 +1,179 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v76/webhook"
+)
+
+func FuzzParseSignatureHeader(f *testing.F) {
+	sig := SignStripe([]byte(testEvent), testSecret, testNow)
+	for _, seed := range []string{
+		"",
+		sig,
+		sig + ",v1=" + hex64 + ",v0=" + hex64,
+		"t=1492774577,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd,v0=6ffbb59b2300aae63f272406069a9788598b792a944a07aba816edb039989a39",
+		"t=,v1=",
+		"t=1,t=2",
+		"=,=,=",
+		",,,",
+		"t=99999999999999999999999,v1=00",
+		"t=1 , v1 = " + hex64,
+		"v1=" + strings.ToUpper(hex64),
+		"t=1\x00,v1=\xff",
+	} {
+		f.Add(seed)
+	}
+	sentinels := []error{ErrNoSignature, ErrInvalidHeader, ErrNoV1Signature}
+	f.Fuzz(func(t *testing.T, h string) {
+		sh, err := ParseSignatureHeader(h)
+		if err != nil {
+			if !slicesContainsIs(sentinels, err) {
+				t.Fatalf("error: got %v, want one of %v", err, sentinels)
+			}
+			if sh.V1 != nil || !sh.Timestamp.IsZero() {
+				t.Fatalf("header on error: got %+v, want zero", sh)
+			}
+			return
+		}
+		if len(sh.V1) == 0 {
+			t.Fatalf("v1 signatures: got none, want at least one without error")
+		}
+		for _, s := range sh.V1 {
+			if len(s) != 32 {
+				t.Fatalf("signature length: got %v, want 32", len(s))
+			}
+		}
+		if u := sh.Timestamp.Unix(); u < 0 || u > maxUnixSeconds {
+			t.Fatalf("timestamp: got %v, want within [0, %v]", u, maxUnixSeconds)
+		}
+		// Verification of an arbitrary header never panics either.
+		_ = VerifyStripe([]byte(testEvent), h, []string{testSecret}, 0, testNow)
+	})
+}
+
+// slicesContainsIs reports whether err matches any of targets.
+func slicesContainsIs(targets []error, err error) bool {
+	for _, target := range targets {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+func FuzzDecodeStripeEnvelope(f *testing.F) {
+	for _, seed := range []string{
+		testEvent,
+		eventWithObject(`{"id":"cus_1","object":"customer"}`),
+		eventWithObject(`{"id":"in_1","object":"invoice","customer":{"id":"cus_2"},"charge":{"id":"ch_1"},"subscription":null}`),
+		`{"id":"evt_1","type":"x","api_version":null,"data":{"object":{}}}`,
+		`{"id":"cus_1","object":"customer"}`,
+		`{"id":"evt_1","type":"x","data":{"object":null}}`,
+		`{"id":"evt_1","type":"x","data":{"object":{"customer":7}}}`,
+		`{"id":"evt_1",`,
+		`[]`, `null`, `""`, ``, `{}`, "\xef\xbb\xbf{}", `{"id":"\ud800","type":"\u0000","data":{"object":{"customer":"\u00e9"}}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	// The real fixtures, when present, are the best seeds.
+	if dir, err := findFixtureDir(); err == nil {
+		paths, _ := filepath.Glob(filepath.Join(dir, "*", "*.json"))
+		for _, p := range paths {
+			if raw, err := os.ReadFile(p); err == nil {
+				f.Add(raw)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		env, err := DecodeStripeEnvelope(raw)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error: got %v, want it to wrap %v", err, ErrMalformed)
+			}
+			if env != nil {
+				t.Fatalf("envelope on error: got %v, want nil", env)
+			}
+			if len(err.Error()) > 512 {
+				t.Fatalf("error length: got %v, want a short message", len(err.Error()))
+			}
+			return
+		}
+		if env.GetEventId() == "" || env.GetType() == "" {
+			t.Fatalf("envelope: got id %q type %q, want both non-empty", env.GetEventId(), env.GetType())
+		}
+		if env.GetSource() != SourceStripe {
+			t.Fatalf("source: got %q, want %q", env.GetSource(), SourceStripe)
+		}
+		if !bytes.Equal(env.GetPayload(), raw) {
+			t.Fatalf("payload: got %q, want the raw bytes", env.GetPayload())
+		}
+		switch env.GetRouting() {
+		case RoutingObjectID:
+			if env.GetObjectType() != "customer" || env.GetCustomerId() != env.GetObjectId() || env.GetCustomerId() == "" {
+				t.Fatalf("object.id routing: got customer %q, object %q (%q)", env.GetCustomerId(), env.GetObjectId(), env.GetObjectType())
+			}
+		case RoutingObjectCustomer:
+			if env.GetCustomerId() == "" {
+				t.Fatalf("object.customer routing: got empty customer_id, want one")
+			}
+		case "":
+			if env.GetCustomerId() != "" {
+				t.Fatalf("no routing: got customer_id %q, want empty", env.GetCustomerId())
+			}
+		default:
+			t.Fatalf("routing: got %q, want object.id, object.customer or empty", env.GetRouting())
+		}
+		for _, id := range env.GetRelatedObjectIds() {
+			if id == "" {
+				t.Fatalf("related_object_ids: got an empty id in %q", env.GetRelatedObjectIds())
+			}
+		}
+	})
+}
+
+// FuzzSignVerifyStripe checks that VerifyStripe accepts SignStripe's output
+// for any payload, secret and time, that stripe-go computes the same
+// signature, and that changing the payload or secret breaks it.
+func FuzzSignVerifyStripe(f *testing.F) {
+	f.Add([]byte(testEvent), testSecret, int64(1_700_000_000))
+	f.Add([]byte{}, "s", int64(0))
+	f.Add([]byte("\x00\xff,t=1,v1="), "whsec_,=", int64(maxUnixSeconds))
+	f.Fuzz(func(t *testing.T, payload []byte, secret string, sec int64) {
+		if sec < 0 {
+			sec = -(sec + 1)
+		}
+		at := time.Unix(sec%(maxUnixSeconds+1), 0)
+		header := SignStripe(payload, secret, at)
+		err := VerifyStripe(payload, header, []string{secret}, time.Second, at)
+		if secret == "" {
+			if !errors.Is(err, ErrBadSignature) {
+				t.Fatalf("empty secret: got %v, want %v", err, ErrBadSignature)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("VerifyStripe(SignStripe(...)): got %v, want nil", err)
+		}
+		sh, err := ParseSignatureHeader(header)
+		if err != nil {
+			t.Fatalf("ParseSignatureHeader: got %v, want nil", err)
+		}
+		if want := webhook.ComputeSignature(at, payload, secret); !bytes.Equal(sh.V1[0], want) {
+			t.Fatalf("signature: got %x, want stripe-go's %x", sh.V1[0], want)
+		}
+		tampered := append(bytes.Clone(payload), 'x')
+		if err := VerifyStripe(tampered, header, []string{secret}, time.Second, at); !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("tampered payload: got %v, want %v", err, ErrBadSignature)
+		}
+		if err := VerifyStripe(payload, header, []string{secret + "x"}, time.Second, at); !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("other secret: got %v, want %v", err, ErrBadSignature)
+		}
+	})
+}

@@ -1,0 +1,390 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+)
+
+// Defaults for the zero values of Config's fields.
+const (
+	// DefaultMaxBodyBytes is the default body limit. Stripe events are far
+	// smaller (a few KiB; Stripe caps them well below this).
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultIngestTimeout is the default time one Ingest call may take.
+	// Stripe itself waits only a few seconds more before it gives up on a
+	// delivery and retries it.
+	DefaultIngestTimeout = 10 * time.Second
+)
+
+// Routes served by the handler New returns.
+const (
+	StripeWebhookPath = "/v1/webhooks/stripe"
+	HealthzPath       = "/healthz"
+	ReadyzPath        = "/readyz"
+	MetricsPath       = "/metrics"
+)
+
+// Config configures the gateway's HTTP handler. The zero value of every
+// optional field selects its documented default; Secrets and Ingest are
+// required.
+type Config struct {
+	// Secrets are the Stripe endpoint signing secrets ("whsec_..."). A
+	// signature made with any of them is accepted, so that a secret can be
+	// rotated without dropping events. Surrounding whitespace is trimmed and
+	// empty entries are dropped; at least one must remain.
+	Secrets []string
+
+	// Tolerance is how far a signature's timestamp may lie from Now, in
+	// either direction. Default DefaultTolerance (300 s); negative is an
+	// error.
+	Tolerance time.Duration
+
+	// MaxBodyBytes is the largest accepted body; larger bodies get 413.
+	// Default DefaultMaxBodyBytes (1 MiB); negative is an error.
+	MaxBodyBytes int64
+
+	// IngestTimeout bounds each Ingest call; the deadline is derived from
+	// the request's context, so a sender that hangs up cancels the call
+	// too. Past it the sender gets 503 and retries. Default
+	// DefaultIngestTimeout (10 s); negative is an error.
+	IngestTimeout time.Duration
+
+	// Ingest receives every verified, decoded event. Required. It must
+	// answer only once the event is durable: the gateway answers 200
+	// exactly when Ingest returns a status without error.
+	Ingest hookdv1.IngestServiceClient
+
+	// Logger receives one line per webhook outcome. Secrets and payloads
+	// are never logged. Default: discard.
+	Logger *slog.Logger
+
+	// Now is the clock that signature timestamps are checked against.
+	// Default time.Now; tests pin it.
+	Now func() time.Time
+
+	// Ready reports whether this process can take events; GET /readyz
+	// answers 503 with its error when it returns one. It is called with the
+	// probe request's context. Nil means always ready.
+	Ready func(context.Context) error
+
+	// Metrics, if non-nil, is served at GET /metrics (for example
+	// promhttp.HandlerFor(registry, ...)). Nil leaves /metrics unrouted
+	// (404).
+	Metrics http.Handler
+}
+
+// withDefaults returns a copy of c with defaults applied and Secrets
+// normalized. It is the one place defaults are set.
+func (c Config) withDefaults() Config {
+	secrets := make([]string, 0, len(c.Secrets))
+	for _, s := range c.Secrets {
+		if s = strings.TrimSpace(s); s != "" {
+			secrets = append(secrets, s)
+		}
+	}
+	c.Secrets = secrets
+	if c.Tolerance == 0 {
+		c.Tolerance = DefaultTolerance
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.IngestTimeout == 0 {
+		c.IngestTimeout = DefaultIngestTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// validate reports every problem with a Config that has had its defaults
+// applied.
+func (c Config) validate() error {
+	var errs []error
+	if len(c.Secrets) == 0 {
+		errs = append(errs, errors.New("no stripe webhook secret configured"))
+	}
+	if c.Ingest == nil {
+		errs = append(errs, errors.New("no ingest client configured"))
+	}
+	if c.Tolerance < 0 {
+		errs = append(errs, fmt.Errorf("negative tolerance %s", c.Tolerance))
+	}
+	if c.MaxBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("negative max body bytes %d", c.MaxBodyBytes))
+	}
+	if c.IngestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("negative ingest timeout %s", c.IngestTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// New returns the gateway's HTTP handler:
+//
+//	POST /v1/webhooks/stripe  verify, decode, Ingest; see the package doc
+//	GET  /healthz             200 {"status":"ok"} while the process runs
+//	GET  /readyz              200 {"status":"ok"}, or 503 with cfg.Ready's error
+//	GET  /metrics             cfg.Metrics, when set
+//
+// Every answer the handler writes itself is a small JSON object; failures
+// carry a readable "error". A wrong method gets 405 with Allow, an unknown
+// path 404. New does not modify cfg. The handler is safe for concurrent
+// use and starts no goroutines; timeouts on reading requests belong to the
+// http.Server that serves it.
+func New(cfg Config) (http.Handler, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("gateway config: %w", err)
+	}
+	h := &handler{cfg: cfg, log: cfg.Logger}
+
+	mux := http.NewServeMux()
+	// Method checks are done by hand rather than with "POST /path"
+	// patterns so that 405s get a JSON body like every other answer.
+	mux.HandleFunc(StripeWebhookPath, h.stripeWebhook)
+	mux.Handle(HealthzPath, onlyGet(http.HandlerFunc(h.healthz)))
+	mux.Handle(ReadyzPath, onlyGet(http.HandlerFunc(h.readyz)))
+	if cfg.Metrics != nil {
+		mux.Handle(MetricsPath, onlyGet(cfg.Metrics))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not found")
+	})
+	return mux, nil
+}
+
+// handler serves the gateway's routes. It is immutable after New.
+type handler struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// ingestResult is the 200 answer to a webhook.
+type ingestResult struct {
+	EventID    string `json:"event_id"`
+	Status     string `json:"status"`
+	CustomerID string `json:"customer_id"`
+}
+
+// stripeWebhook handles POST /v1/webhooks/stripe. The checks run cheapest
+// and least trusting first; nothing reaches Ingest unless it is signed by a
+// configured secret within tolerance and decodes as a Stripe Event.
+func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.reject(ctx, w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use POST", nil)
+		return
+	}
+	if !isJSONContentType(r.Header.Get("Content-Type")) {
+		h.reject(ctx, w, http.StatusUnsupportedMediaType, "Content-Type must be application/json", nil)
+		return
+	}
+	body, err := readBody(w, r, h.cfg.MaxBodyBytes)
+	if err != nil {
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			h.reject(ctx, w, http.StatusRequestEntityTooLarge,
+				"body larger than "+strconv.FormatInt(h.cfg.MaxBodyBytes, 10)+" bytes", nil)
+			return
+		}
+		h.reject(ctx, w, http.StatusBadRequest, "could not read body", err)
+		return
+	}
+	if len(body) == 0 {
+		h.reject(ctx, w, http.StatusBadRequest, "empty body", nil)
+		return
+	}
+	err = VerifyStripe(body, r.Header.Get(StripeSignatureHeader), h.cfg.Secrets, h.cfg.Tolerance, h.cfg.Now())
+	if err != nil {
+		// The sentinel messages name the problem and never a secret.
+		h.reject(ctx, w, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	env, err := DecodeStripeEnvelope(body)
+	if err != nil {
+		h.reject(ctx, w, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+
+	ictx, cancel := context.WithTimeout(ctx, h.cfg.IngestTimeout)
+	defer cancel()
+	resp, err := h.cfg.Ingest.Ingest(ictx, &hookdv1.IngestRequest{Envelope: env})
+	if err != nil {
+		h.ingestFailed(ctx, w, env, err)
+		return
+	}
+	name, ok := statusName(resp.GetStatus())
+	if !ok {
+		// Ingest answered without saying the event is stored; 2xx would
+		// lose it. Retrying is safe: a stored event comes back duplicate.
+		h.log.ErrorContext(ctx, "ingest returned no event status",
+			"event_id", env.GetEventId(), "status", resp.GetStatus().String())
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "event not stored; retry later")
+		return
+	}
+	res := ingestResult{EventID: resp.GetEventId(), Status: name, CustomerID: resp.GetCustomerId()}
+	if res.EventID == "" {
+		res.EventID = env.GetEventId()
+	}
+	h.log.InfoContext(ctx, "webhook ingested",
+		"event_id", res.EventID, "event_type", env.GetType(),
+		"customer_id", res.CustomerID, "status", name, "version", resp.GetVersion())
+	writeJSON(w, http.StatusOK, res)
+}
+
+// ingestFailed answers an Ingest error. Only InvalidArgument, which
+// retrying cannot fix, becomes 400; every other code (Unavailable,
+// DeadlineExceeded, Internal, Canceled, ...) means the event may not be
+// durable, so the answer is 503 and the sender retries.
+func (h *handler) ingestFailed(ctx context.Context, w http.ResponseWriter, env *hookdv1.Envelope, err error) {
+	st := status.Convert(err)
+	if st.Code() == codes.InvalidArgument {
+		h.log.WarnContext(ctx, "ingest rejected webhook",
+			"event_id", env.GetEventId(), "customer_id", env.GetCustomerId(), "err", err)
+		writeError(w, http.StatusBadRequest, "event rejected: "+truncate(st.Message()))
+		return
+	}
+	h.log.ErrorContext(ctx, "ingest failed",
+		"event_id", env.GetEventId(), "customer_id", env.GetCustomerId(),
+		"grpc_code", st.Code().String(), "err", err)
+	w.Header().Set("Retry-After", "1")
+	// The gRPC code is safe to show; its message may describe internals.
+	writeError(w, http.StatusServiceUnavailable, "event not stored ("+st.Code().String()+"); retry later")
+}
+
+// reject answers a request the gateway refuses before calling Ingest.
+// err, if non-nil, is logged but not sent.
+func (h *handler) reject(ctx context.Context, w http.ResponseWriter, code int, msg string, err error) {
+	attrs := []any{"http_status", code, "reason", msg}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	h.log.WarnContext(ctx, "webhook rejected", attrs...)
+	writeError(w, code, msg)
+}
+
+// healthz reports that the process is up; it checks nothing else.
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports whether cfg.Ready is satisfied.
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Ready != nil {
+		if err := h.cfg.Ready(r.Context()); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// onlyGet lets GET and HEAD through to next and answers any other method
+// with a JSON 405.
+func onlyGet(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use GET")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusName maps an EventStatus to its name in HTTP answers. ok is false
+// for UNSPECIFIED and values this gateway does not know.
+func statusName(s hookdv1.EventStatus) (name string, ok bool) {
+	switch s {
+	case hookdv1.EventStatus_EVENT_STATUS_APPLIED:
+		return "applied", true
+	case hookdv1.EventStatus_EVENT_STATUS_DUPLICATE:
+		return "duplicate", true
+	case hookdv1.EventStatus_EVENT_STATUS_PARKED:
+		return "parked", true
+	case hookdv1.EventStatus_EVENT_STATUS_IGNORED:
+		return "ignored", true
+	case hookdv1.EventStatus_EVENT_STATUS_SUPERSEDED:
+		return "superseded", true
+	default:
+		return "", false
+	}
+}
+
+// isJSONContentType reports whether a Content-Type header value is
+// application/json, with any parameters (such as charset), even malformed
+// ones: the body is checked on its own merits later.
+func isJSONContentType(v string) bool {
+	mt, _, err := mime.ParseMediaType(v)
+	return (err == nil || errors.Is(err, mime.ErrInvalidMediaParameter)) && mt == "application/json"
+}
+
+// readBody reads the whole request body, failing with an
+// *http.MaxBytesError once it exceeds limit bytes (at once when the
+// declared Content-Length already does).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	// Size the buffer from Content-Length (+1 so that EOF is seen without
+	// growing it); io.ReadAll would start at 512 bytes and double.
+	size := 512
+	if r.ContentLength > 0 {
+		size = int(r.ContentLength) + 1
+	}
+	b := make([]byte, 0, size)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// writeError writes {"error": msg} with the given status code.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// writeJSON writes v as a JSON body with the given status code. v is always
+// one of this file's small, marshalable values.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Unreachable for the values passed here; keep the answer JSON.
+		code, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,137 @@
+package services
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/store"
+)
+
+// IngestServer implements hookd.v1.IngestService.
+type IngestServer struct {
+	hookdv1.UnimplementedIngestServiceServer
+	store  store.Store
+	actors Applier
+	log    *slog.Logger
+}
+
+// Ingest routes the event to its customer's actor and answers once the
+// event is durable. Events that name no customer, directly or through an
+// object hookd has seen before, are stored as ignored.
+func (s *IngestServer) Ingest(ctx context.Context, req *hookdv1.IngestRequest) (*hookdv1.IngestResponse, error) {
+	env := req.GetEnvelope()
+	if err := validateEnvelope(env); err != nil {
+		return nil, toStatus(err)
+	}
+	customerID, routing, err := s.route(ctx, env)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &hookdv1.IngestResponse{EventId: env.GetEventId(), CustomerId: customerID}
+	if customerID == "" {
+		reason := "no customer in the event and no earlier event named its objects"
+		err := s.store.RecordEvent(ctx, store.Event{
+			Source:     env.GetSource(),
+			EventID:    env.GetEventId(),
+			Type:       env.GetType(),
+			Status:     store.StatusIgnored,
+			Reason:     reason,
+			Routing:    "none",
+			Created:    time.Unix(env.GetCreated(), 0).UTC(),
+			APIVersion: env.GetApiVersion(),
+			ObjectID:   env.GetObjectId(),
+			Payload:    env.GetPayload(),
+		})
+		switch {
+		case errors.Is(err, store.ErrDuplicate):
+			resp.Status, resp.Reason = hookdv1.EventStatus_EVENT_STATUS_DUPLICATE, "event already received"
+		case err != nil:
+			return nil, toStatus(fmt.Errorf("record event %s: %w", env.GetEventId(), err))
+		default:
+			resp.Status, resp.Reason = hookdv1.EventStatus_EVENT_STATUS_IGNORED, reason
+		}
+		return resp, nil
+	}
+	out, err := s.actors.Apply(ctx, customerID, &hookdv1.ApplyRequest{Envelope: env, Routing: routing})
+	if err != nil {
+		s.log.WarnContext(ctx, "event not applied", "event_id", env.GetEventId(), "customer_id", customerID, "err", err)
+		return nil, toStatus(fmt.Errorf("apply event %s: %w: %w", env.GetEventId(), store.ErrUnavailable, err))
+	}
+	if out.GetError() != "" {
+		return nil, toStatus(fmt.Errorf("apply event %s: %w: %s", env.GetEventId(), store.ErrUnavailable, out.GetError()))
+	}
+	resp.Status = StatusProto(store.Status(out.GetStatus()))
+	resp.Version = out.GetVersion()
+	resp.Reason = out.GetReason()
+	return resp, nil
+}
+
+// route finds the customer an event belongs to: the one the gateway found
+// in the payload, else the customer an earlier event linked one of its
+// objects to.
+func (s *IngestServer) route(ctx context.Context, env *hookdv1.Envelope) (customerID, routing string, err error) {
+	if env.GetCustomerId() != "" {
+		return env.GetCustomerId(), env.GetRouting(), nil
+	}
+	ids := append([]string{env.GetObjectId()}, env.GetRelatedObjectIds()...)
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		c, err := s.store.LookupRoute(ctx, id)
+		switch {
+		case err == nil:
+			return c, "mapping:" + id, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return "", "", fmt.Errorf("look up route for %s: %w", id, err)
+		}
+	}
+	return "", "", nil
+}
+
+func validateEnvelope(env *hookdv1.Envelope) error {
+	switch {
+	case env == nil:
+		return fmt.Errorf("%w: envelope is required", ErrInvalid)
+	case env.GetSource() == "":
+		return fmt.Errorf("%w: envelope.source is required", ErrInvalid)
+	case env.GetEventId() == "":
+		return fmt.Errorf("%w: envelope.event_id is required", ErrInvalid)
+	case env.GetType() == "":
+		return fmt.Errorf("%w: envelope.type is required", ErrInvalid)
+	case len(env.GetPayload()) == 0:
+		return fmt.Errorf("%w: envelope.payload is required", ErrInvalid)
+	}
+	return nil
+}
+
+// StatusProto maps a stored status to the API enum.
+func StatusProto(s store.Status) hookdv1.EventStatus {
+	switch s {
+	case store.StatusApplied:
+		return hookdv1.EventStatus_EVENT_STATUS_APPLIED
+	case store.StatusDuplicate:
+		return hookdv1.EventStatus_EVENT_STATUS_DUPLICATE
+	case store.StatusParked:
+		return hookdv1.EventStatus_EVENT_STATUS_PARKED
+	case store.StatusIgnored:
+		return hookdv1.EventStatus_EVENT_STATUS_IGNORED
+	case store.StatusSuperseded:
+		return hookdv1.EventStatus_EVENT_STATUS_SUPERSEDED
+	}
+	return hookdv1.EventStatus_EVENT_STATUS_UNSPECIFIED
+}
+
+// statusFromProto maps the API enum to a stored status ("" for unspecified).
+func statusFromProto(s hookdv1.EventStatus) store.Status {
+	for _, st := range []store.Status{store.StatusApplied, store.StatusDuplicate, store.StatusParked, store.StatusIgnored, store.StatusSuperseded} {
+		if StatusProto(st) == s {
+			return st
+		}
+	}
+	return ""
+}

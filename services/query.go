@@ -1,0 +1,107 @@
+package services
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hookd/hookd/actors/customer"
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/store"
+)
+
+// CustomerServer implements hookd.v1.CustomerService.
+type CustomerServer struct {
+	hookdv1.UnimplementedCustomerServiceServer
+	store store.Store
+}
+
+// GetCustomer returns the customer's committed state.
+func (s *CustomerServer) GetCustomer(ctx context.Context, req *hookdv1.GetCustomerRequest) (*hookdv1.Customer, error) {
+	if req.GetCustomerId() == "" {
+		return nil, toStatus(fmt.Errorf("%w: customer_id is required", ErrInvalid))
+	}
+	c, err := s.store.GetCustomer(ctx, req.GetCustomerId())
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("customer %s: %w", req.GetCustomerId(), err))
+	}
+	var st customer.State
+	if err := json.Unmarshal(c.State, &st); err != nil {
+		return nil, toStatus(fmt.Errorf("decode customer %s: %w", req.GetCustomerId(), err))
+	}
+	return st.Proto(c.Version), nil
+}
+
+// EventServer implements hookd.v1.EventService.
+type EventServer struct {
+	hookdv1.UnimplementedEventServiceServer
+	store store.Store
+}
+
+const (
+	defaultPageSize = 50
+	maxPageSize     = 500
+)
+
+// ListEvents lists stored events, newest first.
+func (s *EventServer) ListEvents(ctx context.Context, req *hookdv1.ListEventsRequest) (*hookdv1.ListEventsResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, toStatus(fmt.Errorf("%w: page_size must not be negative", ErrInvalid))
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	events, next, err := s.store.ListEvents(ctx, store.ListEventsFilter{
+		CustomerID: req.GetCustomerId(),
+		Status:     statusFromProto(req.GetStatus()),
+		PageSize:   size,
+		PageToken:  req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("list events: %w", err))
+	}
+	resp := &hookdv1.ListEventsResponse{NextPageToken: next}
+	for _, e := range events {
+		resp.Events = append(resp.Events, eventProto(e))
+	}
+	return resp, nil
+}
+
+// GetEvent returns one stored event with its raw payload.
+func (s *EventServer) GetEvent(ctx context.Context, req *hookdv1.GetEventRequest) (*hookdv1.Event, error) {
+	if req.GetEventId() == "" {
+		return nil, toStatus(fmt.Errorf("%w: event_id is required", ErrInvalid))
+	}
+	source := req.GetSource()
+	if source == "" {
+		source = "stripe"
+	}
+	e, err := s.store.GetEvent(ctx, source, req.GetEventId())
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("event %s: %w", req.GetEventId(), err))
+	}
+	return eventProto(e), nil
+}
+
+func eventProto(e store.Event) *hookdv1.Event {
+	return &hookdv1.Event{
+		Source:     e.Source,
+		EventId:    e.EventID,
+		Type:       e.Type,
+		CustomerId: e.CustomerID,
+		Status:     StatusProto(e.Status),
+		Reason:     e.Reason,
+		Routing:    e.Routing,
+		Created:    timestamppb.New(e.Created),
+		ReceivedAt: timestamppb.New(e.ReceivedAt),
+		ApiVersion: e.APIVersion,
+		ObjectId:   e.ObjectID,
+		Version:    e.Version,
+		Payload:    e.Payload,
+	}
+}

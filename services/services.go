@@ -1,0 +1,121 @@
+// Package services implements hookd's gRPC API: IngestService (called by
+// the HTTP gateway, or by hand with grpcurl), CustomerService,
+// EventService and NotificationService. Register installs them, with the
+// gRPC health service and server reflection, on a grpc.Server.
+package services
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/store"
+)
+
+// ErrInvalid marks a request that can never succeed as sent; it maps to
+// INVALID_ARGUMENT.
+var ErrInvalid = errors.New("invalid request")
+
+// Applier routes an event to its customer's actor (actors.System).
+type Applier interface {
+	Apply(ctx context.Context, customerID string, req *hookdv1.ApplyRequest) (*hookdv1.ApplyResponse, error)
+}
+
+// Config holds what the services need.
+type Config struct {
+	Store  store.Store // required
+	Actors Applier     // required for IngestService
+	Wakeup *Wakeup     // wakes Subscribe streams after commits; required
+	Logger *slog.Logger
+	// PollInterval bounds how long a Subscribe stream waits before looking
+	// for new notifications without a wake-up. Default 100 ms.
+	PollInterval time.Duration
+}
+
+// Register installs every hookd.v1 service, grpc.health.v1 and server
+// reflection on srv. It returns the health server so the caller can mark
+// the process NOT_SERVING while it shuts down.
+func Register(srv *grpc.Server, cfg Config) (*health.Server, error) {
+	if cfg.Store == nil || cfg.Actors == nil || cfg.Wakeup == nil {
+		return nil, errors.New("services: Store, Actors and Wakeup are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	hookdv1.RegisterIngestServiceServer(srv, &IngestServer{store: cfg.Store, actors: cfg.Actors, log: cfg.Logger})
+	hookdv1.RegisterCustomerServiceServer(srv, &CustomerServer{store: cfg.Store})
+	hookdv1.RegisterEventServiceServer(srv, &EventServer{store: cfg.Store})
+	hookdv1.RegisterNotificationServiceServer(srv, &NotificationServer{
+		store: cfg.Store, wakeup: cfg.Wakeup, poll: cfg.PollInterval, log: cfg.Logger,
+	})
+	hs := health.NewServer()
+	for _, name := range []string{"",
+		hookdv1.IngestService_ServiceDesc.ServiceName,
+		hookdv1.CustomerService_ServiceDesc.ServiceName,
+		hookdv1.EventService_ServiceDesc.ServiceName,
+		hookdv1.NotificationService_ServiceDesc.ServiceName,
+	} {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	healthpb.RegisterHealthServer(srv, hs)
+	reflection.Register(srv)
+	return hs, nil
+}
+
+// ServerOptions returns the interceptors every hookd gRPC server uses:
+// a panic in a handler becomes INTERNAL instead of killing the process.
+func ServerOptions(log *slog.Logger) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					log.ErrorContext(ctx, "grpc handler panicked", "method", info.FullMethod, "err", fmt.Sprint(r), "stack", string(debug.Stack()))
+					err = status.Error(codes.Internal, "internal error")
+				}
+			}()
+			return h(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					log.ErrorContext(ss.Context(), "grpc stream panicked", "method", info.FullMethod, "err", fmt.Sprint(r), "stack", string(debug.Stack()))
+					err = status.Error(codes.Internal, "internal error")
+				}
+			}()
+			return h(srv, ss)
+		}),
+	}
+}
+
+// toStatus maps a domain error to a gRPC status error. Every handler
+// returns errors through it, so that no downstream code leaks through.
+func toStatus(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	default:
+		return status.Error(codes.Internal, err.Error())
+	}
+}

@@ -1,0 +1,238 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
+
+	"github.com/hookd/hookd/store"
+	"github.com/hookd/hookd/store/postgres"
+	"github.com/hookd/hookd/store/postgres/pgtest"
+	"github.com/hookd/hookd/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// TestContract runs the backend-independent store contract tests.
+func TestContract(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) store.Store { return pgtest.NewStore(t) })
+}
+
+// setup opens a migrated store on a fresh database and returns it with the
+// database's URL, for tests that also need a connection of their own.
+func setup(t *testing.T) (*postgres.Store, string) {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	s, err := postgres.Open(t.Context(), url, nil)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return s, url
+}
+
+// connect opens a connection of the test's own to url.
+func connect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// appliedMigrations returns the versions recorded in schema_migrations.
+func appliedMigrations(t *testing.T, url string) []int {
+	t.Helper()
+	rows, _ := connect(t, url).Query(t.Context(), "SELECT version FROM schema_migrations ORDER BY version")
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatalf("read schema_migrations: %v", err)
+	}
+	return vs
+}
+
+// migrationFiles counts the migrations in the source tree.
+func migrationFiles(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+func TestMigrateTwiceIsNoop(t *testing.T) {
+	t.Parallel()
+	s, url := setup(t)
+	before := appliedMigrations(t, url)
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("second Migrate: got %v, want nil", err)
+	}
+	after := appliedMigrations(t, url)
+	if !slices.Equal(before, after) || len(after) != migrationFiles(t) {
+		t.Errorf("schema_migrations: got %v after %v, want %d versions, unchanged", after, before, migrationFiles(t))
+	}
+}
+
+func TestMigrateConcurrent(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	const starters = 4
+	var wg sync.WaitGroup
+	errs := make([]error, starters)
+	for i := range starters {
+		wg.Go(func() {
+			// A store each, as separate processes would have.
+			s, err := postgres.Open(t.Context(), url, nil)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer s.Close()
+			errs[i] = s.Migrate(t.Context())
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Migrate %d: got %v, want nil", i, err)
+		}
+	}
+	if got := appliedMigrations(t, url); len(got) != migrationFiles(t) {
+		t.Errorf("schema_migrations: got %v, want %d versions", got, migrationFiles(t))
+	}
+}
+
+// TestOutboxGap holds open a transaction A that wrote an outbox row, then
+// commits a later write B: B's row has a larger sequence but must not be
+// read before A's, which would be skipped by a reader resuming after B.
+func TestOutboxGap(t *testing.T) {
+	t.Parallel()
+	s, url := setup(t)
+	conn := connect(t, url)
+
+	txA, err := conn.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txA.Rollback(context.Background())
+	if _, err := txA.Exec(t.Context(), `INSERT INTO outbox (customer_id, version, kind, event_id, occurred_at)
+		VALUES ('cus_a', 1, 'customer.created', 'evt_a', now())`); err != nil {
+		t.Fatalf("insert A: %v", err)
+	}
+	if err := s.Commit(t.Context(), []store.Write{storetest.StateWrite("evt_b", "cus_b", 0)})[0]; err != nil {
+		t.Fatalf("Commit(B): %v", err)
+	}
+
+	for _, customer := range []string{"", "cus_b"} {
+		ns, err := s.ReadNotifications(t.Context(), "", customer, 10)
+		if err != nil {
+			t.Fatalf("ReadNotifications: %v", err)
+		}
+		if len(ns) != 0 {
+			t.Errorf("ReadNotifications(customer %q) while A is open: got %v, want nothing", customer, ns)
+		}
+	}
+
+	if err := txA.Commit(t.Context()); err != nil {
+		t.Fatalf("commit A: %v", err)
+	}
+	ns := storetest.WaitNotifications(t, s, "", 2)
+	var got []string
+	for _, n := range ns {
+		got = append(got, n.EventID)
+	}
+	if want := []string{"evt_a", "evt_b"}; !slices.Equal(got, want) {
+		t.Fatalf("notifications after A committed: got %v, want %v", got, want)
+	}
+	rest, err := s.ReadNotifications(t.Context(), ns[0].Cursor, "", 10)
+	if err != nil || len(rest) != 1 || rest[0].EventID != "evt_b" {
+		t.Errorf("ReadNotifications after A's cursor: got %v, %v; want [evt_b]", rest, err)
+	}
+}
+
+// TestCommitInvalidWrite checks that a write PostgreSQL rejects fails
+// alone and permanently, rather than failing its batch as unavailable.
+func TestCommitInvalidWrite(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	bad := storetest.StateWrite("evt_\x00", "cus_bad", 0)
+	noCustomer := storetest.StateWrite("evt_nocus", "", 0)
+	good := storetest.StateWrite("evt_good", "cus_good", 0)
+	errs := s.Commit(t.Context(), []store.Write{bad, noCustomer, good})
+	for i, err := range errs[:2] {
+		if !errors.Is(err, postgres.ErrInvalidArgument) || errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("Commit result %d: got %v, want ErrInvalidArgument", i, err)
+		}
+	}
+	if errs[2] != nil {
+		t.Errorf("Commit result 2: got %v, want nil", errs[2])
+	}
+}
+
+func TestInvalidArguments(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	ctx := t.Context()
+	for _, c := range []string{"0-0", "1-2", "18446744073709551615-9223372036854775807"} {
+		if err := s.ValidateCursor(c); err != nil {
+			t.Errorf("ValidateCursor(%q): got %v, want nil", c, err)
+		}
+	}
+	for _, c := range []string{"x", "1", "1-", "-1", "01-2", "1-02", "+1-2", "1--2", "1-2-3", "a-b", " 1-2", "18446744073709551616-1"} {
+		if err := s.ValidateCursor(c); !errors.Is(err, postgres.ErrInvalidArgument) {
+			t.Errorf("ValidateCursor(%q): got %v, want ErrInvalidArgument", c, err)
+		}
+		if _, err := s.ReadNotifications(ctx, c, "", 10); !errors.Is(err, postgres.ErrInvalidArgument) {
+			t.Errorf("ReadNotifications(%q): got %v, want ErrInvalidArgument", c, err)
+		}
+	}
+	if _, err := s.ReadNotifications(ctx, "", "", 0); !errors.Is(err, postgres.ErrInvalidArgument) {
+		t.Errorf("ReadNotifications with limit 0: got %v, want ErrInvalidArgument", err)
+	}
+	for _, tok := range []string{"garbage!", "c2VxOg", "c2VxOjA", "c2VxOng", "bm9wZToxMg"} { // "seq:", "seq:0", "seq:x", "nope:12"
+		_, _, err := s.ListEvents(ctx, store.ListEventsFilter{PageSize: 2, PageToken: tok})
+		if !errors.Is(err, postgres.ErrInvalidArgument) {
+			t.Errorf("ListEvents with page token %q: got %v, want ErrInvalidArgument", tok, err)
+		}
+	}
+	if _, _, err := s.ListEvents(ctx, store.ListEventsFilter{PageSize: 0}); !errors.Is(err, postgres.ErrInvalidArgument) {
+		t.Errorf("ListEvents with page size 0: got %v, want ErrInvalidArgument", err)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, err := postgres.Open(ctx, "postgres://postgres:secret@127.0.0.1:1/postgres?connect_timeout=2", nil)
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Open of an unreachable server: got %v, want ErrUnavailable", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "secret") {
+		t.Errorf("Open error %q contains the password", err)
+	}
+}
+
+func TestCloseTwice(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	s.Close()
+	s.Close()
+}

@@ -1,0 +1,161 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookd/hookd/store"
+)
+
+// maxPageSize caps ListEvents.PageSize and ReadNotifications' limit.
+const maxPageSize = 1000
+
+// GetCustomer returns the customer's stored state, or [store.ErrNotFound].
+func (s *Store) GetCustomer(ctx context.Context, customerID string) (store.Customer, error) {
+	var c store.Customer
+	err := s.pool.QueryRow(ctx, sqlGetCustomer, customerID).Scan(&c.CustomerID, &c.Version, &c.State, &c.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Customer{}, fmt.Errorf("customer %s: %w", customerID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Customer{}, unavailable("get customer "+customerID, err)
+	}
+	return c, nil
+}
+
+// GetEvent returns the stored event, its payload byte for byte as it was
+// committed, or [store.ErrNotFound].
+func (s *Store) GetEvent(ctx context.Context, source, eventID string) (store.Event, error) {
+	rows, _ := s.pool.Query(ctx, sqlGetEvent, source, eventID)
+	e, err := pgx.CollectExactlyOneRow(rows, scanEvent)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Event{}, fmt.Errorf("event %s/%s: %w", source, eventID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Event{}, unavailable("get event "+eventID, err)
+	}
+	return e, nil
+}
+
+// scanEvent scans eventColumns.
+func scanEvent(row pgx.CollectableRow) (store.Event, error) {
+	var e store.Event
+	err := row.Scan(&e.Source, &e.EventID, &e.Type, &e.CustomerID, &e.Status, &e.Reason,
+		&e.Routing, &e.Created, &e.ReceivedAt, &e.APIVersion, &e.ObjectID, &e.DedupKey,
+		&e.Version, &e.Payload)
+	return e, err
+}
+
+// ListEvents lists events newest first (by insertion order), filtered by
+// customer and status, and returns the next page's token ("" after the
+// last page). PageSize must be positive; above 1000 it is taken as 1000. A
+// malformed PageToken or a non-positive PageSize gives an error wrapping
+// [ErrInvalidArgument].
+//
+// Paging is by keyset, so pages neither repeat nor skip events as new ones
+// arrive; an event inserted by a transaction that commits after a later
+// page was read can be missed by that listing.
+func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]store.Event, string, error) {
+	if f.PageSize <= 0 {
+		return nil, "", fmt.Errorf("list events: %w: page size %d, want > 0", ErrInvalidArgument, f.PageSize)
+	}
+	size := min(f.PageSize, maxPageSize)
+	below := int64(math.MaxInt64)
+	if f.PageToken != "" {
+		var err error
+		if below, err = parsePageToken(f.PageToken); err != nil {
+			return nil, "", fmt.Errorf("list events: %w", err)
+		}
+	}
+	args := []any{below, size + 1} // one more, to learn whether a next page exists
+	if f.CustomerID != "" {
+		args = append(args, f.CustomerID)
+	}
+	if f.Status != "" {
+		args = append(args, string(f.Status))
+	}
+	rows, _ := s.pool.Query(ctx, sqlListEvents(f.CustomerID != "", f.Status != ""), args...)
+	var seqs []int64
+	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Event, error) {
+		var seq int64
+		var e store.Event
+		err := row.Scan(&seq, &e.Source, &e.EventID, &e.Type, &e.CustomerID, &e.Status, &e.Reason,
+			&e.Routing, &e.Created, &e.ReceivedAt, &e.APIVersion, &e.ObjectID, &e.DedupKey,
+			&e.Version, &e.Payload)
+		seqs = append(seqs, seq)
+		return e, err
+	})
+	if err != nil {
+		return nil, "", unavailable("list events", err)
+	}
+	if len(events) <= size {
+		return events, "", nil
+	}
+	return events[:size], pageToken(seqs[size-1]), nil
+}
+
+// LookupRoute returns the customer that objectID was first routed to, or
+// [store.ErrNotFound].
+func (s *Store) LookupRoute(ctx context.Context, objectID string) (string, error) {
+	var customerID string
+	err := s.pool.QueryRow(ctx, sqlLookupRoute, objectID).Scan(&customerID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("route %s: %w", objectID, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", unavailable("lookup route "+objectID, err)
+	}
+	return customerID, nil
+}
+
+// ReadNotifications returns up to limit outbox rows after afterCursor ("":
+// from the start), for one customer or all (customerID ""), in the order
+// (transaction ID, sequence), each with its Cursor set.
+//
+// It returns only rows written by transactions older than every
+// transaction still running in the cluster, so no row can later commit
+// before the ones returned, and a reader that resumes from the last cursor
+// it saw misses nothing and repeats nothing. The price: while any
+// transaction in the cluster stays open (in any database), newer rows wait
+// for it. limit must be positive; above 1000 it is taken as 1000. A
+// malformed cursor gives an error wrapping [ErrInvalidArgument].
+func (s *Store) ReadNotifications(ctx context.Context, afterCursor, customerID string, limit int) ([]store.Notification, error) {
+	after, err := parseCursor(afterCursor)
+	if err != nil {
+		return nil, fmt.Errorf("read notifications: %w", err)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("read notifications: %w: limit %d, want > 0", ErrInvalidArgument, limit)
+	}
+	args := []any{fmt.Sprint(after.txid), after.seq, min(limit, maxPageSize)}
+	query := sqlReadNotifications
+	if customerID != "" {
+		query = sqlReadCustomerNotifications
+		args = append(args, customerID)
+	}
+	rows, _ := s.pool.Query(ctx, query, args...)
+	ns, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Notification, error) {
+		var (
+			n    store.Notification
+			txid string
+			seq  int64
+		)
+		if err := row.Scan(&txid, &seq, &n.CustomerID, &n.Version, &n.Kind, &n.EventID, &n.OccurredAt, &n.Customer); err != nil {
+			return n, err
+		}
+		p, err := parseCursor(txid + "-" + fmt.Sprint(seq))
+		if err != nil {
+			return n, err
+		}
+		n.Cursor = p.cursor()
+		return n, nil
+	})
+	if err != nil {
+		return nil, unavailable("read notifications", err)
+	}
+	return ns, nil
+}

@@ -1,0 +1,161 @@
+package postgres
+
+// This file holds every SQL statement the store runs outside migrations.
+
+// sqlCreateSchemaMigrations creates the table that records applied
+// migrations; Migrate runs it under its advisory lock.
+const sqlCreateSchemaMigrations = `
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer     PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)`
+
+// Constraint names that Commit tells apart on a unique violation.
+const (
+	constraintEventsPK       = "events_pkey"
+	constraintEventsDedupKey = "events_dedup_key_key"
+)
+
+// sqlCodeFenced is the SQLSTATE hookd_fence raises (0001_init.sql).
+const sqlCodeFenced = "HK409"
+
+// Commit's per-write statements. Each is one statement built from data-
+// modifying CTEs, so that a write costs one round trip and fails or
+// succeeds as a whole. Parameters:
+//
+//	$1 source  $2 event_id  $3 type  $4 customer_id  $5 status  $6 reason
+//	$7 routing  $8 created  $9 api_version  $10 object_id  $11 dedup_key
+//	$12 event version  $13 payload
+//	$14..$18 notifications as parallel arrays: customer_id, kind,
+//	         event_id, occurred_at, customer
+//	$19 notification version  $20 routes (object IDs)
+//	$21 state (the fenced variants)  $22 read version (the update only)
+//
+// The event row is inserted first and everything else reads from it (or
+// from the state write that reads from it), so a duplicate event ID is
+// reported as a unique violation even when the fence would also fail. The
+// state write is fenced: when it matches no row, hookd_fence raises
+// SQLSTATE HK409 and the event row goes with the failed statement.
+const (
+	sqlWriteEventCTE = `
+WITH ev AS (
+    INSERT INTO events (source, event_id, type, customer_id, status, reason, routing,
+                        created, api_version, object_id, dedup_key, version, payload)
+    VALUES ($1, $2, $3, $4::text, $5, $6, $7, $8, $9, $10, NULLIF($11, ''), $12, $13)
+    RETURNING 1
+)`
+
+	// sqlWriteEffects inserts the outbox rows, in array order, and the
+	// routes; "done" names the CTE whose one row says the write went ahead.
+	sqlWriteEffects = `,
+ob AS (
+    INSERT INTO outbox (customer_id, version, kind, event_id, occurred_at, customer)
+    SELECT n.customer_id, $19, n.kind, n.event_id, n.occurred_at, n.customer
+    FROM done, unnest($14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::bytea[])
+         WITH ORDINALITY AS n(customer_id, kind, event_id, occurred_at, customer, ord)
+    ORDER BY n.ord
+),
+rt AS (
+    INSERT INTO object_routes (object_id, customer_id)
+    SELECT r.object_id, $4::text
+    FROM done, unnest($20::text[]) AS r(object_id)
+    WHERE $4::text <> ''
+    ON CONFLICT (object_id) DO NOTHING
+)`
+
+	// sqlWriteEventOnly records an event without touching state.
+	sqlWriteEventOnly = sqlWriteEventCTE + `,
+done AS (SELECT 1 FROM ev)` + sqlWriteEffects + `
+SELECT true`
+
+	// sqlWriteCreateCustomer creates the customer at version 1; a row that
+	// already exists means another writer created it first.
+	sqlWriteCreateCustomer = sqlWriteEventCTE + `,
+done AS (
+    INSERT INTO customers (customer_id, version, state, updated_at)
+    SELECT $4::text, 1, $21::bytea, now() FROM ev
+    ON CONFLICT (customer_id) DO NOTHING
+    RETURNING 1
+)` + sqlWriteEffects + `
+SELECT hookd_fence(EXISTS (SELECT 1 FROM done))`
+
+	// sqlWriteUpdateCustomer replaces the state if the version is still
+	// the one read. Under READ COMMITTED a concurrent writer of the same
+	// row makes this wait and then re-check the version, so of two
+	// writers from one version exactly one matches.
+	sqlWriteUpdateCustomer = sqlWriteEventCTE + `,
+done AS (
+    UPDATE customers SET state = $21::bytea, version = version + 1, updated_at = now()
+    WHERE customer_id = $4::text AND version = $22::bigint AND EXISTS (SELECT 1 FROM ev)
+    RETURNING 1
+)` + sqlWriteEffects + `
+SELECT hookd_fence(EXISTS (SELECT 1 FROM done))`
+
+	// sqlWriteDuplicate records an event whose dedup key another event
+	// already holds: status duplicate, no dedup key, and a reason naming
+	// the original. Parameters: $1 source  $2 event_id  $3 type
+	// $4 customer_id  $5 routing  $6 created  $7 api_version  $8 object_id
+	// $9 dedup_key  $10 payload.
+	sqlWriteDuplicate = `
+INSERT INTO events (source, event_id, type, customer_id, status, reason, routing,
+                    created, api_version, object_id, dedup_key, version, payload)
+VALUES ($1, $2, $3, $4, 'duplicate',
+        'duplicate of ' || coalesce(
+            (SELECT e.event_id FROM events e WHERE e.source = $1 AND e.dedup_key = $9),
+            'an event with the same dedup key'),
+        $5, $6, $7, $8, NULL, 0, $10)`
+)
+
+// eventColumns are the events columns that scanEvent reads, in order.
+const eventColumns = `source, event_id, type, customer_id, status, reason, routing, created,
+    received_at, api_version, object_id, coalesce(dedup_key, ''), version, payload`
+
+const sqlGetEvent = `SELECT ` + eventColumns + ` FROM events WHERE source = $1 AND event_id = $2`
+
+// sqlListEvents returns the ListEvents query: events with seq < $1, newest
+// first, at most $2 rows, optionally filtered by customer ($3) and status
+// ($4 or $3). Each filter combination is its own statement so that each
+// gets a plan using its index.
+func sqlListEvents(byCustomer, byStatus bool) string {
+	q := `SELECT seq, ` + eventColumns + ` FROM events WHERE seq < $1`
+	switch {
+	case byCustomer && byStatus:
+		q += ` AND customer_id = $3 AND status = $4`
+	case byCustomer:
+		q += ` AND customer_id = $3`
+	case byStatus:
+		q += ` AND status = $3`
+	}
+	return q + ` ORDER BY seq DESC LIMIT $2`
+}
+
+const sqlGetCustomer = `SELECT customer_id, version, state, updated_at FROM customers WHERE customer_id = $1`
+
+const sqlLookupRoute = `SELECT customer_id FROM object_routes WHERE object_id = $1`
+
+// sqlReadNotifications reads outbox rows after the cursor ($1 txid as
+// text, $2 seq), at most $3. Only rows whose transaction ID is below the
+// snapshot's xmin are read: every transaction that could still commit a
+// row has a txid at or above it, so nothing can later appear before the
+// rows returned. Both xmin and the rows come from the statement's one
+// snapshot. The text form of txid is named txid_text, and ORDER BY names
+// the table: a bare "txid" would sort by the text output column, so that
+// "10000" came before "9999".
+const sqlReadNotifications = `
+SELECT txid::text AS txid_text, seq, customer_id, version, kind, event_id, occurred_at, customer
+FROM outbox
+WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
+  AND (txid, seq) > ($1::text::xid8, $2::bigint)
+ORDER BY outbox.txid, outbox.seq
+LIMIT $3`
+
+// sqlReadCustomerNotifications is sqlReadNotifications for one customer ($4).
+const sqlReadCustomerNotifications = `
+SELECT txid::text AS txid_text, seq, customer_id, version, kind, event_id, occurred_at, customer
+FROM outbox
+WHERE customer_id = $4
+  AND txid < pg_snapshot_xmin(pg_current_snapshot())
+  AND (txid, seq) > ($1::text::xid8, $2::bigint)
+ORDER BY outbox.txid, outbox.seq
+LIMIT $3`

@@ -1,0 +1,619 @@
+// Package storetest checks that a [store.Store] backend keeps the contract
+// documented in package store: dedup by event ID and dedup key, version
+// fencing under concurrency, independent writes in a batch, event listing
+// and notification reading that resumes without loss or repetition.
+// Each backend's tests call [Run] with a constructor of empty stores.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookd/hookd/store"
+)
+
+// NewStore returns an empty store for one test and arranges (with
+// t.Cleanup) for it to be closed.
+type NewStore func(t *testing.T) store.Store
+
+// Run runs the contract tests, in parallel, against stores from newStore.
+func Run(t *testing.T, newStore NewStore) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, store.Store)
+	}{
+		{"CommitAndRead", testCommitAndRead},
+		{"NotFound", testNotFound},
+		{"DuplicateEventID", testDuplicateEventID},
+		{"DuplicateDedupKey", testDuplicateDedupKey},
+		{"RecordEvent", testRecordEvent},
+		{"FencingConcurrent", testFencingConcurrent},
+		{"BatchIndependence", testBatchIndependence},
+		{"DuplicatesInBatch", testDuplicatesInBatch},
+		{"PayloadRoundTrip", testPayloadRoundTrip},
+		{"ListEvents", testListEvents},
+		{"NotificationsConcurrent", testNotificationsConcurrent},
+		{"CanceledContext", testCanceledContext},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, newStore(t))
+		})
+	}
+}
+
+// created is a fixed event time, at microsecond precision as stores keep.
+var created = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// Event returns an applied event for customerID with enough fields set to
+// be stored.
+func Event(eventID, customerID string) store.Event {
+	return store.Event{
+		Source:     "stripe",
+		EventID:    eventID,
+		Type:       "customer.updated",
+		CustomerID: customerID,
+		Status:     store.StatusApplied,
+		Routing:    "object.id",
+		Created:    created,
+		APIVersion: "2024-06-20",
+		ObjectID:   customerID,
+		Payload:    []byte(`{"id":"` + eventID + `"}`),
+	}
+}
+
+// StateWrite returns a write that applies eventID to customerID read at
+// readVersion, with one notification.
+func StateWrite(eventID, customerID string, readVersion int64) store.Write {
+	return store.Write{
+		Event:       Event(eventID, customerID),
+		ReadVersion: readVersion,
+		State:       []byte("state after " + eventID),
+		Notifications: []store.Notification{{
+			CustomerID: customerID,
+			Kind:       "customer.updated",
+			EventID:    eventID,
+			OccurredAt: created,
+			Customer:   []byte("customer after " + eventID),
+		}},
+	}
+}
+
+// commitOne commits one write and returns its result.
+func commitOne(t *testing.T, s store.Store, w store.Write) error {
+	t.Helper()
+	errs := s.Commit(t.Context(), []store.Write{w})
+	if len(errs) != 1 {
+		t.Fatalf("Commit returned %d results, want 1", len(errs))
+	}
+	return errs[0]
+}
+
+// mustCommit commits one write that must succeed.
+func mustCommit(t *testing.T, s store.Store, w store.Write) {
+	t.Helper()
+	if err := commitOne(t, s, w); err != nil {
+		t.Fatalf("Commit(%s): got %v, want nil", w.Event.EventID, err)
+	}
+}
+
+// WaitNotifications reads customerID's notifications from the start until
+// at least want have appeared (a store may hold back rows of transactions
+// that are not yet final), and returns all of them. It fails the test
+// after 30 seconds.
+func WaitNotifications(t *testing.T, s store.Store, customerID string, want int) []store.Notification {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var all []store.Notification
+		cursor := ""
+		for {
+			ns, err := s.ReadNotifications(t.Context(), cursor, customerID, 100)
+			if err != nil {
+				t.Fatalf("ReadNotifications: %v", err)
+			}
+			if len(ns) == 0 {
+				break
+			}
+			all = append(all, ns...)
+			cursor = ns[len(ns)-1].Cursor
+		}
+		if len(all) >= want {
+			return all
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("notifications of %s: got %d, want %d", customerID, len(all), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func testCommitAndRead(t *testing.T, s store.Store) {
+	w := StateWrite("evt_1", "cus_1", 0)
+	w.Routes = []string{"sub_1", "in_1"}
+	w.Event.DedupKey = "customer.updated/cus_1/1"
+	mustCommit(t, s, w)
+
+	c, err := s.GetCustomer(t.Context(), "cus_1")
+	if err != nil {
+		t.Fatalf("GetCustomer: %v", err)
+	}
+	if c.CustomerID != "cus_1" || c.Version != 1 || !bytes.Equal(c.State, w.State) || c.UpdatedAt.IsZero() {
+		t.Errorf("GetCustomer: got %+v, want cus_1 at version 1 with state %q", c, w.State)
+	}
+
+	e, err := s.GetEvent(t.Context(), "stripe", "evt_1")
+	if err != nil {
+		t.Fatalf("GetEvent: %v", err)
+	}
+	if e.ReceivedAt.IsZero() {
+		t.Errorf("GetEvent: ReceivedAt is zero, want set by the store")
+	}
+	want := w.Event
+	want.Version = 1
+	want.ReceivedAt = e.ReceivedAt
+	if !e.Created.Equal(want.Created) {
+		t.Errorf("GetEvent: Created got %v, want %v", e.Created, want.Created)
+	}
+	e.Created = want.Created
+	if diff := eventDiff(want, e); diff != "" {
+		t.Errorf("GetEvent: %s", diff)
+	}
+
+	for _, obj := range w.Routes {
+		got, err := s.LookupRoute(t.Context(), obj)
+		if err != nil || got != "cus_1" {
+			t.Errorf("LookupRoute(%s): got %q, %v; want cus_1", obj, got, err)
+		}
+	}
+
+	ns := WaitNotifications(t, s, "cus_1", 1)
+	if len(ns) != 1 {
+		t.Fatalf("notifications: got %d, want 1", len(ns))
+	}
+	n := ns[0]
+	if n.Cursor == "" || n.CustomerID != "cus_1" || n.Version != 1 || n.Kind != "customer.updated" ||
+		n.EventID != "evt_1" || !n.OccurredAt.Equal(created) || !bytes.Equal(n.Customer, w.Notifications[0].Customer) {
+		t.Errorf("notification: got %+v, want cus_1 version 1 of evt_1 with a cursor", n)
+	}
+	if err := s.ValidateCursor(n.Cursor); err != nil {
+		t.Errorf("ValidateCursor(%q): got %v, want nil", n.Cursor, err)
+	}
+	if err := s.ValidateCursor(""); err != nil {
+		t.Errorf(`ValidateCursor(""): got %v, want nil`, err)
+	}
+	if err := s.ValidateCursor("not a cursor"); err == nil {
+		t.Errorf(`ValidateCursor("not a cursor"): got nil, want an error`)
+	}
+	// Resuming from the last cursor gives nothing new.
+	more, err := s.ReadNotifications(t.Context(), n.Cursor, "", 10)
+	if err != nil || len(more) != 0 {
+		t.Errorf("ReadNotifications after the last cursor: got %d, %v; want none", len(more), err)
+	}
+}
+
+// eventDiff describes how got differs from want, or returns "".
+func eventDiff(want, got store.Event) string {
+	if !bytes.Equal(want.Payload, got.Payload) {
+		return fmt.Sprintf("payload got %q, want %q", got.Payload, want.Payload)
+	}
+	want.Payload, got.Payload = nil, nil
+	if fmt.Sprintf("%+v", want) != fmt.Sprintf("%+v", got) {
+		return fmt.Sprintf("got %+v\nwant %+v", got, want)
+	}
+	return ""
+}
+
+func testNotFound(t *testing.T, s store.Store) {
+	if _, err := s.GetCustomer(t.Context(), "cus_none"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetCustomer: got %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetEvent(t.Context(), "stripe", "evt_none"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetEvent: got %v, want ErrNotFound", err)
+	}
+	if _, err := s.LookupRoute(t.Context(), "sub_none"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LookupRoute: got %v, want ErrNotFound", err)
+	}
+}
+
+func testDuplicateEventID(t *testing.T, s store.Store) {
+	mustCommit(t, s, StateWrite("evt_1", "cus_1", 0))
+	// Redelivered to an activation that read version 0 (it raced the
+	// first) and to one that read version 1: a duplicate either way.
+	for _, rv := range []int64{0, 1} {
+		again := StateWrite("evt_1", "cus_1", rv)
+		again.State = []byte("must not be written")
+		if err := commitOne(t, s, again); !errors.Is(err, store.ErrDuplicate) {
+			t.Errorf("second Commit(evt_1) from version %d: got %v, want ErrDuplicate", rv, err)
+		}
+	}
+	c, err := s.GetCustomer(t.Context(), "cus_1")
+	if err != nil || c.Version != 1 || string(c.State) != "state after evt_1" {
+		t.Errorf("GetCustomer: got %+v, %v; want version 1, state of evt_1", c, err)
+	}
+	// Commit a marker so that every earlier row is final, then count.
+	mustCommit(t, s, StateWrite("evt_2", "cus_1", 1))
+	if ns := WaitNotifications(t, s, "cus_1", 2); len(ns) != 2 {
+		t.Errorf("notifications: got %d, want 2 (evt_1 once, evt_2)", len(ns))
+	}
+}
+
+func testDuplicateDedupKey(t *testing.T, s store.Store) {
+	first := StateWrite("evt_1", "cus_1", 0)
+	first.Event.DedupKey = "customer.updated/cus_1/1709294400"
+	mustCommit(t, s, first)
+
+	second := StateWrite("evt_2", "cus_1", 1)
+	second.Event.DedupKey = first.Event.DedupKey
+	if err := commitOne(t, s, second); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("Commit(evt_2) with evt_1's dedup key: got %v, want ErrDuplicate", err)
+	}
+	e, err := s.GetEvent(t.Context(), "stripe", "evt_2")
+	if err != nil {
+		t.Fatalf("GetEvent(evt_2): %v", err)
+	}
+	if e.Status != store.StatusDuplicate || e.Reason != "duplicate of evt_1" || e.DedupKey != "" || e.Version != 0 {
+		t.Errorf("GetEvent(evt_2): got status %q, reason %q, dedup key %q, version %d; want duplicate, %q, none, 0",
+			e.Status, e.Reason, e.DedupKey, e.Version, "duplicate of evt_1")
+	}
+	if !bytes.Equal(e.Payload, second.Event.Payload) {
+		t.Errorf("GetEvent(evt_2): payload got %q, want %q", e.Payload, second.Event.Payload)
+	}
+	c, err := s.GetCustomer(t.Context(), "cus_1")
+	if err != nil || c.Version != 1 {
+		t.Errorf("GetCustomer: got version %d, %v; want 1", c.Version, err)
+	}
+	// Delivered once more, the recorded duplicate is a duplicate by ID.
+	if err := commitOne(t, s, second); !errors.Is(err, store.ErrDuplicate) {
+		t.Errorf("third Commit(evt_2): got %v, want ErrDuplicate", err)
+	}
+	mustCommit(t, s, StateWrite("evt_3", "cus_1", 1))
+	ns := WaitNotifications(t, s, "cus_1", 2)
+	if got := eventIDs(ns); !slices.Equal(got, []string{"evt_1", "evt_3"}) {
+		t.Errorf("notifications: got %v, want [evt_1 evt_3]", got)
+	}
+}
+
+func eventIDs(ns []store.Notification) []string {
+	var ids []string
+	for _, n := range ns {
+		ids = append(ids, n.EventID)
+	}
+	return ids
+}
+
+func testRecordEvent(t *testing.T, s store.Store) {
+	e := Event("evt_1", "")
+	e.Status = store.StatusIgnored
+	e.Reason = "unknown event type"
+	if err := s.RecordEvent(t.Context(), e); err != nil {
+		t.Fatalf("RecordEvent: %v", err)
+	}
+	if err := s.RecordEvent(t.Context(), e); !errors.Is(err, store.ErrDuplicate) {
+		t.Errorf("second RecordEvent: got %v, want ErrDuplicate", err)
+	}
+	got, err := s.GetEvent(t.Context(), "stripe", "evt_1")
+	if err != nil || got.Status != store.StatusIgnored || got.Reason != e.Reason || got.CustomerID != "" {
+		t.Errorf("GetEvent: got %+v, %v; want ignored, %q, no customer", got, err, e.Reason)
+	}
+}
+
+// testFencingConcurrent races two activations of one customer that read
+// the same version, many times: exactly one may commit.
+func testFencingConcurrent(t *testing.T, s store.Store) {
+	const rounds = 20
+	for round := range rounds {
+		for _, rv := range []int64{0, 1} {
+			cus := fmt.Sprintf("cus_%d_%d", round, rv)
+			if rv == 1 {
+				mustCommit(t, s, StateWrite(cus+"_setup", cus, 0))
+			}
+			writes := []store.Write{
+				StateWrite(cus+"_a", cus, rv),
+				StateWrite(cus+"_b", cus, rv),
+			}
+			var errs [2]error
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range writes {
+				wg.Go(func() {
+					<-start
+					errs[i] = s.Commit(t.Context(), writes[i:i+1])[0]
+				})
+			}
+			close(start)
+			wg.Wait()
+
+			winner := -1
+			for i, err := range errs {
+				switch {
+				case err == nil:
+					winner = i
+				case !errors.Is(err, store.ErrFenced):
+					t.Fatalf("%s: Commit(%s): got %v, want nil or ErrFenced", cus, writes[i].Event.EventID, err)
+				}
+			}
+			if winner < 0 || (errs[0] == nil) == (errs[1] == nil) {
+				t.Fatalf("%s: results got %v, want exactly one nil and one ErrFenced", cus, errs)
+			}
+			c, err := s.GetCustomer(t.Context(), cus)
+			if err != nil || c.Version != rv+1 || !bytes.Equal(c.State, writes[winner].State) {
+				t.Fatalf("%s: GetCustomer got %+v, %v; want version %d with the winner's state", cus, c, err, rv+1)
+			}
+			loser := writes[1-winner].Event.EventID
+			if _, err := s.GetEvent(t.Context(), "stripe", loser); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%s: GetEvent(%s) of the fenced write: got %v, want ErrNotFound", cus, loser, err)
+			}
+			// A later write makes every earlier row final.
+			mustCommit(t, s, StateWrite(cus+"_after", cus, rv+1))
+			ns := WaitNotifications(t, s, cus, int(rv)+2)
+			var want []string
+			if rv == 1 {
+				want = append(want, cus+"_setup")
+			}
+			want = append(want, writes[winner].Event.EventID, cus+"_after")
+			if got := eventIDs(ns); !slices.Equal(got, want) {
+				t.Fatalf("%s: notifications got %v, want %v", cus, got, want)
+			}
+		}
+	}
+}
+
+func testBatchIndependence(t *testing.T, s store.Store) {
+	mustCommit(t, s, StateWrite("evt_old", "cus_old", 0))
+	mustCommit(t, s, StateWrite("evt_fence", "cus_fence", 0))
+	writes := []store.Write{
+		StateWrite("evt_1", "cus_1", 0),
+		StateWrite("evt_old", "cus_2", 0),   // duplicate event ID
+		StateWrite("evt_3", "cus_3", 0),     //
+		StateWrite("evt_4", "cus_fence", 0), // cus_fence is at version 1
+		StateWrite("evt_5", "cus_5", 0),
+	}
+	errs := s.Commit(t.Context(), writes)
+	want := []error{nil, store.ErrDuplicate, nil, store.ErrFenced, nil}
+	if len(errs) != len(want) {
+		t.Fatalf("Commit: got %d results, want %d", len(errs), len(want))
+	}
+	for i := range want {
+		if (want[i] == nil && errs[i] != nil) || !errors.Is(errs[i], want[i]) {
+			t.Errorf("Commit result %d: got %v, want %v", i, errs[i], want[i])
+		}
+	}
+	for _, cus := range []string{"cus_1", "cus_3", "cus_5"} {
+		if c, err := s.GetCustomer(t.Context(), cus); err != nil || c.Version != 1 {
+			t.Errorf("GetCustomer(%s): got %+v, %v; want version 1", cus, c, err)
+		}
+	}
+	if _, err := s.GetCustomer(t.Context(), "cus_2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetCustomer(cus_2) of the duplicate: got %v, want ErrNotFound", err)
+	}
+	if c, err := s.GetCustomer(t.Context(), "cus_fence"); err != nil || string(c.State) != "state after evt_fence" {
+		t.Errorf("GetCustomer(cus_fence): got %+v, %v; want evt_fence's state", c, err)
+	}
+	if _, err := s.GetEvent(t.Context(), "stripe", "evt_4"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetEvent(evt_4) of the fenced write: got %v, want ErrNotFound", err)
+	}
+	mustCommit(t, s, StateWrite("evt_last", "cus_last", 0))
+	ns := WaitNotifications(t, s, "", 6)
+	if got, want := eventIDs(ns), []string{"evt_old", "evt_fence", "evt_1", "evt_3", "evt_5", "evt_last"}; !slices.Equal(got, want) {
+		t.Errorf("notifications: got %v, want %v", got, want)
+	}
+}
+
+// testDuplicatesInBatch puts an event and its duplicates (by ID and by
+// dedup key) in one batch: the first takes effect, the others are
+// duplicates of it, and the write after them still commits.
+func testDuplicatesInBatch(t *testing.T, s store.Store) {
+	first := StateWrite("evt_1", "cus_1", 0)
+	first.Event.DedupKey = "k1"
+	sameID := StateWrite("evt_1", "cus_1", 1)
+	sameKey := StateWrite("evt_2", "cus_1", 1)
+	sameKey.Event.DedupKey = "k1"
+	next := StateWrite("evt_3", "cus_1", 1)
+	errs := s.Commit(t.Context(), []store.Write{first, sameID, sameKey, next})
+	want := []error{nil, store.ErrDuplicate, store.ErrDuplicate, nil}
+	for i := range want {
+		if (want[i] == nil && errs[i] != nil) || !errors.Is(errs[i], want[i]) {
+			t.Errorf("Commit result %d: got %v, want %v", i, errs[i], want[i])
+		}
+	}
+	e, err := s.GetEvent(t.Context(), "stripe", "evt_2")
+	if err != nil || e.Status != store.StatusDuplicate || e.Reason != "duplicate of evt_1" {
+		t.Errorf("GetEvent(evt_2): got %+v, %v; want status duplicate, reason %q", e, err, "duplicate of evt_1")
+	}
+	if c, err := s.GetCustomer(t.Context(), "cus_1"); err != nil || c.Version != 2 || string(c.State) != "state after evt_3" {
+		t.Errorf("GetCustomer: got %+v, %v; want version 2 with evt_3's state", c, err)
+	}
+	mustCommit(t, s, StateWrite("evt_4", "cus_1", 2))
+	ns := WaitNotifications(t, s, "cus_1", 3)
+	if got, want := eventIDs(ns), []string{"evt_1", "evt_3", "evt_4"}; !slices.Equal(got, want) {
+		t.Errorf("notifications: got %v, want %v", got, want)
+	}
+}
+
+func testPayloadRoundTrip(t *testing.T, s store.Store) {
+	payloads := map[string][]byte{
+		"evt_spaces": []byte("{ \"type\" :\"customer.created\",\n  \"id\": \"evt_spaces\",\t\"data\":{\"z\":1, \"a\" : [ 1.0 ,2e0 ] } }\n"),
+		"evt_order":  []byte(`{"z":"last","a":"first","dup":1,"dup":2,"u":"\u00e9\ud83d\ude00"}`),
+		"evt_binary": {0x00, 0xff, 0xfe, '{', 0x80, '}'},
+		"evt_empty":  {},
+	}
+	for id, p := range payloads {
+		e := Event(id, "")
+		e.Status = store.StatusIgnored
+		e.Payload = p
+		if err := s.RecordEvent(t.Context(), e); err != nil {
+			t.Fatalf("RecordEvent(%s): %v", id, err)
+		}
+	}
+	for id, p := range payloads {
+		e, err := s.GetEvent(t.Context(), "stripe", id)
+		if err != nil {
+			t.Fatalf("GetEvent(%s): %v", id, err)
+		}
+		if !bytes.Equal(e.Payload, p) {
+			t.Errorf("GetEvent(%s): payload got %q, want %q", id, e.Payload, p)
+		}
+	}
+}
+
+func testListEvents(t *testing.T, s store.Store) {
+	// Ten events, oldest first: customers alternate, every third ignored.
+	var all []string
+	for i := range 10 {
+		id := fmt.Sprintf("evt_%02d", i)
+		e := Event(id, fmt.Sprintf("cus_%d", i%2))
+		if i%3 == 0 {
+			e.Status = store.StatusIgnored
+		}
+		if err := s.RecordEvent(t.Context(), e); err != nil {
+			t.Fatalf("RecordEvent(%s): %v", id, err)
+		}
+		all = append(all, id)
+	}
+	slices.Reverse(all)
+
+	list := func(f store.ListEventsFilter) []string {
+		t.Helper()
+		var ids []string
+		for page := 0; ; page++ {
+			es, next, err := s.ListEvents(t.Context(), f)
+			if err != nil {
+				t.Fatalf("ListEvents(%+v): %v", f, err)
+			}
+			if len(es) > f.PageSize || (next != "" && len(es) != f.PageSize) {
+				t.Fatalf("ListEvents(%+v): got %d events and next %q, want full pages", f, len(es), next)
+			}
+			for _, e := range es {
+				ids = append(ids, e.EventID)
+			}
+			if next == "" {
+				return ids
+			}
+			if page > 20 {
+				t.Fatalf("ListEvents(%+v): more pages than events", f)
+			}
+			f.PageToken = next
+		}
+	}
+	filter := func(keep func(i int) bool) []string {
+		var ids []string
+		for _, id := range all {
+			var i int
+			fmt.Sscanf(id, "evt_%d", &i)
+			if keep(i) {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	tests := []struct {
+		f    store.ListEventsFilter
+		want []string
+	}{
+		{store.ListEventsFilter{PageSize: 3}, all},
+		{store.ListEventsFilter{PageSize: 10}, all},
+		{store.ListEventsFilter{PageSize: 100}, all},
+		{store.ListEventsFilter{PageSize: 2, CustomerID: "cus_1"}, filter(func(i int) bool { return i%2 == 1 })},
+		{store.ListEventsFilter{PageSize: 2, Status: store.StatusIgnored}, filter(func(i int) bool { return i%3 == 0 })},
+		{store.ListEventsFilter{PageSize: 1, CustomerID: "cus_0", Status: store.StatusApplied}, filter(func(i int) bool { return i%2 == 0 && i%3 != 0 })},
+		{store.ListEventsFilter{PageSize: 5, CustomerID: "cus_none"}, nil},
+	}
+	for _, tt := range tests {
+		if got := list(tt.f); !slices.Equal(got, tt.want) {
+			t.Errorf("ListEvents(%+v): got %v, want %v", tt.f, got, tt.want)
+		}
+	}
+	if _, _, err := s.ListEvents(t.Context(), store.ListEventsFilter{PageSize: 2, PageToken: "garbage!"}); err == nil {
+		t.Errorf("ListEvents with a malformed page token: got nil error, want one")
+	}
+}
+
+// testNotificationsConcurrent commits from many goroutines while a reader
+// follows the outbox from its last cursor, and checks that the reader
+// sees every notification exactly once and each customer's in version
+// order.
+func testNotificationsConcurrent(t *testing.T, s store.Store) {
+	const writers, perWriter = 20, 50
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	writeErrs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			cus := fmt.Sprintf("cus_%02d", w)
+			for v := range int64(perWriter) {
+				write := StateWrite(fmt.Sprintf("evt_%02d_%03d", w, v), cus, v)
+				if err := s.Commit(ctx, []store.Write{write})[0]; err != nil {
+					writeErrs <- fmt.Errorf("Commit(%s): %w", write.Event.EventID, err)
+					return
+				}
+			}
+		})
+	}
+
+	seen := make(map[string]bool)         // event IDs
+	lastVersion := make(map[string]int64) // by customer
+	cursor, reads := "", 0
+	for len(seen) < writers*perWriter {
+		if ctx.Err() != nil {
+			t.Fatalf("reader: saw %d notifications before the deadline, want %d", len(seen), writers*perWriter)
+		}
+		// Read in small pages, as a subscriber that reconnects often
+		// would, resuming from the last cursor it saw.
+		ns, err := s.ReadNotifications(ctx, cursor, "", 7)
+		if err != nil {
+			t.Fatalf("ReadNotifications(%q): %v", cursor, err)
+		}
+		reads++
+		if len(ns) == 0 {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		for _, n := range ns {
+			if seen[n.EventID] {
+				t.Fatalf("notification of %s seen twice (cursor %s)", n.EventID, n.Cursor)
+			}
+			seen[n.EventID] = true
+			if n.Version != lastVersion[n.CustomerID]+1 {
+				t.Fatalf("%s: version %d after %d, want %d", n.CustomerID, n.Version, lastVersion[n.CustomerID], lastVersion[n.CustomerID]+1)
+			}
+			lastVersion[n.CustomerID] = n.Version
+		}
+		cursor = ns[len(ns)-1].Cursor
+	}
+	wg.Wait()
+	close(writeErrs)
+	for err := range writeErrs {
+		t.Error(err)
+	}
+	t.Logf("read %d notifications in %d reads", len(seen), reads)
+}
+
+func testCanceledContext(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	writes := []store.Write{StateWrite("evt_1", "cus_1", 0), StateWrite("evt_2", "cus_2", 0)}
+	errs := s.Commit(ctx, writes)
+	for i, err := range errs {
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("Commit with a canceled context, result %d: got %v, want ErrUnavailable", i, err)
+		}
+	}
+	for _, w := range writes {
+		if _, err := s.GetEvent(t.Context(), "stripe", w.Event.EventID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetEvent(%s) after a failed commit: got %v, want ErrNotFound", w.Event.EventID, err)
+		}
+		if _, err := s.GetCustomer(t.Context(), w.Event.CustomerID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetCustomer(%s) after a failed commit: got %v, want ErrNotFound", w.Event.CustomerID, err)
+		}
+	}
+}
