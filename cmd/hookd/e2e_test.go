@@ -25,14 +25,12 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
-		// protoactor-go leaves these behind after Shutdown; they belong to
-		// the library, not to hookd.
-		goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/cluster.(*Informer).throttledLog"),
-		goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1"),
-		goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewThrottleWithLogger.func1"),
-		goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/cluster/clusterproviders/test.(*Provider).startTtlReport"),
+		// protoactor-go leaves throttle and TTL goroutines running after
+		// Shutdown; they belong to the library, not to hookd.
+		goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/cluster.(*Gossiper).StartGossiping.NewThrottle.func3.1"),
+		goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
+		// Its in-process provider stops its ticker but never ends the loop.
 		goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/cluster/clusterproviders/test.(*Provider).startTtlReport.func1"),
-		goleak.IgnoreAnyFunction("time.Sleep"),
 	)
 }
 
