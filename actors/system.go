@@ -85,6 +85,11 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// startMu serializes starting actor systems in one process: the generated
+// grain kind keeps a package-global factory, and protoactor's remote.Start
+// replaces gRPC's global logger.
+var startMu sync.Mutex
+
 // System is one cluster member hosting customer grains.
 type System struct {
 	cfg Config
@@ -123,6 +128,8 @@ func (s *System) Start(ctx context.Context) error {
 		Committed:    s.cfg.Committed,
 		ApplyTimeout: s.cfg.ApplyTimeout,
 	})
+	startMu.Lock()
+	defer startMu.Unlock()
 	provider := test.NewTestProvider(test.NewInMemAgent())
 	remoteCfg := remote.Configure(s.cfg.Host, s.cfg.Port)
 	clusterCfg := cluster.Configure(s.cfg.ClusterName, provider, disthash.New(), remoteCfg,

@@ -25,10 +25,11 @@ const testSecret = "whsec_test_secret"
 // hookd is one running hookd (gateway and member) on loopback ports, over
 // a fresh PostgreSQL database.
 type hookd struct {
-	webhookURL string
-	baseURL    string
-	conn       *grpc.ClientConn
-	http       *http.Client
+	databaseURL string
+	webhookURL  string
+	baseURL     string
+	conn        *grpc.ClientConn
+	http        *http.Client
 }
 
 func (h *hookd) ingest() hookdv1.IngestServiceClient { return hookdv1.NewIngestServiceClient(h.conn) }
@@ -40,10 +41,14 @@ func (h *hookd) notifications() hookdv1.NotificationServiceClient {
 	return hookdv1.NewNotificationServiceClient(h.conn)
 }
 
+// startHookd starts hookd for one test. The tests in this package do not
+// run in parallel: protoactor's remote.Start replaces gRPC's global logger,
+// which races with any other gRPC activity in the process.
 func startHookd(t *testing.T) *hookd {
 	t.Helper()
+	dbURL := pgtest.NewDatabase(t)
 	cfg, err := parseServe([]string{
-		"--database-url", pgtest.NewDatabase(t),
+		"--database-url", dbURL,
 		"--http-addr", "127.0.0.1:0",
 		"--grpc-addr", "127.0.0.1:0",
 		"--stripe-webhook-secret", "whsec_old_rotated_out," + testSecret,
@@ -87,10 +92,11 @@ func startHookd(t *testing.T) *hookd {
 		}
 	})
 	return &hookd{
-		webhookURL: "http://" + a.http + "/v1/webhooks/stripe",
-		baseURL:    "http://" + a.http,
-		conn:       conn,
-		http:       &http.Client{Timeout: 30 * time.Second},
+		databaseURL: dbURL,
+		webhookURL:  "http://" + a.http + "/v1/webhooks/stripe",
+		baseURL:     "http://" + a.http,
+		conn:        conn,
+		http:        &http.Client{Timeout: 30 * time.Second},
 	}
 }
 
