@@ -61,6 +61,9 @@ func (s *IngestServer) Ingest(ctx context.Context, req *hookdv1.IngestRequest) (
 		s.log.WarnContext(ctx, "event not applied", "event_id", env.GetEventId(), "customer_id", customerID, "err", err)
 		return nil, toStatus(fmt.Errorf("apply event %s: %w: %w", env.GetEventId(), store.ErrUnavailable, err))
 	}
+	if out.GetError() != "" && out.GetPermanent() {
+		return nil, toStatus(fmt.Errorf("apply event %s: %w: %s", env.GetEventId(), ErrInvalid, out.GetError()))
+	}
 	if out.GetError() != "" {
 		return nil, toStatus(fmt.Errorf("apply event %s: %w: %s", env.GetEventId(), store.ErrUnavailable, out.GetError()))
 	}

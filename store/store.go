@@ -37,6 +37,11 @@ var ErrFenced = errors.New("customer version changed since it was read")
 // the transaction could not commit; the caller may retry.
 var ErrUnavailable = errors.New("store unavailable")
 
+// ErrInvalidArgument is returned (wrapped) when the caller passes something
+// no retry can fix: a malformed cursor or page token, a non-positive page
+// size or limit, or a write the backend can never store (a Commit result).
+var ErrInvalidArgument = errors.New("invalid argument")
+
 // Status is what hookd did with an event. The strings are stored.
 type Status string
 
@@ -122,8 +127,9 @@ type ListEventsFilter struct {
 // concurrent use.
 type Store interface {
 	// Commit applies the writes, each independently: the result has one
-	// error per write (nil, ErrDuplicate, ErrFenced, or an error wrapping
-	// ErrUnavailable), in order. A batch may share one transaction, but one
+	// error per write (nil, ErrDuplicate, ErrFenced, an error wrapping
+	// ErrInvalidArgument — never retry — or one wrapping ErrUnavailable),
+	// in order. A batch may share one transaction, but one
 	// write's duplicate or fence conflict never fails the others.
 	Commit(ctx context.Context, writes []Write) []error
 

@@ -6,6 +6,7 @@ package customer
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -78,7 +79,7 @@ func (g *grain) Apply(req *hookdv1.ApplyRequest, _ cluster.GrainContext) (*hookd
 	if err != nil {
 		g.deps.Logger.ErrorContext(ctx, "apply event failed",
 			"customer_id", g.proc.id, "event_id", req.GetEnvelope().GetEventId(), "err", err)
-		return &hookdv1.ApplyResponse{Error: err.Error()}, nil
+		return &hookdv1.ApplyResponse{Error: err.Error(), Permanent: errors.Is(err, store.ErrInvalidArgument)}, nil
 	}
 	return &hookdv1.ApplyResponse{Status: string(res.Status), Version: res.Version, Reason: res.Reason}, nil
 }

@@ -28,12 +28,9 @@ import (
 	"github.com/hookd/hookd/store"
 )
 
-// ErrInvalidArgument is returned (wrapped) when the caller passes something
-// the store can never accept: a malformed page token or notification
-// cursor, a non-positive page size or limit, or a write whose values
-// PostgreSQL rejects (for example text containing a NUL byte). Retrying
-// such a call cannot succeed.
-var ErrInvalidArgument = errors.New("invalid argument")
+// ErrInvalidArgument is store.ErrInvalidArgument, kept here for callers
+// of this package.
+var ErrInvalidArgument = store.ErrInvalidArgument
 
 // Store is a [store.Store] backed by PostgreSQL. It is safe for concurrent
 // use. Create it with [Open] and release it with [Store.Close].

@@ -80,8 +80,12 @@ type ApplyResponse struct {
 	Status  string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
 	Version int64  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	Reason  string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Set when the event could not be made durable; the caller should retry.
-	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// Set when the event could not be made durable; the caller should retry
+	// unless permanent is set.
+	Error string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// The event can never be stored as sent (the store rejected its values):
+	// retrying cannot help.
+	Permanent     bool `protobuf:"varint,5,opt,name=permanent,proto3" json:"permanent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -144,6 +148,13 @@ func (x *ApplyResponse) GetError() string {
 	return ""
 }
 
+func (x *ApplyResponse) GetPermanent() bool {
+	if x != nil {
+		return x.Permanent
+	}
+	return false
+}
+
 var File_hookd_v1_grain_proto protoreflect.FileDescriptor
 
 const file_hookd_v1_grain_proto_rawDesc = "" +
@@ -151,12 +162,13 @@ const file_hookd_v1_grain_proto_rawDesc = "" +
 	"\x14hookd/v1/grain.proto\x12\bhookd.v1\x1a\x17hookd/v1/envelope.proto\"X\n" +
 	"\fApplyRequest\x12.\n" +
 	"\benvelope\x18\x01 \x01(\v2\x12.hookd.v1.EnvelopeR\benvelope\x12\x18\n" +
-	"\arouting\x18\x02 \x01(\tR\arouting\"o\n" +
+	"\arouting\x18\x02 \x01(\tR\arouting\"\x8d\x01\n" +
 	"\rApplyResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error2I\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1c\n" +
+	"\tpermanent\x18\x05 \x01(\bR\tpermanent2I\n" +
 	"\rCustomerGrain\x128\n" +
 	"\x05Apply\x12\x16.hookd.v1.ApplyRequest\x1a\x17.hookd.v1.ApplyResponseB/Z-github.com/hookd/hookd/proto/hookd/v1;hookdv1b\x06proto3"
 
