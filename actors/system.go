@@ -52,6 +52,15 @@ type Config struct {
 	// ActorLogLevel is the least level of protoactor's own logs that is
 	// kept. Default slog.LevelWarn, so that a quiet process stays quiet.
 	ActorLogLevel slog.Level
+	// ParkDeadline is how long an event may wait for its prerequisite
+	// before it is resolved. Default 30 s.
+	ParkDeadline time.Duration
+	// SweepInterval is how often the member looks for events parked past
+	// the deadline. Default ParkDeadline/4.
+	SweepInterval time.Duration
+	// Fetcher gets missing subscriptions from the provider when resolving;
+	// nil resolves with what hookd knows.
+	Fetcher customer.SubscriptionFetcher
 }
 
 func (c *Config) setDefaults() {
@@ -76,6 +85,12 @@ func (c *Config) setDefaults() {
 	if c.ActorLogLevel == 0 {
 		c.ActorLogLevel = slog.LevelWarn
 	}
+	if c.ParkDeadline <= 0 {
+		c.ParkDeadline = 30 * time.Second
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = c.ParkDeadline / 4
+	}
 }
 
 func (c *Config) validate() error {
@@ -94,10 +109,13 @@ var startMu sync.Mutex
 type System struct {
 	cfg Config
 
-	mu         sync.Mutex // guards the fields below
-	cluster    *cluster.Cluster
-	unregister func()
-	stopped    bool
+	mu          sync.Mutex // guards the fields below
+	cluster     *cluster.Cluster
+	unregister  func()
+	stopped     bool
+	stopSweeper context.CancelFunc
+
+	sweeper sync.WaitGroup // the parked-event sweeper goroutine
 }
 
 // New returns a System; call Start to join the cluster.
@@ -127,6 +145,7 @@ func (s *System) Start(ctx context.Context) error {
 		Logger:       logger,
 		Committed:    s.cfg.Committed,
 		ApplyTimeout: s.cfg.ApplyTimeout,
+		Fetcher:      s.cfg.Fetcher,
 	})
 	startMu.Lock()
 	defer startMu.Unlock()
@@ -142,8 +161,85 @@ func (s *System) Start(ctx context.Context) error {
 		return err
 	}
 	s.cluster = c
+	sweepCtx, cancel := context.WithCancel(context.Background())
+	s.stopSweeper = cancel
+	s.sweeper.Add(1)
+	go s.sweep(sweepCtx)
 	logger.InfoContext(ctx, "cluster member started", "address", system.Address(), "cluster", s.cfg.ClusterName)
 	return nil
+}
+
+// sweep periodically asks the actors of customers with parked events to
+// resolve those parked past the deadline. Parked events live in the store,
+// so this also covers events parked before a restart.
+func (s *System) sweep(ctx context.Context) {
+	defer s.sweeper.Done()
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.SweepOnce(ctx); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.WarnContext(ctx, "sweep parked events", "err", err)
+		}
+	}
+}
+
+// SweepOnce asks every customer with parked events to resolve those parked
+// for longer than the deadline.
+func (s *System) SweepOnce(ctx context.Context) error {
+	customers := map[string]bool{}
+	token := ""
+	for {
+		events, next, err := s.cfg.Store.ListEvents(ctx, store.ListEventsFilter{Status: store.StatusParked, PageSize: 500, PageToken: token})
+		if err != nil {
+			return fmt.Errorf("list parked events: %w", err)
+		}
+		for _, e := range events {
+			customers[e.CustomerID] = true
+		}
+		if next == "" {
+			break
+		}
+		token = next
+	}
+	var errs []error
+	for id := range customers {
+		if id == "" {
+			continue
+		}
+		if _, err := s.resolve(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *System) resolve(ctx context.Context, customerID string) (*hookdv1.ResolveResponse, error) {
+	c := s.current()
+	if c == nil {
+		return nil, ErrNotStarted
+	}
+	client := hookdv1.GetCustomerGrainGrainClient(c, customerID)
+	resp, err := request(ctx, s.cfg.RequestTimeout, func(timeout time.Duration) (*hookdv1.ResolveResponse, error) {
+		return client.Resolve(&hookdv1.ResolveRequest{DeadlineSeconds: int64(s.cfg.ParkDeadline / time.Second)}, callOptions(timeout)...)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resolve customer %s: %w", customerID, err)
+	}
+	if resp.GetError() != "" {
+		return resp, fmt.Errorf("resolve customer %s: %s", customerID, resp.GetError())
+	}
+	return resp, nil
+}
+
+func (s *System) current() *cluster.Cluster {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cluster
 }
 
 // startMember turns protoactor's panics on start into an error.
@@ -166,6 +262,10 @@ func (s *System) Stop() {
 	if s.cluster == nil {
 		return
 	}
+	s.stopSweeper()
+	s.mu.Unlock()
+	s.sweeper.Wait() // the sweeper takes s.mu through current()
+	s.mu.Lock()
 	s.cluster.Shutdown(true)
 	s.unregister()
 	s.cluster = nil
@@ -175,43 +275,57 @@ func (s *System) Stop() {
 // The request never outlives ctx: its timeout is ctx's deadline (at most
 // RequestTimeout), and Apply returns when ctx is done.
 func (s *System) Apply(ctx context.Context, customerID string, req *hookdv1.ApplyRequest) (*hookdv1.ApplyResponse, error) {
-	s.mu.Lock()
-	c := s.cluster
-	s.mu.Unlock()
+	c := s.current()
 	if c == nil {
 		return nil, ErrNotStarted
 	}
-	timeout := s.cfg.RequestTimeout
+	client := hookdv1.GetCustomerGrainGrainClient(c, customerID)
+	resp, err := request(ctx, s.cfg.RequestTimeout, func(timeout time.Duration) (*hookdv1.ApplyResponse, error) {
+		return client.Apply(req, callOptions(timeout)...)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("request customer %s: %w", customerID, err)
+	}
+	return resp, nil
+}
+
+// request runs a cluster request, which takes no context, so that it never
+// outlives ctx: its timeout is ctx's deadline (at most max), and request
+// returns as soon as ctx is done. The goroutine ends by its timeout at the
+// latest.
+func request[T any](ctx context.Context, max time.Duration, call func(timeout time.Duration) (T, error)) (T, error) {
+	var zero T
+	timeout := max
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
 	if timeout <= 0 {
-		return nil, context.DeadlineExceeded
+		return zero, context.DeadlineExceeded
 	}
-	client := hookdv1.GetCustomerGrainGrainClient(c, customerID)
 	type result struct {
-		resp *hookdv1.ApplyResponse
-		err  error
+		v   T
+		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		// Request takes no context; the goroutine ends when its timeout
-		// does, at the latest.
-		resp, err := client.Apply(req,
-			cluster.WithTimeout(timeout),
-			cluster.WithRetryCount(5),
-			cluster.WithRetryAction(retryBackoff),
-		)
-		done <- result{resp, err}
+		v, err := call(timeout)
+		done <- result{v, err}
 	}()
 	select {
 	case r := <-done:
-		if r.err != nil {
-			return nil, fmt.Errorf("request customer %s: %w", customerID, r.err)
-		}
-		return r.resp, nil
+		return r.v, r.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return zero, ctx.Err()
+	}
+}
+
+// callOptions are the options of every grain call: the timeout, and a
+// retry back-off in milliseconds (protoactor's default is in nanoseconds).
+func callOptions(timeout time.Duration) []cluster.GrainCallOption {
+	return []cluster.GrainCallOption{
+		cluster.WithTimeout(timeout),
+		cluster.WithRetryCount(5),
+		cluster.WithRetryAction(retryBackoff),
 	}
 }
 

@@ -31,7 +31,7 @@ func (s *CustomerServer) GetCustomer(ctx context.Context, req *hookdv1.GetCustom
 	if err := json.Unmarshal(c.State, &st); err != nil {
 		return nil, toStatus(fmt.Errorf("decode customer %s: %w", req.GetCustomerId(), err))
 	}
-	return st.Proto(c.Version), nil
+	return st.Proto(), nil
 }
 
 // EventServer implements hookd.v1.EventService.

@@ -92,23 +92,41 @@ type Notification struct {
 // Customer is a customer's stored state.
 type Customer struct {
 	CustomerID string
-	Version    int64
+	// Version counts the customer's state writes; writers fence on it. (The
+	// public, per-applied-event version lives in the state.)
+	Version int64
 	// State is the actor's serialized state, opaque to the store.
 	State     []byte
 	UpdatedAt time.Time
 }
 
+// Release marks a parked event applied: its row's status becomes applied,
+// its version Version, and its reason Reason.
+type Release struct {
+	Source  string
+	EventID string
+	Version int64
+	Reason  string
+}
+
 // Write is everything one applied (or recorded) event changes, committed
 // all together or not at all.
 type Write struct {
+	// Event is inserted as a new row; its Version is stored as given.
 	Event Event
-	// ReadVersion is the customer version the writer read (0: no row yet).
+	// ReadVersion is the customer's store version the writer read (0: no
+	// row yet).
 	ReadVersion int64
 	// State, when non-nil, replaces the customer's state and sets its
-	// version to ReadVersion+1. When nil only the event row is written.
+	// store version to ReadVersion+1 — only if it is still ReadVersion.
+	// When nil only the event row (and any outbox rows) is written.
 	State []byte
-	// Notifications are appended to the outbox; each carries ReadVersion+1.
+	// Notifications are appended to the outbox in order, each with the
+	// Version it carries.
 	Notifications []Notification
+	// Released are parked events of the same customer that this write
+	// applies; their rows are updated in the same transaction.
+	Released []Release
 	// Routes maps object IDs named by the event (subscription, invoice,
 	// charge, payment intent) to Event.CustomerID, so later events that
 	// carry only such an ID can be routed.

@@ -37,12 +37,15 @@ type SubscriptionObject struct {
 	CancelAtPeriodEnd bool   `json:"cancel_at_period_end"`
 	CurrentPeriodEnd  int64  `json:"current_period_end"`
 	Items             struct {
-		Data []struct {
-			Price struct {
-				ID string `json:"id"`
-			} `json:"price"`
-		} `json:"data"`
+		Data []SubscriptionItem `json:"data"`
 	} `json:"items"`
+}
+
+// SubscriptionItem is one item of a subscription: hookd keeps its price.
+type SubscriptionItem struct {
+	Price struct {
+		ID string `json:"id"`
+	} `json:"price"`
 }
 
 // InvoiceObject is the subset of a Stripe Invoice hookd projects.

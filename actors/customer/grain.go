@@ -26,6 +26,9 @@ type Deps struct {
 	Committed func(customerID string)
 	// ApplyTimeout bounds the store work for one event.
 	ApplyTimeout time.Duration
+	// Fetcher gets missing subscriptions from the provider when resolving
+	// parked events; nil resolves with what hookd knows.
+	Fetcher SubscriptionFetcher
 }
 
 // The generated grain code keeps one package-global factory, so the
@@ -82,4 +85,24 @@ func (g *grain) Apply(req *hookdv1.ApplyRequest, _ cluster.GrainContext) (*hookd
 		return &hookdv1.ApplyResponse{Error: err.Error(), Permanent: errors.Is(err, store.ErrInvalidArgument)}, nil
 	}
 	return &hookdv1.ApplyResponse{Status: string(res.Status), Version: res.Version, Reason: res.Reason}, nil
+}
+
+// Resolve releases events parked past the deadline (see Processor.Resolve).
+func (g *grain) Resolve(req *hookdv1.ResolveRequest, _ cluster.GrainContext) (*hookdv1.ResolveResponse, error) {
+	timeout := g.deps.ApplyTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	now := time.Now()
+	n, err := g.proc.Resolve(ctx, now.Add(-time.Duration(req.GetDeadlineSeconds())*time.Second), now, g.deps.Fetcher)
+	if err != nil {
+		g.deps.Logger.WarnContext(ctx, "resolve parked events failed", "customer_id", g.proc.id, "err", err)
+		return &hookdv1.ResolveResponse{Error: err.Error()}, nil
+	}
+	if n > 0 {
+		g.deps.Logger.InfoContext(ctx, "parked events resolved after deadline", "customer_id", g.proc.id, "released", n)
+	}
+	return &hookdv1.ResolveResponse{Released: int32(n)}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -30,6 +31,13 @@ type Result struct {
 	Reason  string
 }
 
+// SubscriptionFetcher gets a subscription as the provider has it now, for
+// resolving an event parked past its deadline. It returns store.ErrNotFound
+// when the provider does not know the subscription.
+type SubscriptionFetcher interface {
+	FetchSubscription(ctx context.Context, id string) (*SubscriptionObject, error)
+}
+
 // Processor applies events to one customer, one at a time. It is the
 // actor's logic without the actor runtime: the grain owns one Processor and
 // calls Apply from its mailbox, so a Processor is not safe for concurrent
@@ -42,9 +50,11 @@ type Processor struct {
 	log       *slog.Logger
 	committed func(customerID string) // may be nil
 
-	loaded  bool
-	state   State
-	version int64
+	now func() time.Time
+
+	loaded   bool
+	state    State
+	revision int64 // the store's version of the state, for fencing
 
 	recent    map[string]struct{}
 	recentLog []string
@@ -60,47 +70,122 @@ func NewProcessor(customerID string, st store.Store, log *slog.Logger, committed
 		log:       log,
 		committed: committed,
 		recent:    make(map[string]struct{}, recentSize),
+		now:       time.Now,
 	}
 }
 
-// Version returns the version of the state this Processor holds (0 if not
+// Version returns the customer version this Processor holds (0 if not
 // loaded or new).
-func (p *Processor) Version() int64 { return p.version }
+func (p *Processor) Version() int64 { return p.state.Version }
+
+// Parked returns the events parked in the state this Processor holds.
+func (p *Processor) Parked() []ParkedEvent { return slices.Clone(p.state.Parked) }
 
 // Apply makes one event durable and applies it. On a nil error the event is
 // committed (or was already); on an error nothing of it took effect and the
 // in-memory state is dropped, to be reloaded from the store next time.
 func (p *Processor) Apply(ctx context.Context, env *hookdv1.Envelope, routing string) (Result, error) {
 	if _, ok := p.recent[env.GetEventId()]; ok && p.loaded {
-		return Result{Status: store.StatusDuplicate, Version: p.version, Reason: "event already applied"}, nil
+		return Result{Status: store.StatusDuplicate, Version: p.state.Version, Reason: "event already applied"}, nil
 	}
 	ev, decodeErr := DecodeEvent(env)
+	return p.commit(ctx, env.GetEventId(), func() (store.Write, State, Result) {
+		return p.plan(env, routing, ev, decodeErr)
+	})
+}
+
+// Resolve releases the events parked since before deadline: it fetches
+// each missing subscription with fetch (when not nil), else synthesizes
+// it, and applies the parked events after it, in one transaction. It
+// returns how many events it released.
+func (p *Processor) Resolve(ctx context.Context, deadline, now time.Time, fetch SubscriptionFetcher) (int, error) {
+	if err := p.load(ctx); err != nil {
+		return 0, err
+	}
+	fetched := map[string]*SubscriptionObject{}
+	for _, pk := range p.state.Parked {
+		if pk.Since > deadline.Unix() || fetch == nil {
+			continue
+		}
+		if _, done := fetched[pk.WaitingFor]; done {
+			continue
+		}
+		obj, err := fetch.FetchSubscription(ctx, pk.WaitingFor)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			fetched[pk.WaitingFor] = nil
+		case err != nil:
+			// The provider is unreachable: try again at the next sweep.
+			return 0, fmt.Errorf("fetch subscription %s: %w", pk.WaitingFor, err)
+		default:
+			fetched[pk.WaitingFor] = obj
+		}
+	}
+	released := 0
+	_, err := p.commit(ctx, "", func() (store.Write, State, Result) {
+		next, changes, reasons := Resolve(p.state, deadline.Unix(), now.Unix(), fetched)
+		if len(changes) == 0 {
+			return store.Write{}, p.state, Result{}
+		}
+		released = len(reasons)
+		first := changes[0]
+		w := store.Write{
+			ReadVersion: p.revision,
+			// An audit row for the resolution, named after the first event
+			// it released.
+			Event: store.Event{
+				Source: "hookd", EventID: "resolve_" + first.EventID + "_v" + strconv.FormatInt(first.Version, 10),
+				Type: "hookd.parked.resolved", CustomerID: p.id, Status: store.StatusApplied,
+				Reason: reasons[first.EventID], Routing: "parked", Created: now.UTC(), Version: first.Version,
+				Payload: []byte("{}"),
+			},
+		}
+		if err := p.fill(&w, next, changes); err != nil {
+			return store.Write{}, p.state, Result{}
+		}
+		for id, why := range reasons {
+			w.Released = append(w.Released, store.Release{Source: p.parkedSource(id), EventID: id, Version: versionOf(changes, id), Reason: why})
+		}
+		return w, next, Result{Status: store.StatusApplied, Version: next.Version}
+	})
+	return released, err
+}
+
+// commit plans a write against the loaded state and commits it, reloading
+// and planning again when another activation committed first. A plan that
+// returns a write with no event has nothing to do.
+func (p *Processor) commit(ctx context.Context, eventID string, plan func() (store.Write, State, Result)) (Result, error) {
 	for attempt := 0; ; attempt++ {
 		if err := p.load(ctx); err != nil {
 			return Result{}, err
 		}
-		w, next, res := p.plan(env, routing, ev, decodeErr)
+		w, next, res := plan()
+		if w.Event.EventID == "" {
+			return res, nil
+		}
 		err := p.store.Commit(ctx, []store.Write{w})[0]
 		switch {
 		case err == nil:
 			if w.State != nil {
-				p.state, p.version = next, p.version+1
+				p.state, p.revision = next, p.revision+1
 			}
-			p.remember(env.GetEventId())
+			if eventID != "" {
+				p.remember(eventID)
+			}
 			if p.committed != nil && len(w.Notifications) > 0 {
 				p.committed(p.id)
 			}
-			res.Version = p.version
+			res.Version = p.state.Version
 			return res, nil
 		case errors.Is(err, store.ErrDuplicate):
-			return Result{Status: store.StatusDuplicate, Version: p.version, Reason: "event already received"}, nil
+			return Result{Status: store.StatusDuplicate, Version: p.state.Version, Reason: "event already received"}, nil
 		case errors.Is(err, store.ErrFenced) && attempt < maxFenceRetries:
 			p.log.InfoContext(ctx, "customer changed by another activation; reloading",
-				"customer_id", p.id, "read_version", p.version)
+				"customer_id", p.id, "read_version", p.revision)
 			p.loaded = false
 		default:
 			p.loaded = false
-			return Result{}, fmt.Errorf("commit event %s for customer %s: %w", env.GetEventId(), p.id, err)
+			return Result{}, fmt.Errorf("commit event %s for customer %s: %w", w.Event.EventID, p.id, err)
 		}
 	}
 }
@@ -118,48 +203,83 @@ func (p *Processor) plan(env *hookdv1.Envelope, routing string, ev Event, decode
 		ObjectID:   env.GetObjectId(),
 		Payload:    env.GetPayload(),
 	}
-	w := store.Write{ReadVersion: p.version, Routes: routes(env)}
+	w := store.Write{ReadVersion: p.revision, Routes: routes(env)}
 	if decodeErr != nil {
 		rec.Status, rec.Reason = store.StatusIgnored, "malformed "+env.GetObjectType()+" object: "+decodeErr.Error()
 		w.Event = rec
 		return w, p.state, Result{Status: rec.Status, Reason: rec.Reason}
 	}
-	next, notes, outcome, reason := Reduce(p.state, ev)
-	switch outcome {
+	next, eff := Apply(p.state, ev, p.now().Unix())
+	next.CustomerID = p.id
+	rec.Reason = eff.Reason
+	switch eff.Outcome {
 	case Ignored:
-		rec.Status, rec.Reason = store.StatusIgnored, reason
+		rec.Status = store.StatusIgnored
 	case Superseded:
-		rec.Status, rec.Reason = store.StatusSuperseded, reason
+		rec.Status = store.StatusSuperseded
 		rec.DedupKey = dedupKey(env)
+	case Parked:
+		rec.Status = store.StatusParked
+		rec.DedupKey = dedupKey(env)
+		if err := p.fill(&w, next, nil); err != nil {
+			rec.Status, rec.Reason = store.StatusIgnored, err.Error()
+		}
 	case Applied:
 		rec.Status = store.StatusApplied
 		rec.DedupKey = dedupKey(env)
-		rec.Version = p.version + 1
-		next.CustomerID = p.id
-		state, err := json.Marshal(next)
-		if err != nil { // cannot happen for State; keep the event visible
-			rec.Status, rec.Reason = store.StatusIgnored, "encode state: "+err.Error()
+		rec.Version = eff.Changes[0].Version
+		if err := p.fill(&w, next, eff.Changes); err != nil {
+			rec.Status, rec.Reason, rec.Version = store.StatusIgnored, err.Error(), 0
 			break
 		}
-		snapshot, err := proto.Marshal(next.Proto(p.version + 1))
-		if err != nil {
-			rec.Status, rec.Reason = store.StatusIgnored, "encode customer: "+err.Error()
-			break
-		}
-		w.State = state
-		for _, n := range notes {
-			w.Notifications = append(w.Notifications, store.Notification{
-				CustomerID: p.id,
-				Version:    p.version + 1,
-				Kind:       n.Kind,
-				EventID:    env.GetEventId(),
-				OccurredAt: unix(env.GetCreated()),
-				Customer:   snapshot,
-			})
+		for _, c := range eff.Released() {
+			w.Released = append(w.Released, store.Release{Source: p.parkedSource(c.EventID), EventID: c.EventID, Version: c.Version,
+				Reason: "released by " + env.GetEventId()})
 		}
 	}
 	w.Event = rec
 	return w, next, Result{Status: rec.Status, Reason: rec.Reason}
+}
+
+// fill sets the write's state and the notifications of its changes.
+func (p *Processor) fill(w *store.Write, next State, changes []Change) error {
+	state, err := json.Marshal(next)
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	w.State = state
+	for _, c := range changes {
+		snapshot, err := proto.Marshal(c.State.Proto())
+		if err != nil {
+			return fmt.Errorf("encode customer: %w", err)
+		}
+		for _, kind := range c.Kinds {
+			w.Notifications = append(w.Notifications, store.Notification{
+				CustomerID: p.id,
+				Version:    c.Version,
+				Kind:       kind,
+				EventID:    c.EventID,
+				OccurredAt: unix(c.Created),
+				Customer:   snapshot,
+			})
+		}
+	}
+	return nil
+}
+
+// parkedSource returns the source of a parked event (all parked events
+// come from providers; hookd has one so far).
+func (p *Processor) parkedSource(string) string { return "stripe" }
+
+// versionOf returns the newest version a change for eventID produced.
+func versionOf(changes []Change, eventID string) int64 {
+	var v int64
+	for _, c := range changes {
+		if c.EventID == eventID {
+			v = max(v, c.Version)
+		}
+	}
+	return v
 }
 
 // Load reads the customer's state from the store, if not already held.
@@ -173,7 +293,7 @@ func (p *Processor) load(ctx context.Context) error {
 	c, err := p.store.GetCustomer(ctx, p.id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		p.state, p.version = State{CustomerID: p.id}, 0
+		p.state, p.revision = State{CustomerID: p.id}, 0
 	case err != nil:
 		return fmt.Errorf("load customer %s: %w", p.id, err)
 	default:
@@ -181,7 +301,7 @@ func (p *Processor) load(ctx context.Context) error {
 		if err := json.Unmarshal(c.State, &st); err != nil {
 			return fmt.Errorf("decode customer %s state: %w", p.id, err)
 		}
-		p.state, p.version = st, c.Version
+		p.state, p.revision = st, c.Version
 	}
 	p.loaded = true
 	return nil

@@ -14,6 +14,10 @@ import (
 // the store keeps it (JSON) between activations.
 type State struct {
 	CustomerID string `json:"customer_id"`
+	// Version counts applied events: it increases by exactly one for each,
+	// and notifications carry it. (The store's own version, used to fence
+	// writes, also counts writes that only park an event.)
+	Version int64 `json:"version"`
 	// Known is true once a customer.created notification has been emitted.
 	Known    bool              `json:"known"`
 	Email    string            `json:"email,omitempty"`
@@ -30,6 +34,21 @@ type State struct {
 	Marks map[string]Mark `json:"marks,omitempty"`
 	// UpdatedAt is the newest provider created applied, seconds.
 	UpdatedAt int64 `json:"updated_at,omitempty"`
+
+	// Parked holds events waiting for a prerequisite, in arrival order.
+	// They are part of the state, so they survive restarts and passivation
+	// and are released in the same transaction that brings what they wait for.
+	Parked []ParkedEvent `json:"parked,omitempty"`
+}
+
+// ParkedEvent is an event waiting for an object the customer does not have yet.
+type ParkedEvent struct {
+	Event Event `json:"event"`
+	// WaitingFor is the ID of the missing object (a subscription).
+	WaitingFor string `json:"waiting_for"`
+	// Since is when it was parked (wall clock, Unix seconds), for the
+	// resolution deadline.
+	Since int64 `json:"since"`
 }
 
 // Subscription is the projected state of one subscription.
@@ -74,10 +93,10 @@ func rank(eventType string) int {
 	}
 }
 
-// Outcome says what reduce did with an event.
+// Outcome says what Apply did with an event.
 type Outcome int
 
-// Outcomes of reduce.
+// Outcomes of Apply.
 const (
 	// Applied: the state changed; notifications were emitted.
 	Applied Outcome = iota
@@ -85,82 +104,201 @@ const (
 	Ignored
 	// Superseded: a newer event for the same object was already applied.
 	Superseded
+	// Parked: the event waits for a prerequisite; it is kept in the state.
+	Parked
 )
 
-// Note is a notification the reducer emits; the actor writes it to the
-// outbox with the new version.
-type Note struct {
-	Kind string
+// Change is one applied event's effect: the version it produced, the
+// notifications it emits and the state at that version.
+type Change struct {
+	EventID string
+	Created int64
+	Version int64
+	Kinds   []string
+	// Subscription is the subscription the change refers to, if any.
+	Subscription string
+	State        State
 }
 
-// Reduce applies one event to a state and returns the new state, the
-// notifications to emit, the outcome and, when not applied, the reason.
-// It is pure: st is not modified, and the result depends only on its inputs.
-func Reduce(st State, ev Event) (State, []Note, Outcome, string) {
-	var objectKey string
-	switch {
-	case ev.Customer != nil && strings.HasPrefix(ev.Type, "customer.") && !strings.HasPrefix(ev.Type, "customer.subscription."):
-		switch ev.Type {
-		case "customer.created", "customer.updated", "customer.deleted":
-			objectKey = ev.Customer.ID
-		default:
-			return st, nil, Ignored, "event type " + ev.Type + " is not projected"
-		}
-	case ev.Subscription != nil && strings.HasPrefix(ev.Type, "customer.subscription."):
-		objectKey = ev.Subscription.ID
-	case ev.Invoice != nil && (ev.Type == "invoice.paid" || ev.Type == "invoice.payment_failed"):
-		objectKey = ev.Invoice.ID
-	default:
-		return st, nil, Ignored, "event type " + ev.Type + " is not projected"
-	}
+// Effect is what Apply did: the outcome for the event itself, and the
+// changes, in version order. The first change is the event's own when it
+// was applied; the others are parked events it released.
+type Effect struct {
+	Outcome Outcome
+	Reason  string
+	Changes []Change
+}
 
-	mark := Mark{Created: ev.Created, Rank: rank(ev.Type)}
-	if prev, ok := st.Marks[objectKey]; ok && mark.less(prev) {
-		return st, nil, Superseded, "a newer event for " + objectKey + " was already applied"
+// Released returns the changes of previously parked events.
+func (r Effect) Released() []Change {
+	if r.Outcome == Applied && len(r.Changes) > 0 {
+		return r.Changes[1:]
 	}
+	return r.Changes
+}
 
+// Apply applies one event, and every parked event it releases, to a state.
+// now is the wall clock (Unix seconds), recorded on events it parks. It is
+// pure: st is not modified, and the result depends only on its inputs.
+func Apply(st State, ev Event, now int64) (State, Effect) {
+	if objectKey(ev) == "" {
+		return st, Effect{Outcome: Ignored, Reason: "event type " + ev.Type + " is not projected"}
+	}
 	next := st.clone()
-	if next.Marks == nil {
-		next.Marks = map[string]Mark{}
+	if m, ok := next.Marks[objectKey(ev)]; ok && (Mark{ev.Created, rank(ev.Type)}).less(m) {
+		return st, Effect{Outcome: Superseded, Reason: "a newer event for " + objectKey(ev) + " was already applied"}
 	}
-	next.Marks[objectKey] = mark
-	if ev.Created > next.UpdatedAt {
-		next.UpdatedAt = ev.Created
+	if sub := waitsFor(next, ev); sub != "" {
+		for _, p := range next.Parked {
+			if p.Event.ID == ev.ID {
+				return st, Effect{Outcome: Parked, Reason: "waiting for subscription " + sub}
+			}
+		}
+		next.Parked = append(next.Parked, ParkedEvent{Event: ev, WaitingFor: sub, Since: now})
+		return next, Effect{Outcome: Parked, Reason: "waiting for subscription " + sub}
 	}
-	next.Livemode = ev.Livemode
+	res := Effect{Outcome: Applied}
+	res.Changes = append(res.Changes, next.applyOne(ev))
+	res.Changes = append(res.Changes, next.release()...)
+	return next, res
+}
 
-	var notes []Note
-	if !next.Known {
+// Resolve releases parked events that waited since before deadline (Unix
+// seconds). For each missing subscription, fetched may hold the object as
+// the provider has it now (from its API); a subscription it lacks is
+// synthesized from what the parked events say. reason explains, per
+// released event, how it was resolved.
+func Resolve(st State, deadline, now int64, fetched map[string]*SubscriptionObject) (State, []Change, map[string]string) {
+	next := st.clone()
+	var changes []Change
+	reasons := map[string]string{}
+	for {
+		var due *ParkedEvent
+		for i := range next.Parked {
+			if next.Parked[i].Since <= deadline {
+				due = &next.Parked[i]
+				break
+			}
+		}
+		if due == nil {
+			return next, changes, reasons
+		}
+		subID, evID := due.WaitingFor, due.Event.ID
+		obj := fetched[subID]
+		how := "released after its deadline with subscription " + subID + " fetched from the provider"
+		if obj == nil {
+			obj = &SubscriptionObject{ID: subID, Status: "unknown"}
+			how = "released after its deadline without subscription " + subID + " (not fetched); the subscription was synthesized from the invoice"
+		}
+		// The fetched object is the provider's state now: newer than any
+		// event created before now.
+		synthetic := Event{ID: "", Type: "customer.subscription.updated", Created: now, ObjectID: subID,
+			ObjectType: "subscription", Livemode: next.Livemode, Subscription: obj}
+		ch := next.applyOne(synthetic)
+		ch.EventID = evID // the resolution happens on behalf of the parked event
+		changes = append(changes, ch)
+		for _, c := range next.release() {
+			reasons[c.EventID] = how
+			changes = append(changes, c)
+		}
+	}
+}
+
+// objectKey returns the object an event changes, or "" when hookd does not
+// project the event type.
+func objectKey(ev Event) string {
+	switch {
+	case ev.Customer != nil && (ev.Type == "customer.created" || ev.Type == "customer.updated" || ev.Type == "customer.deleted"):
+		return ev.Customer.ID
+	case ev.Subscription != nil && strings.HasPrefix(ev.Type, "customer.subscription."):
+		return ev.Subscription.ID
+	case ev.Invoice != nil && (ev.Type == "invoice.paid" || ev.Type == "invoice.payment_failed"):
+		return ev.Invoice.ID
+	}
+	return ""
+}
+
+// waitsFor returns the subscription an event needs and the state lacks:
+// an invoice of a subscription not yet announced.
+func waitsFor(st State, ev Event) string {
+	if ev.Invoice == nil {
+		return ""
+	}
+	sub := ev.Invoice.SubscriptionID()
+	if sub == "" {
+		return ""
+	}
+	if _, ok := st.Subscriptions[sub]; ok {
+		return ""
+	}
+	return sub
+}
+
+// release applies, in created order, every parked event whose
+// prerequisite is now present, and removes them from Parked.
+func (st *State) release() []Change {
+	var changes []Change
+	for {
+		best := -1
+		for i, p := range st.Parked {
+			if _, ok := st.Subscriptions[p.WaitingFor]; ok && (best < 0 || p.Event.Created < st.Parked[best].Event.Created) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return changes
+		}
+		p := st.Parked[best]
+		st.Parked = slices.Delete(slices.Clone(st.Parked), best, best+1)
+		if len(st.Parked) == 0 {
+			st.Parked = nil
+		}
+		if m, ok := st.Marks[objectKey(p.Event)]; ok && (Mark{p.Event.Created, rank(p.Event.Type)}).less(m) {
+			continue // a newer event for its invoice applied meanwhile
+		}
+		changes = append(changes, st.applyOne(p.Event))
+	}
+}
+
+// applyOne applies an event whose prerequisites are present and returns
+// its change. It mutates st, which must be a private copy.
+func (st *State) applyOne(ev Event) Change {
+	key := objectKey(ev)
+	if st.Marks == nil {
+		st.Marks = map[string]Mark{}
+	}
+	st.Marks[key] = Mark{Created: ev.Created, Rank: rank(ev.Type)}
+	if ev.Created > st.UpdatedAt {
+		st.UpdatedAt = ev.Created
+	}
+	st.Livemode = ev.Livemode
+	st.Version++
+
+	var kinds []string
+	if !st.Known {
 		// The first event that names a customer creates it downstream, so
 		// that nothing ever refers to a customer not yet announced.
-		next.Known = true
-		notes = append(notes, Note{Kind: "customer.created"})
+		st.Known = true
+		kinds = append(kinds, "customer.created")
 	}
-
 	switch {
 	case ev.Customer != nil:
 		c := ev.Customer
-		next.Email, next.Name = c.Email, c.Name
-		next.Metadata = maps.Clone(c.Metadata)
-		switch ev.Type {
-		case "customer.deleted":
-			next.Deleted = true
-			notes = append(notes, Note{Kind: "customer.deleted"})
-		case "customer.created":
-			if len(notes) == 0 { // already announced by an earlier event
-				notes = append(notes, Note{Kind: "customer.updated"})
-			}
-		default:
-			if len(notes) == 0 {
-				notes = append(notes, Note{Kind: "customer.updated"})
-			}
+		st.Email, st.Name = c.Email, c.Name
+		st.Metadata = maps.Clone(c.Metadata)
+		switch {
+		case ev.Type == "customer.deleted":
+			st.Deleted = true
+			kinds = append(kinds, "customer.deleted")
+		case len(kinds) == 0: // created or updated, already announced
+			kinds = append(kinds, "customer.updated")
 		}
 	case ev.Subscription != nil:
 		s := ev.Subscription
-		if next.Subscriptions == nil {
-			next.Subscriptions = map[string]*Subscription{}
+		if st.Subscriptions == nil {
+			st.Subscriptions = map[string]*Subscription{}
 		}
-		_, existed := next.Subscriptions[s.ID]
+		_, existed := st.Subscriptions[s.ID]
 		sub := &Subscription{
 			Status:            s.Status,
 			CancelAtPeriodEnd: s.CancelAtPeriodEnd,
@@ -174,26 +312,24 @@ func Reduce(st State, ev Event) (State, []Note, Outcome, string) {
 		if ev.Type == "customer.subscription.deleted" && sub.Status == "" {
 			sub.Status = "canceled"
 		}
-		next.Subscriptions[s.ID] = sub
-		switch {
-		case !existed:
+		st.Subscriptions[s.ID] = sub
+		if !existed {
 			// Whatever event first names a subscription announces it.
-			notes = append(notes, Note{Kind: "subscription.created"})
-			if ev.Type == "customer.subscription.deleted" {
-				notes = append(notes, Note{Kind: "subscription.deleted"})
-			}
+			kinds = append(kinds, "subscription.created")
+		}
+		switch {
 		case ev.Type == "customer.subscription.deleted":
-			notes = append(notes, Note{Kind: "subscription.deleted"})
-		default:
-			notes = append(notes, Note{Kind: "subscription.updated"})
+			kinds = append(kinds, "subscription.deleted")
+		case existed:
+			kinds = append(kinds, "subscription.updated")
 		}
 	case ev.Invoice != nil:
 		in := ev.Invoice
-		if next.Invoices == nil {
-			next.Invoices = map[string]*Invoice{}
+		if st.Invoices == nil {
+			st.Invoices = map[string]*Invoice{}
 		}
 		inv := &Invoice{}
-		if prev, ok := next.Invoices[in.ID]; ok {
+		if prev, ok := st.Invoices[in.ID]; ok {
 			*inv = *prev
 		}
 		inv.SubscriptionID = in.SubscriptionID()
@@ -201,16 +337,23 @@ func Reduce(st State, ev Event) (State, []Note, Outcome, string) {
 		inv.AmountPaid, inv.AmountDue, inv.Currency = in.AmountPaid, in.AmountDue, in.Currency
 		if ev.Type == "invoice.payment_failed" {
 			inv.PaymentFailures++
-			notes = append(notes, Note{Kind: "invoice.payment_failed"})
+			kinds = append(kinds, "invoice.payment_failed")
 		} else {
 			if inv.Status == "" {
 				inv.Status = "paid"
 			}
-			notes = append(notes, Note{Kind: "invoice.paid"})
+			kinds = append(kinds, "invoice.paid")
 		}
-		next.Invoices[in.ID] = inv
+		st.Invoices[in.ID] = inv
 	}
-	return next, notes, Applied, ""
+	ch := Change{EventID: ev.ID, Created: ev.Created, Version: st.Version, Kinds: kinds, State: st.clone()}
+	switch {
+	case ev.Subscription != nil:
+		ch.Subscription = ev.Subscription.ID
+	case ev.Invoice != nil:
+		ch.Subscription = ev.Invoice.SubscriptionID()
+	}
+	return ch
 }
 
 // clone returns a deep copy, so that Reduce never aliases its input.
@@ -218,6 +361,7 @@ func (st State) clone() State {
 	c := st
 	c.Metadata = maps.Clone(st.Metadata)
 	c.Marks = maps.Clone(st.Marks)
+	c.Parked = slices.Clone(st.Parked)
 	if st.Subscriptions != nil {
 		c.Subscriptions = make(map[string]*Subscription, len(st.Subscriptions))
 		for k, v := range st.Subscriptions {
@@ -236,11 +380,11 @@ func (st State) clone() State {
 	return c
 }
 
-// Proto renders the state as the public hookd.v1.Customer at a version.
-func (st State) Proto(version int64) *hookdv1.Customer {
+// Proto renders the state as the public hookd.v1.Customer.
+func (st State) Proto() *hookdv1.Customer {
 	c := &hookdv1.Customer{
 		CustomerId: st.CustomerID,
-		Version:    version,
+		Version:    st.Version,
 		Email:      st.Email,
 		Name:       st.Name,
 		Deleted:    st.Deleted,

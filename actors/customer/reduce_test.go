@@ -1,6 +1,7 @@
 package customer
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -18,116 +19,174 @@ func subEvent(id, typ string, created int64, subID, status string) Event {
 		Subscription: &SubscriptionObject{ID: subID, Status: status}}
 }
 
-func kinds(notes []Note) []string {
+func invEvent(id, typ string, created int64, invID, subID string) Event {
+	raw, _ := json.Marshal(subID)
+	return Event{ID: id, Type: typ, Created: created, ObjectID: invID, ObjectType: "invoice",
+		Invoice: &InvoiceObject{ID: invID, Subscription: raw, Status: "paid", AmountPaid: 100}}
+}
+
+// notes flattens an effect's changes into "kind@version" strings.
+func notes(eff Effect) []string {
 	var out []string
-	for _, n := range notes {
-		out = append(out, n.Kind)
+	for _, c := range eff.Changes {
+		for _, k := range c.Kinds {
+			out = append(out, fmt.Sprintf("%s@%d", k, c.Version))
+		}
 	}
 	return out
 }
 
-func TestReduceAnnouncesCustomerFirst(t *testing.T) {
+func TestApplyAnnouncesCustomerAndSubscriptionFirst(t *testing.T) {
 	t.Parallel()
 	st := State{CustomerID: "cus_1"}
-	st, notes, out, _ := Reduce(st, subEvent("evt_1", "customer.subscription.created", 100, "sub_1", "active"))
-	if out != Applied {
-		t.Fatalf("outcome = %v, want Applied", out)
+	st, eff := Apply(st, subEvent("evt_1", "customer.subscription.updated", 100, "sub_1", "active"), 0)
+	if eff.Outcome != Applied {
+		t.Fatalf("outcome = %v, want Applied", eff.Outcome)
 	}
-	if got, want := kinds(notes), []string{"customer.created", "subscription.created"}; !slices.Equal(got, want) {
+	if got, want := notes(eff), []string{"customer.created@1", "subscription.created@1"}; !slices.Equal(got, want) {
 		t.Fatalf("notes = %v, want %v", got, want)
 	}
 	// The real customer.created arriving later is an update downstream.
-	_, notes, out, _ = Reduce(st, custEvent("evt_2", "customer.created", 90, "a@example.com"))
-	if out != Applied || !slices.Equal(kinds(notes), []string{"customer.updated"}) {
-		t.Fatalf("got %v %v, want Applied [customer.updated]", out, kinds(notes))
+	_, eff = Apply(st, custEvent("evt_2", "customer.created", 90, "a@example.com"), 0)
+	if got, want := notes(eff), []string{"customer.updated@2"}; eff.Outcome != Applied || !slices.Equal(got, want) {
+		t.Fatalf("got %v %v, want Applied %v", eff.Outcome, got, want)
 	}
 }
 
-func TestReduceSupersedesOlderEvents(t *testing.T) {
+func TestApplyParksInvoiceUntilItsSubscription(t *testing.T) {
 	t.Parallel()
 	st := State{CustomerID: "cus_1"}
-	st, _, _, _ = Reduce(st, custEvent("evt_2", "customer.updated", 200, "new@example.com"))
-	next, notes, out, reason := Reduce(st, custEvent("evt_1", "customer.updated", 100, "old@example.com"))
-	if out != Superseded || len(notes) != 0 || reason == "" {
-		t.Fatalf("got %v %v %q, want Superseded, no notes, a reason", out, kinds(notes), reason)
+	st, eff := Apply(st, invEvent("evt_inv", "invoice.paid", 300, "in_1", "sub_1"), 1000)
+	if eff.Outcome != Parked || len(eff.Changes) != 0 || st.Version != 0 || len(st.Parked) != 1 {
+		t.Fatalf("invoice before subscription: %v %v version %d parked %d, want Parked, no changes, version 0, 1 parked",
+			eff.Outcome, notes(eff), st.Version, len(st.Parked))
 	}
-	if next.Email != "new@example.com" {
-		t.Fatalf("email = %q, want new@example.com", next.Email)
+	// Parking the same event again changes nothing.
+	if again, eff := Apply(st, invEvent("evt_inv", "invoice.paid", 300, "in_1", "sub_1"), 1001); eff.Outcome != Parked || len(again.Parked) != 1 {
+		t.Fatalf("re-parking: %v with %d parked, want Parked with 1", eff.Outcome, len(again.Parked))
+	}
+	st, eff = Apply(st, subEvent("evt_sub", "customer.subscription.created", 200, "sub_1", "active"), 1002)
+	want := []string{"customer.created@1", "subscription.created@1", "invoice.paid@2"}
+	if got := notes(eff); eff.Outcome != Applied || !slices.Equal(got, want) {
+		t.Fatalf("subscription arrives: %v %v, want Applied %v", eff.Outcome, got, want)
+	}
+	if r := eff.Released(); len(r) != 1 || r[0].EventID != "evt_inv" || r[0].Version != 2 {
+		t.Fatalf("released %+v, want evt_inv at version 2", r)
+	}
+	if len(st.Parked) != 0 || st.Invoices["in_1"] == nil || st.Version != 2 {
+		t.Fatalf("state after release: parked %d, invoice %v, version %d", len(st.Parked), st.Invoices["in_1"], st.Version)
+	}
+	// The snapshot of each change is the state at its version.
+	if snap := eff.Changes[0].State; snap.Version != 1 || snap.Invoices["in_1"] != nil {
+		t.Fatalf("snapshot at v1 has version %d and invoice %v, want 1 and none", snap.Version, snap.Invoices["in_1"])
+	}
+}
+
+func TestResolveAfterDeadline(t *testing.T) {
+	t.Parallel()
+	st := State{CustomerID: "cus_1"}
+	st, _ = Apply(st, custEvent("evt_c", "customer.created", 100, "a@example.com"), 1000)
+	st, _ = Apply(st, invEvent("evt_inv", "invoice.paid", 300, "in_1", "sub_1"), 1000)
+	if next, changes, _ := Resolve(st, 999, 2000, nil); len(changes) != 0 || len(next.Parked) != 1 {
+		t.Fatalf("before the deadline: %d changes, %d parked; want none released", len(changes), len(next.Parked))
+	}
+	fetched := map[string]*SubscriptionObject{"sub_1": {ID: "sub_1", Status: "past_due"}}
+	next, changes, reasons := Resolve(st, 1000, 2000, fetched)
+	if len(changes) != 2 || len(next.Parked) != 0 || reasons["evt_inv"] == "" {
+		t.Fatalf("after the deadline: %d changes, %d parked, reasons %v; want 2, 0, one for evt_inv", len(changes), len(next.Parked), reasons)
+	}
+	if got, want := append(changes[0].Kinds, changes[1].Kinds...), []string{"subscription.created", "invoice.paid"}; !slices.Equal(got, want) {
+		t.Fatalf("kinds %v, want %v", got, want)
+	}
+	if next.Subscriptions["sub_1"].Status != "past_due" || changes[1].Version != 3 {
+		t.Fatalf("subscription %+v at version %d, want past_due and the invoice at version 3", next.Subscriptions["sub_1"], changes[1].Version)
+	}
+	// An older subscription event arriving afterwards does not overwrite
+	// what the provider said at resolution time.
+	_, eff := Apply(next, subEvent("evt_sub", "customer.subscription.created", 200, "sub_1", "active"), 2001)
+	if eff.Outcome != Superseded {
+		t.Fatalf("late subscription.created: %v, want Superseded", eff.Outcome)
+	}
+}
+
+func TestApplySupersedesOlderEvents(t *testing.T) {
+	t.Parallel()
+	st := State{CustomerID: "cus_1"}
+	st, _ = Apply(st, custEvent("evt_2", "customer.updated", 200, "new@example.com"), 0)
+	next, eff := Apply(st, custEvent("evt_1", "customer.updated", 100, "old@example.com"), 0)
+	if eff.Outcome != Superseded || len(eff.Changes) != 0 || eff.Reason == "" || next.Email != "new@example.com" {
+		t.Fatalf("got %v %v %q email %q, want Superseded, no changes, a reason, new@example.com", eff.Outcome, notes(eff), eff.Reason, next.Email)
 	}
 	// Same second: deleted ranks after updated.
-	st, _, _, _ = Reduce(st, custEvent("evt_3", "customer.deleted", 300, "new@example.com"))
-	_, _, out, _ = Reduce(st, custEvent("evt_4", "customer.updated", 300, "x@example.com"))
-	if out != Superseded {
-		t.Fatalf("same-second update after delete: outcome %v, want Superseded", out)
+	st, _ = Apply(st, custEvent("evt_3", "customer.deleted", 300, "new@example.com"), 0)
+	if _, eff = Apply(st, custEvent("evt_4", "customer.updated", 300, "x@example.com"), 0); eff.Outcome != Superseded {
+		t.Fatalf("same-second update after delete: %v, want Superseded", eff.Outcome)
 	}
 }
 
-func TestReduceIgnoresUnprojectedTypes(t *testing.T) {
+func TestApplyIgnoresUnprojectedTypes(t *testing.T) {
 	t.Parallel()
-	st := State{CustomerID: "cus_1"}
-	_, notes, out, reason := Reduce(st, Event{ID: "evt_1", Type: "charge.succeeded", Created: 1, ObjectType: "charge"})
-	if out != Ignored || len(notes) != 0 || reason == "" {
-		t.Fatalf("got %v %v %q, want Ignored with a reason", out, kinds(notes), reason)
+	_, eff := Apply(State{CustomerID: "cus_1"}, Event{ID: "evt_1", Type: "charge.succeeded", Created: 1, ObjectType: "charge"}, 0)
+	if eff.Outcome != Ignored || len(eff.Changes) != 0 || eff.Reason == "" {
+		t.Fatalf("got %v %v %q, want Ignored with a reason", eff.Outcome, notes(eff), eff.Reason)
 	}
 }
 
-func TestReduceDoesNotModifyInput(t *testing.T) {
+func TestApplyDoesNotModifyInput(t *testing.T) {
 	t.Parallel()
 	st := State{CustomerID: "cus_1"}
-	st, _, _, _ = Reduce(st, subEvent("evt_1", "customer.subscription.created", 100, "sub_1", "active"))
+	st, _ = Apply(st, subEvent("evt_1", "customer.subscription.created", 100, "sub_1", "active"), 0)
+	st, _ = Apply(st, invEvent("evt_i", "invoice.paid", 150, "in_1", "sub_2"), 0)
 	before := st.clone()
-	_, _, _, _ = Reduce(st, subEvent("evt_2", "customer.subscription.updated", 200, "sub_1", "past_due"))
+	_, _ = Apply(st, subEvent("evt_2", "customer.subscription.updated", 200, "sub_1", "past_due"), 0)
+	_, _ = Apply(st, subEvent("evt_3", "customer.subscription.created", 200, "sub_2", "active"), 0)
+	_, _, _ = Resolve(st, 10, 20, nil)
 	if !reflect.DeepEqual(before, st) {
-		t.Fatalf("Reduce modified its input:\nbefore %+v\nafter  %+v", before, st)
+		t.Fatalf("Apply modified its input:\nbefore %+v\nafter  %+v", before, st)
 	}
 }
 
 // Applying a customer's events in any order, with duplicates, ends in the
 // same state as applying them in created order (DESIGN.md invariant 5),
-// for the events the reducer orders by itself (no parking involved).
-func TestReduceConvergesOverShuffles(t *testing.T) {
+// and every order emits a causally sane stream (invariant 4).
+func TestApplyConvergesOverShuffles(t *testing.T) {
 	t.Parallel()
 	seed := rand.Uint64()
 	rng := rand.New(rand.NewPCG(seed, 0))
-	for round := 0; round < 500; round++ {
-		var events []Event
-		created := int64(1000)
-		events = append(events, custEvent("evt_c", "customer.created", created, "e0@example.com"))
-		for i := 0; i < 1+rng.IntN(6); i++ {
-			created += 1 + int64(rng.IntN(3))
-			events = append(events, custEvent(fmt.Sprintf("evt_u%d", i), "customer.updated", created, fmt.Sprintf("e%d@example.com", i)))
-		}
-		for s := 0; s < rng.IntN(3); s++ {
-			sub := fmt.Sprintf("sub_%d", s)
-			created += 1 + int64(rng.IntN(3))
-			events = append(events, subEvent(sub+"c", "customer.subscription.created", created, sub, "trialing"))
-			created += 1 + int64(rng.IntN(3))
-			events = append(events, subEvent(sub+"u", "customer.subscription.updated", created, sub, "active"))
-		}
-		want := applyAll(events)
-
+	for round := 0; round < 1000; round++ {
+		events := randomHistory(rng, "cus_1")
+		want, _ := applyAll(events)
 		shuffled := slices.Clone(events)
 		for i := 0; i < rng.IntN(4); i++ {
 			shuffled = append(shuffled, events[rng.IntN(len(events))])
 		}
 		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-		got := applyAll(shuffled)
-		if !reflect.DeepEqual(projected(got), projected(want)) {
-			t.Fatalf("seed %d round %d: shuffled state differs\n got %+v\nwant %+v", seed, round, projected(got), projected(want))
+		got, stream := applyAll(shuffled)
+		if !reflect.DeepEqual(Projected(got), Projected(want)) {
+			t.Fatalf("seed %d round %d: shuffled state differs\n got %+v\nwant %+v", seed, round, Projected(got), Projected(want))
+		}
+		if err := CheckStream(stream); err != nil {
+			t.Fatalf("seed %d round %d: %v", seed, round, err)
 		}
 	}
 }
 
-func applyAll(events []Event) State {
+// applyAll applies events one by one (no dedup: the store does that) and
+// returns the final state and the notification stream.
+func applyAll(events []Event) (State, []StreamNote) {
 	st := State{CustomerID: "cus_1"}
+	var stream []StreamNote
+	seen := map[string]bool{}
 	for _, ev := range events {
-		st, _, _, _ = Reduce(st, ev)
+		if seen[ev.ID] {
+			continue // the store answers duplicate
+		}
+		var eff Effect
+		st, eff = Apply(st, ev, 0)
+		if eff.Outcome != Ignored {
+			seen[ev.ID] = true
+		}
+		stream = append(stream, StreamOf(eff.Changes)...)
 	}
-	return st
-}
-
-// projected drops bookkeeping that legitimately depends on arrival order.
-func projected(st State) State {
-	st.Marks = nil
-	return st
+	return st, stream
 }

@@ -8,6 +8,12 @@ import (
 	"time"
 )
 
+// Defaults that other commands (send) must agree with.
+const (
+	defaultDataDir  = "./hookd-data"
+	defaultHTTPAddr = "127.0.0.1:8080"
+)
+
 // config is everything `hookd` (serve) is configured by. Every field has a
 // flag and a HOOKD_* environment twin (flag --grpc-addr ↔ HOOKD_GRPC_ADDR);
 // a flag given on the command line wins over the environment.
@@ -21,9 +27,10 @@ type config struct {
 	// GRPCAddr is where the gRPC services listen.
 	GRPCAddr string
 	// StripeSecrets are the accepted webhook signing secrets (rotation).
+	// When none is given, hookd generates one and keeps it in DataDir.
 	StripeSecrets []string
-	// StripeAPIKey and StripeAPIURL reach the Stripe API (reserved for
-	// resolving out-of-order events).
+	// StripeAPIKey and StripeAPIURL reach the Stripe API, to fetch what an
+	// event parked past its deadline waits for.
 	StripeAPIKey string
 	StripeAPIURL string
 	// Cluster is the membership provider: local (one process).
@@ -42,6 +49,9 @@ type config struct {
 	Tolerance time.Duration
 	// IdleTimeout passivates a customer actor idle this long.
 	IdleTimeout time.Duration
+	// ParkDeadline is how long an event may wait for its prerequisite
+	// before hookd resolves it (from the Stripe API when it has a key).
+	ParkDeadline time.Duration
 	// ShutdownTimeout bounds draining on SIGTERM.
 	ShutdownTimeout time.Duration
 	// LogLevel is debug, info, warn or error.
@@ -56,12 +66,13 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("hookd", flag.ContinueOnError)
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "store: a postgres:// URL selects PostgreSQL; empty selects the embedded store in --data-dir")
-	fs.StringVar(&c.DataDir, "data-dir", "./hookd-data", "where the embedded store keeps its data")
-	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP gateway listen address")
+	fs.StringVar(&c.DataDir, "data-dir", defaultDataDir, "where the embedded store keeps its data")
+	fs.StringVar(&c.HTTPAddr, "http-addr", defaultHTTPAddr, "HTTP gateway listen address")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "gRPC listen address")
 	secrets := fs.String("stripe-webhook-secret", "", "Stripe webhook signing secrets, comma-separated; any of them is accepted")
-	fs.StringVar(&c.StripeAPIKey, "stripe-api-key", "", "Stripe API key (for resolving events; optional)")
-	fs.StringVar(&c.StripeAPIURL, "stripe-api-url", "", "Stripe API base URL (tests)")
+	fs.StringVar(&c.StripeAPIKey, "stripe-api-key", "", "Stripe API key, to fetch what an event parked past its deadline waits for (optional)")
+	fs.StringVar(&c.StripeAPIURL, "stripe-api-url", "", "Stripe API base URL (default https://api.stripe.com; for tests and stripe-mock)")
+	fs.DurationVar(&c.ParkDeadline, "park-deadline", 30*time.Second, "how long an event may wait for its prerequisite before hookd resolves it")
 	fs.StringVar(&c.Cluster, "cluster", "local", "cluster membership: local")
 	etcd := fs.String("etcd-endpoints", "", "etcd endpoints, comma-separated (with --cluster etcd)")
 	roles := fs.String("roles", "gateway,member", "roles this process runs: gateway, member")
@@ -101,9 +112,6 @@ func (c config) validate() error {
 	if len(c.Roles) == 0 {
 		errs = append(errs, errors.New("--roles names no role"))
 	}
-	if c.hasRole("gateway") && len(c.StripeSecrets) == 0 {
-		errs = append(errs, errors.New("--stripe-webhook-secret (HOOKD_STRIPE_WEBHOOK_SECRET) is required for the gateway role"))
-	}
 	if c.hasRole("gateway") && !c.hasRole("member") && c.IngestAddr == "" {
 		errs = append(errs, errors.New("--ingest-addr is required when the gateway runs without the member role"))
 	}
@@ -112,6 +120,9 @@ func (c config) validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("--max-body-bytes must be positive"))
+	}
+	if c.ParkDeadline < time.Second {
+		errs = append(errs, errors.New("--park-deadline must be at least 1s"))
 	}
 	if c.Tolerance <= 0 {
 		errs = append(errs, errors.New("--tolerance must be positive"))

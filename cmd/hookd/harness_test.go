@@ -44,16 +44,16 @@ func (h *hookd) notifications() hookdv1.NotificationServiceClient {
 // startHookd starts hookd for one test. The tests in this package do not
 // run in parallel: protoactor's remote.Start replaces gRPC's global logger,
 // which races with any other gRPC activity in the process.
-func startHookd(t *testing.T) *hookd {
+func startHookd(t *testing.T, extraArgs ...string) *hookd {
 	t.Helper()
 	dbURL := pgtest.NewDatabase(t)
-	cfg, err := parseServe([]string{
+	cfg, err := parseServe(append([]string{
 		"--database-url", dbURL,
 		"--http-addr", "127.0.0.1:0",
 		"--grpc-addr", "127.0.0.1:0",
 		"--stripe-webhook-secret", "whsec_old_rotated_out," + testSecret,
 		"--shutdown-timeout", "5s",
-	}, func(string) string { return "" })
+	}, extraArgs...), func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -63,7 +63,7 @@ func startHookd(t *testing.T) *hookd {
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() {
-		done <- run(ctx, cfg, log, func(h, g string) { ready <- addrs{h, g} })
+		done <- run(ctx, cfg, log, nil, func(h, g string) { ready <- addrs{h, g} })
 	}()
 	var a addrs
 	select {

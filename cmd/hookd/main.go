@@ -4,6 +4,7 @@
 //	hookd            serve (gateway and member roles by default)
 //	hookd migrate    apply database migrations and exit
 //	hookd send FILE  sign a Stripe event file as Stripe does and POST it
+//	hookd bench      load a running hookd with signed events and report figures
 package main
 
 import (
@@ -41,13 +42,15 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		return run(ctx, cfg, newLogger(stderr, cfg.LogLevel), nil)
+		return run(ctx, cfg, newLogger(stderr, cfg.LogLevel), stdout, nil)
 	case "migrate":
 		return migrate(ctx, args, getenv, newLogger(stderr, "info"))
 	case "send":
 		return send(ctx, args, getenv, stdout)
+	case "bench":
+		return benchCmd(ctx, args, getenv, stdout)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate or send)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, send or bench)", cmd)
 	}
 }
 

@@ -11,15 +11,15 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, log
 	fs := flag.NewFlagSet("hookd migrate", flag.ContinueOnError)
 	var cfg config
 	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "a postgres:// URL")
-	fs.StringVar(&cfg.DataDir, "data-dir", "./hookd-data", "where the embedded store keeps its data")
+	fs.StringVar(&cfg.DataDir, "data-dir", defaultDataDir, "where the embedded store keeps its data")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg, log)
+	st, where, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	st.Close()
-	log.InfoContext(ctx, "migrations applied", "database", redact(cfg.DatabaseURL))
+	log.InfoContext(ctx, "migrations applied", "store", where)
 	return nil
 }

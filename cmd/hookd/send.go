@@ -21,8 +21,39 @@ import (
 func send(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("hookd send", flag.ContinueOnError)
 	secret := fs.String("secret", "", "webhook signing secret (default: the first of HOOKD_STRIPE_WEBHOOK_SECRET)")
-	url := fs.String("url", "http://127.0.0.1:8080/v1/webhooks/stripe", "webhook URL")
+	url := fs.String("url", "http://"+defaultHTTPAddr+"/v1/webhooks/stripe", "webhook URL")
+	dataDir := fs.String("data-dir", defaultDataDir, "where a local hookd keeps the secret it generated")
+	var spec eventSpec
+	fs.StringVar(&spec.Type, "type", "", "generate an event of this type instead of reading a file: "+strings.Join(generatedTypes(), ", "))
+	fs.StringVar(&spec.Customer, "customer", "", "with --type: the customer ID (cus_...)")
+	fs.StringVar(&spec.Subscription, "subscription", "", "with --type: the subscription ID (default sub_<customer>)")
+	fs.StringVar(&spec.Invoice, "invoice", "", "with --type: the invoice ID (default random)")
+	fs.StringVar(&spec.EventID, "id", "", "with --type: the event ID (default random)")
+	fs.StringVar(&spec.Email, "email", "", "with --type: the customer's email")
+	fs.StringVar(&spec.Status, "status", "", "with --type: the subscription status")
+	ago := fs.Duration("ago", 0, "with --type: make the event this much older than now (to try out-of-order delivery)")
+	print := fs.Bool("print", false, "print the event instead of sending it")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var body []byte
+	var err error
+	switch {
+	case spec.Type != "" && fs.NArg() == 0:
+		spec.Created = time.Now().Add(-*ago)
+		body, err = generateEvent(spec)
+	case spec.Type == "" && fs.NArg() == 1 && fs.Arg(0) == "-":
+		body, err = io.ReadAll(os.Stdin)
+	case spec.Type == "" && fs.NArg() == 1:
+		body, err = os.ReadFile(fs.Arg(0))
+	default:
+		return errors.New("send: want one event file (- for standard input), or --type and --customer")
+	}
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	if *print {
+		_, err := stdout.Write(append(body, '\n'))
 		return err
 	}
 	if *secret == "" {
@@ -31,20 +62,13 @@ func send(ctx context.Context, args []string, getenv func(string) string, stdout
 		}
 	}
 	if *secret == "" {
-		return errors.New("send: --secret (or HOOKD_STRIPE_WEBHOOK_SECRET) is required")
+		// A hookd started without a secret generated one in its data dir.
+		if s, err := readSecretFile(*dataDir); err == nil {
+			*secret = s
+		}
 	}
-	if fs.NArg() != 1 {
-		return errors.New("send: want exactly one event file (use - for standard input)")
-	}
-	var body []byte
-	var err error
-	if name := fs.Arg(0); name == "-" {
-		body, err = io.ReadAll(os.Stdin)
-	} else {
-		body, err = os.ReadFile(name)
-	}
-	if err != nil {
-		return fmt.Errorf("send: %w", err)
+	if *secret == "" {
+		return errors.New("send: --secret (or HOOKD_STRIPE_WEBHOOK_SECRET) is required, or run it beside a hookd that generated one in --data-dir")
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, *url, bytes.NewReader(body))
 	if err != nil {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,11 +19,13 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/hookd/hookd/actors"
+	"github.com/hookd/hookd/actors/customer"
 	"github.com/hookd/hookd/gateway"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/services"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/postgres"
+	"github.com/hookd/hookd/store/sqlite"
 )
 
 // listening, when not nil, is told the bound addresses once hookd serves
@@ -31,7 +35,9 @@ type listening func(httpAddr, grpcAddr string)
 // run serves until ctx is done, then shuts down gracefully: it stops
 // accepting, drains in-flight requests, stops the cluster member and
 // closes the store.
-func run(ctx context.Context, cfg config, log *slog.Logger, ready listening) error {
+func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, ready listening) error {
+	started := time.Now()
+	var info banner
 	var (
 		st       store.Store
 		sys      *actors.System
@@ -58,16 +64,22 @@ func run(ctx context.Context, cfg config, log *slog.Logger, ready listening) err
 	grpcAddr := cfg.GRPCAddr
 	if cfg.hasRole("member") {
 		var err error
-		if st, err = openStore(ctx, cfg, log); err != nil {
+		if st, info.store, err = openStore(ctx, cfg, log); err != nil {
 			return err
 		}
 		wakeup := services.NewWakeup()
+		var fetcher customer.SubscriptionFetcher
+		if cfg.StripeAPIKey != "" {
+			fetcher = customer.NewStripeFetcher(cfg.StripeAPIKey, cfg.StripeAPIURL, log)
+		}
 		sys, err = actors.New(actors.Config{
-			Store:       st,
-			Logger:      log,
-			Committed:   func(string) { wakeup.Notify() },
-			Port:        cfg.ClusterPort,
-			IdleTimeout: cfg.IdleTimeout,
+			Store:        st,
+			Logger:       log,
+			Committed:    func(string) { wakeup.Notify() },
+			Port:         cfg.ClusterPort,
+			IdleTimeout:  cfg.IdleTimeout,
+			ParkDeadline: cfg.ParkDeadline,
+			Fetcher:      fetcher,
 		})
 		if err != nil {
 			return err
@@ -89,6 +101,23 @@ func run(ctx context.Context, cfg config, log *slog.Logger, ready listening) err
 
 	var httpAddr string
 	if cfg.hasRole("gateway") {
+		if len(cfg.StripeSecrets) == 0 {
+			secret, created, err := loadOrCreateSecret(cfg.DataDir)
+			if err != nil {
+				return fmt.Errorf("no --stripe-webhook-secret given, and none could be generated: %w", err)
+			}
+			cfg.StripeSecrets = []string{secret}
+			how := "kept"
+			if created {
+				how = "generated, kept"
+			}
+			info.secretNote = fmt.Sprintf("%s (%s in %s)", secret, how, filepath.Join(cfg.DataDir, secretFile))
+			if filepath.Clean(cfg.DataDir) != filepath.Clean(defaultDataDir) {
+				info.sendFlags += " --data-dir " + cfg.DataDir
+			}
+		} else {
+			info.secretNote = fmt.Sprintf("%d configured (--stripe-webhook-secret / HOOKD_STRIPE_WEBHOOK_SECRET)", len(cfg.StripeSecrets))
+		}
 		target := cfg.IngestAddr
 		if target == "" {
 			target = grpcAddr
@@ -151,6 +180,17 @@ func run(ctx context.Context, cfg config, log *slog.Logger, ready listening) err
 		}()
 		log.InfoContext(ctx, "http listening", "addr", httpAddr, "webhook", "http://"+httpAddr+"/v1/webhooks/stripe")
 	}
+	if httpAddr != "" && httpAddr != defaultHTTPAddr {
+		info.sendFlags += " --url http://" + httpAddr + "/v1/webhooks/stripe"
+	}
+	info.httpAddr, info.grpcAddr = httpAddr, ""
+	if grpcSrv != nil {
+		info.grpcAddr = grpcAddr
+	}
+	log.InfoContext(ctx, "hookd ready", "startup", time.Since(started).Round(time.Millisecond))
+	if stdout != nil {
+		info.print(stdout)
+	}
 	if ready != nil {
 		ready(httpAddr, grpcAddr)
 	}
@@ -187,24 +227,35 @@ func run(ctx context.Context, cfg config, log *slog.Logger, ready listening) err
 	return serveErr
 }
 
-// openStore opens and migrates the store cfg selects.
-func openStore(ctx context.Context, cfg config, log *slog.Logger) (store.Store, error) {
+// openStore opens and migrates the store cfg selects: PostgreSQL for a
+// postgres:// URL, else the embedded store in the data dir. It also says
+// where the data is, for people.
+func openStore(ctx context.Context, cfg config, log *slog.Logger) (store.Store, string, error) {
 	u := cfg.DatabaseURL
-	if !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
-		if u == "" {
-			return nil, errors.New("the embedded store is not available yet: pass --database-url postgres://... (HOOKD_DATABASE_URL)")
+	if u == "" {
+		lite, err := sqlite.Open(ctx, cfg.DataDir, log)
+		if err != nil {
+			return nil, "", fmt.Errorf("open embedded store in %s: %w", cfg.DataDir, err)
 		}
-		return nil, fmt.Errorf("--database-url: unsupported scheme in %q (want postgres://)", redact(u))
+		if err := lite.Migrate(ctx); err != nil {
+			lite.Close()
+			return nil, "", fmt.Errorf("migrate embedded store: %w", err)
+		}
+		where, _ := filepath.Abs(cfg.DataDir)
+		return lite, where + " (embedded SQLite; pass --database-url postgres://... for PostgreSQL)", nil
+	}
+	if !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		return nil, "", fmt.Errorf("--database-url: unsupported scheme in %q (want postgres://)", redact(u))
 	}
 	pg, err := postgres.Open(ctx, u, log)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres: %w", err)
+		return nil, "", fmt.Errorf("open postgres: %w", err)
 	}
 	if err := pg.Migrate(ctx); err != nil {
 		pg.Close()
-		return nil, fmt.Errorf("migrate: %w", err)
+		return nil, "", fmt.Errorf("migrate: %w", err)
 	}
-	return pg, nil
+	return pg, redact(u) + " (PostgreSQL)", nil
 }
 
 // redact hides a URL's password so it can be logged or shown.

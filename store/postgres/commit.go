@@ -223,11 +223,6 @@ func writeOutcome(eventID string, err error) (outcome error, dedup bool) {
 // the parameter list above sqlWriteEventCTE).
 func writeStatement(w store.Write) (string, []any) {
 	e := w.Event
-	notifyVersion := w.ReadVersion + 1
-	eventVersion := e.Version
-	if w.State != nil {
-		eventVersion = notifyVersion
-	}
 	n := len(w.Notifications)
 	var (
 		customerIDs = make([]string, n)
@@ -235,6 +230,7 @@ func writeStatement(w store.Write) (string, []any) {
 		eventIDs    = make([]string, n)
 		occurredAt  = make([]time.Time, n)
 		customers   = make([][]byte, n)
+		versions    = make([]int64, n)
 	)
 	for i, no := range w.Notifications {
 		customerIDs[i] = cmp.Or(no.CustomerID, e.CustomerID)
@@ -242,6 +238,17 @@ func writeStatement(w store.Write) (string, []any) {
 		eventIDs[i] = cmp.Or(no.EventID, e.EventID)
 		occurredAt[i] = no.OccurredAt
 		customers[i] = no.Customer
+		versions[i] = no.Version
+	}
+	r := len(w.Released)
+	var (
+		relSources  = make([]string, r)
+		relIDs      = make([]string, r)
+		relVersions = make([]int64, r)
+		relReasons  = make([]string, r)
+	)
+	for i, rel := range w.Released {
+		relSources[i], relIDs[i], relVersions[i], relReasons[i] = rel.Source, rel.EventID, rel.Version, rel.Reason
 	}
 	routes := w.Routes
 	if routes == nil {
@@ -249,9 +256,10 @@ func writeStatement(w store.Write) (string, []any) {
 	}
 	args := []any{
 		e.Source, e.EventID, e.Type, e.CustomerID, string(e.Status), e.Reason, e.Routing,
-		e.Created, e.APIVersion, e.ObjectID, e.DedupKey, eventVersion, payload(e.Payload),
-		customerIDs, kinds, eventIDs, occurredAt, customers,
-		notifyVersion, routes,
+		e.Created, e.APIVersion, e.ObjectID, e.DedupKey, e.Version, payload(e.Payload),
+		customerIDs, kinds, eventIDs, occurredAt, customers, versions,
+		routes,
+		relSources, relIDs, relVersions, relReasons,
 	}
 	switch {
 	case w.State == nil:

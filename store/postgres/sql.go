@@ -27,10 +27,12 @@ const sqlCodeFenced = "HK409"
 //	$1 source  $2 event_id  $3 type  $4 customer_id  $5 status  $6 reason
 //	$7 routing  $8 created  $9 api_version  $10 object_id  $11 dedup_key
 //	$12 event version  $13 payload
-//	$14..$18 notifications as parallel arrays: customer_id, kind,
-//	         event_id, occurred_at, customer
-//	$19 notification version  $20 routes (object IDs)
-//	$21 state (the fenced variants)  $22 read version (the update only)
+//	$14..$19 notifications as parallel arrays: customer_id, kind,
+//	         event_id, occurred_at, customer, version
+//	$20 routes (object IDs)
+//	$21..$24 released parked events as parallel arrays: source,
+//	         event_id, version, reason
+//	$25 state (the fenced variants)  $26 read version (the update only)
 //
 // The event row is inserted first and everything else reads from it (or
 // from the state write that reads from it), so a duplicate event ID is
@@ -51,10 +53,15 @@ WITH ev AS (
 	sqlWriteEffects = `,
 ob AS (
     INSERT INTO outbox (customer_id, version, kind, event_id, occurred_at, customer)
-    SELECT n.customer_id, $19, n.kind, n.event_id, n.occurred_at, n.customer
-    FROM done, unnest($14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::bytea[])
-         WITH ORDINALITY AS n(customer_id, kind, event_id, occurred_at, customer, ord)
+    SELECT n.customer_id, n.version, n.kind, n.event_id, n.occurred_at, n.customer
+    FROM done, unnest($14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::bytea[], $19::bigint[])
+         WITH ORDINALITY AS n(customer_id, kind, event_id, occurred_at, customer, version, ord)
     ORDER BY n.ord
+),
+rl AS (
+    UPDATE events SET status = 'applied', version = r.version, reason = r.reason
+    FROM done, unnest($21::text[], $22::text[], $23::bigint[], $24::text[]) AS r(source, event_id, version, reason)
+    WHERE events.source = r.source AND events.event_id = r.event_id AND events.status = 'parked'
 ),
 rt AS (
     INSERT INTO object_routes (object_id, customer_id)
@@ -74,7 +81,7 @@ SELECT true`
 	sqlWriteCreateCustomer = sqlWriteEventCTE + `,
 done AS (
     INSERT INTO customers (customer_id, version, state, updated_at)
-    SELECT $4::text, 1, $21::bytea, now() FROM ev
+    SELECT $4::text, 1, $25::bytea, now() FROM ev
     ON CONFLICT (customer_id) DO NOTHING
     RETURNING 1
 )` + sqlWriteEffects + `
@@ -86,8 +93,8 @@ SELECT hookd_fence(EXISTS (SELECT 1 FROM done))`
 	// writers from one version exactly one matches.
 	sqlWriteUpdateCustomer = sqlWriteEventCTE + `,
 done AS (
-    UPDATE customers SET state = $21::bytea, version = version + 1, updated_at = now()
-    WHERE customer_id = $4::text AND version = $22::bigint AND EXISTS (SELECT 1 FROM ev)
+    UPDATE customers SET state = $25::bytea, version = version + 1, updated_at = now()
+    WHERE customer_id = $4::text AND version = $26::bigint AND EXISTS (SELECT 1 FROM ev)
     RETURNING 1
 )` + sqlWriteEffects + `
 SELECT hookd_fence(EXISTS (SELECT 1 FROM done))`

@@ -40,6 +40,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ListEvents", testListEvents},
 		{"NotificationsConcurrent", testNotificationsConcurrent},
 		{"CanceledContext", testCanceledContext},
+		{"ReleaseParked", testReleaseParked},
+		{"InvalidArguments", testInvalidArguments},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,11 +74,14 @@ func Event(eventID, customerID string) store.Event {
 // StateWrite returns a write that applies eventID to customerID read at
 // readVersion, with one notification.
 func StateWrite(eventID, customerID string, readVersion int64) store.Write {
+	e := Event(eventID, customerID)
+	e.Version = readVersion + 1
 	return store.Write{
-		Event:       Event(eventID, customerID),
+		Event:       e,
 		ReadVersion: readVersion,
 		State:       []byte("state after " + eventID),
 		Notifications: []store.Notification{{
+			Version:    readVersion + 1,
 			CustomerID: customerID,
 			Kind:       "customer.updated",
 			EventID:    eventID,
@@ -615,5 +620,86 @@ func testCanceledContext(t *testing.T, s store.Store) {
 		if _, err := s.GetCustomer(t.Context(), w.Event.CustomerID); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("GetCustomer(%s) after a failed commit: got %v, want ErrNotFound", w.Event.CustomerID, err)
 		}
+	}
+}
+
+// A write can release parked events of its customer: their rows become
+// applied with the version given, in the same transaction; notifications
+// keep the versions they carry.
+func testReleaseParked(t *testing.T, s store.Store) {
+	parked := Event("evt_p", "cus_r")
+	parked.Status, parked.Reason, parked.DedupKey = store.StatusParked, "waiting for subscription sub_1", "k_p"
+	mustCommit(t, s, store.Write{Event: parked, ReadVersion: 0, State: []byte("parked evt_p")})
+
+	w := StateWrite("evt_s", "cus_r", 1)
+	w.Event.Version = 1
+	w.Notifications[0].Version = 1
+	w.Notifications = append(w.Notifications, store.Notification{
+		CustomerID: "cus_r", Version: 2, Kind: "invoice.paid", EventID: "evt_p", OccurredAt: created, Customer: []byte("v2"),
+	})
+	w.Released = []store.Release{
+		{Source: "stripe", EventID: "evt_p", Version: 2, Reason: "released by evt_s"},
+		{Source: "stripe", EventID: "evt_s_unknown", Version: 3, Reason: "no such parked event"},
+	}
+	mustCommit(t, s, w)
+
+	e, err := s.GetEvent(t.Context(), "stripe", "evt_p")
+	if err != nil || e.Status != store.StatusApplied || e.Version != 2 || e.Reason != "released by evt_s" {
+		t.Fatalf("released event: %s v%d %q (%v), want applied v2 \"released by evt_s\"", e.Status, e.Version, e.Reason, err)
+	}
+	if _, err := s.GetEvent(t.Context(), "stripe", "evt_s_unknown"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a release of an unknown event created a row: %v", err)
+	}
+	notes := WaitNotifications(t, s, "cus_r", 2)
+	if len(notes) != 2 || notes[0].Version != 1 || notes[1].Version != 2 || notes[1].EventID != "evt_p" {
+		t.Fatalf("notifications %+v, want v1 (evt_s) then v2 (evt_p)", notes)
+	}
+	// Releasing an event that is not parked changes nothing.
+	w2 := StateWrite("evt_t", "cus_r", 2)
+	w2.Released = []store.Release{{Source: "stripe", EventID: "evt_s", Version: 9, Reason: "not parked"}}
+	mustCommit(t, s, w2)
+	if e, _ := s.GetEvent(t.Context(), "stripe", "evt_s"); e.Version != 1 || e.Reason != "" {
+		t.Fatalf("an applied event was changed by a release: v%d %q", e.Version, e.Reason)
+	}
+}
+
+// testInvalidArguments checks that what no retry can fix is answered with
+// an error wrapping store.ErrInvalidArgument (which the services map to
+// InvalidArgument), and that an invalid write in a batch fails alone.
+func testInvalidArguments(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if err := s.ValidateCursor("not a cursor"); !errors.Is(err, store.ErrInvalidArgument) {
+		t.Errorf("ValidateCursor(%q): got %v, want ErrInvalidArgument", "not a cursor", err)
+	}
+	if _, err := s.ReadNotifications(ctx, "not a cursor", "", 10); !errors.Is(err, store.ErrInvalidArgument) {
+		t.Errorf("ReadNotifications with a malformed cursor: got %v, want ErrInvalidArgument", err)
+	}
+	if _, err := s.ReadNotifications(ctx, "", "", 0); !errors.Is(err, store.ErrInvalidArgument) {
+		t.Errorf("ReadNotifications with limit 0: got %v, want ErrInvalidArgument", err)
+	}
+	if _, _, err := s.ListEvents(ctx, store.ListEventsFilter{PageSize: 0}); !errors.Is(err, store.ErrInvalidArgument) {
+		t.Errorf("ListEvents with page size 0: got %v, want ErrInvalidArgument", err)
+	}
+	if _, _, err := s.ListEvents(ctx, store.ListEventsFilter{PageSize: 2, PageToken: "garbage!"}); !errors.Is(err, store.ErrInvalidArgument) {
+		t.Errorf("ListEvents with a malformed page token: got %v, want ErrInvalidArgument", err)
+	}
+
+	noID := StateWrite("", "cus_1", 0)
+	noCustomer := StateWrite("evt_nocus", "", 0)
+	good := StateWrite("evt_good", "cus_good", 0)
+	errs := s.Commit(ctx, []store.Write{noID, noCustomer, good})
+	if len(errs) != 3 {
+		t.Fatalf("Commit: got %d results, want 3", len(errs))
+	}
+	for i, err := range errs[:2] {
+		if !errors.Is(err, store.ErrInvalidArgument) || errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("Commit result %d: got %v, want ErrInvalidArgument", i, err)
+		}
+	}
+	if errs[2] != nil {
+		t.Errorf("Commit result 2: got %v, want nil", errs[2])
+	}
+	if _, err := s.GetEvent(ctx, "stripe", "evt_nocus"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetEvent(evt_nocus) of the invalid write: got %v, want ErrNotFound", err)
 	}
 }

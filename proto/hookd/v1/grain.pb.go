@@ -155,6 +155,104 @@ func (x *ApplyResponse) GetPermanent() bool {
 	return false
 }
 
+type ResolveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Release events parked for at least this long.
+	DeadlineSeconds int64 `protobuf:"varint,1,opt,name=deadline_seconds,json=deadlineSeconds,proto3" json:"deadline_seconds,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ResolveRequest) Reset() {
+	*x = ResolveRequest{}
+	mi := &file_hookd_v1_grain_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveRequest) ProtoMessage() {}
+
+func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookd_v1_grain_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveRequest.ProtoReflect.Descriptor instead.
+func (*ResolveRequest) Descriptor() ([]byte, []int) {
+	return file_hookd_v1_grain_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ResolveRequest) GetDeadlineSeconds() int64 {
+	if x != nil {
+		return x.DeadlineSeconds
+	}
+	return 0
+}
+
+type ResolveResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Released int32                  `protobuf:"varint,1,opt,name=released,proto3" json:"released,omitempty"`
+	// Set when resolving failed; the next sweep tries again.
+	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveResponse) Reset() {
+	*x = ResolveResponse{}
+	mi := &file_hookd_v1_grain_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveResponse) ProtoMessage() {}
+
+func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookd_v1_grain_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveResponse.ProtoReflect.Descriptor instead.
+func (*ResolveResponse) Descriptor() ([]byte, []int) {
+	return file_hookd_v1_grain_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ResolveResponse) GetReleased() int32 {
+	if x != nil {
+		return x.Released
+	}
+	return 0
+}
+
+func (x *ResolveResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_hookd_v1_grain_proto protoreflect.FileDescriptor
 
 const file_hookd_v1_grain_proto_rawDesc = "" +
@@ -168,9 +266,15 @@ const file_hookd_v1_grain_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1c\n" +
-	"\tpermanent\x18\x05 \x01(\bR\tpermanent2I\n" +
+	"\tpermanent\x18\x05 \x01(\bR\tpermanent\";\n" +
+	"\x0eResolveRequest\x12)\n" +
+	"\x10deadline_seconds\x18\x01 \x01(\x03R\x0fdeadlineSeconds\"C\n" +
+	"\x0fResolveResponse\x12\x1a\n" +
+	"\breleased\x18\x01 \x01(\x05R\breleased\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error2\x89\x01\n" +
 	"\rCustomerGrain\x128\n" +
-	"\x05Apply\x12\x16.hookd.v1.ApplyRequest\x1a\x17.hookd.v1.ApplyResponseB/Z-github.com/hookd/hookd/proto/hookd/v1;hookdv1b\x06proto3"
+	"\x05Apply\x12\x16.hookd.v1.ApplyRequest\x1a\x17.hookd.v1.ApplyResponse\x12>\n" +
+	"\aResolve\x12\x18.hookd.v1.ResolveRequest\x1a\x19.hookd.v1.ResolveResponseB/Z-github.com/hookd/hookd/proto/hookd/v1;hookdv1b\x06proto3"
 
 var (
 	file_hookd_v1_grain_proto_rawDescOnce sync.Once
@@ -184,18 +288,22 @@ func file_hookd_v1_grain_proto_rawDescGZIP() []byte {
 	return file_hookd_v1_grain_proto_rawDescData
 }
 
-var file_hookd_v1_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_hookd_v1_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_hookd_v1_grain_proto_goTypes = []any{
-	(*ApplyRequest)(nil),  // 0: hookd.v1.ApplyRequest
-	(*ApplyResponse)(nil), // 1: hookd.v1.ApplyResponse
-	(*Envelope)(nil),      // 2: hookd.v1.Envelope
+	(*ApplyRequest)(nil),    // 0: hookd.v1.ApplyRequest
+	(*ApplyResponse)(nil),   // 1: hookd.v1.ApplyResponse
+	(*ResolveRequest)(nil),  // 2: hookd.v1.ResolveRequest
+	(*ResolveResponse)(nil), // 3: hookd.v1.ResolveResponse
+	(*Envelope)(nil),        // 4: hookd.v1.Envelope
 }
 var file_hookd_v1_grain_proto_depIdxs = []int32{
-	2, // 0: hookd.v1.ApplyRequest.envelope:type_name -> hookd.v1.Envelope
+	4, // 0: hookd.v1.ApplyRequest.envelope:type_name -> hookd.v1.Envelope
 	0, // 1: hookd.v1.CustomerGrain.Apply:input_type -> hookd.v1.ApplyRequest
-	1, // 2: hookd.v1.CustomerGrain.Apply:output_type -> hookd.v1.ApplyResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
+	2, // 2: hookd.v1.CustomerGrain.Resolve:input_type -> hookd.v1.ResolveRequest
+	1, // 3: hookd.v1.CustomerGrain.Apply:output_type -> hookd.v1.ApplyResponse
+	3, // 4: hookd.v1.CustomerGrain.Resolve:output_type -> hookd.v1.ResolveResponse
+	3, // [3:5] is the sub-list for method output_type
+	1, // [1:3] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -213,7 +321,7 @@ func file_hookd_v1_grain_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookd_v1_grain_proto_rawDesc), len(file_hookd_v1_grain_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

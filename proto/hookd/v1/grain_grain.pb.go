@@ -62,6 +62,7 @@ type CustomerGrain interface {
 	Terminate(ctx cluster.GrainContext)
 	ReceiveDefault(ctx cluster.GrainContext)
 	Apply(req *ApplyRequest, ctx cluster.GrainContext) (*ApplyResponse, error)
+	Resolve(req *ResolveRequest, ctx cluster.GrainContext) (*ResolveResponse, error)
 }
 
 // CustomerGrainGrainClient holds the base data for the CustomerGrainGrain
@@ -86,6 +87,33 @@ func (g *CustomerGrainGrainClient) Apply(r *ApplyRequest, opts ...cluster.GrainC
 	}
 	switch msg := resp.(type) {
 	case *ApplyResponse:
+		return msg, nil
+	case *cluster.GrainErrorResponse:
+		if msg == nil {
+			return nil, nil
+		}
+		return nil, msg
+	default:
+		return nil, fmt.Errorf("unknown response type %T", resp)
+	}
+}
+
+// Resolve requests the execution on to the cluster with CallOptions
+func (g *CustomerGrainGrainClient) Resolve(r *ResolveRequest, opts ...cluster.GrainCallOption) (*ResolveResponse, error) {
+	if g.cluster.Config.RequestLog {
+		g.cluster.Logger().Info("Requesting", slog.String("identity", g.Identity), slog.String("kind", "CustomerGrain"), slog.String("method", "Resolve"), slog.Any("request", r))
+	}
+	bytes, err := proto.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	reqMsg := &cluster.GrainRequest{MethodIndex: 1, MessageData: bytes}
+	resp, err := g.cluster.Request(g.Identity, "CustomerGrain", reqMsg, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("error request: %w", err)
+	}
+	switch msg := resp.(type) {
+	case *ResolveResponse:
 		return msg, nil
 	case *cluster.GrainErrorResponse:
 		if msg == nil {
@@ -139,6 +167,26 @@ func (a *CustomerGrainActor) Receive(ctx actor.Context) {
 			}
 
 			r0, err := a.inner.Apply(req, a.ctx)
+			if err != nil {
+				resp := cluster.FromError(err)
+				ctx.Respond(resp)
+				return
+			}
+			ctx.Respond(r0)
+		case 1:
+			req := &ResolveRequest{}
+			err := proto.Unmarshal(msg.MessageData, req)
+			if err != nil {
+				ctx.Logger().Error("[Grain] Resolve(ResolveRequest) proto.Unmarshal failed.", slog.Any("error", err))
+				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
+					WithMetadata(map[string]string{
+						"argument": req.String(),
+					})
+				ctx.Respond(resp)
+				return
+			}
+
+			r0, err := a.inner.Resolve(req, a.ctx)
 			if err != nil {
 				resp := cluster.FromError(err)
 				ctx.Respond(resp)

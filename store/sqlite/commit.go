@@ -1,0 +1,350 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	sqlitedriver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/hookd/hookd/store"
+)
+
+// commitRequest is one Commit call waiting for the writer.
+type commitRequest struct {
+	ctx    context.Context
+	writes []store.Write
+	errs   []error       // one per write; set by whoever commits the request
+	done   chan struct{} // closed once errs are final
+}
+
+// Commit applies the writes in one transaction, each under its own
+// savepoint, and returns one result per write, in order: nil, the
+// sentinel [store.ErrDuplicate] or [store.ErrFenced], an error wrapping
+// [store.ErrInvalidArgument] for a write that can never be stored, or an
+// error wrapping [store.ErrUnavailable]. A nil result means the write is
+// durable: the transaction was fsynced.
+//
+// A write whose dedup key another event holds is recorded as an event with
+// status duplicate (and answered ErrDuplicate). When the transaction
+// fails as a whole (I/O error, the store closed), every write except the
+// invalid ones gets ErrUnavailable, including those that had met a
+// duplicate or a fence inside it: their answer may have depended on an
+// earlier write of the same transaction, which did not commit either.
+//
+// Concurrent calls share transactions (group commit): a call waits while
+// another transaction commits, and the first waiting call to get the
+// writer commits its own writes and those of every call queued behind it,
+// each write still under its own savepoint. A call whose ctx is done
+// before its writes are taken up fails with ErrUnavailable and writes
+// nothing; once taken up, its writes are committed or not regardless of
+// ctx, and the call waits for the outcome (one transaction, bounded by
+// the busy timeout).
+func (s *Store) Commit(ctx context.Context, writes []store.Write) []error {
+	errs := make([]error, len(writes))
+	for i, w := range writes {
+		errs[i] = validateWrite(w)
+	}
+	if !slices.Contains(errs, nil) {
+		return errs // nothing to write
+	}
+	if err := ctx.Err(); err != nil {
+		failWrites(writes, errs, err)
+		return errs
+	}
+	req := &commitRequest{ctx: ctx, writes: writes, errs: errs, done: make(chan struct{})}
+	s.qmu.Lock()
+	s.queue = append(s.queue, req)
+	s.qmu.Unlock()
+
+	select {
+	case <-req.done:
+		// Another call committed it.
+	case s.writer <- struct{}{}:
+		// Every call that owned the writer before finished the requests
+		// it took; if req is not done, it is still queued.
+		select {
+		case <-req.done:
+		default:
+			s.commitQueued()
+		}
+		s.releaseWriter()
+	case <-ctx.Done():
+		if s.dequeue(req) {
+			failWrites(writes, errs, ctx.Err())
+			return errs
+		}
+		<-req.done // taken up: wait for the transaction's outcome
+	}
+	return errs
+}
+
+// RecordEvent stores an event outside any customer's state: it is Commit
+// of a write with no state, notifications or routes. It returns
+// [store.ErrDuplicate] when (source, event ID) or the event's dedup key is
+// already stored; in the latter case the event is recorded with status
+// duplicate.
+func (s *Store) RecordEvent(ctx context.Context, e store.Event) error {
+	return s.Commit(ctx, []store.Write{{Event: e}})[0]
+}
+
+// validateWrite rejects a write that cannot be stored, before any SQL.
+func validateWrite(w store.Write) error {
+	switch {
+	case w.Event.Source == "" || w.Event.EventID == "":
+		return fmt.Errorf("commit event %q: %w: source and event ID are required", w.Event.EventID, store.ErrInvalidArgument)
+	case w.State != nil && w.Event.CustomerID == "":
+		return fmt.Errorf("commit event %s: %w: a state write needs a customer ID", w.Event.EventID, store.ErrInvalidArgument)
+	case w.ReadVersion < 0:
+		return fmt.Errorf("commit event %s: %w: negative read version", w.Event.EventID, store.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// failWrites sets the result of every write not rejected as invalid to an
+// error wrapping [store.ErrUnavailable] and cause.
+func failWrites(writes []store.Write, errs []error, cause error) {
+	for i, w := range writes {
+		if !errors.Is(errs[i], store.ErrInvalidArgument) {
+			errs[i] = fmt.Errorf("commit event %s: %w: %w", w.Event.EventID, store.ErrUnavailable, cause)
+		}
+	}
+}
+
+// dequeue removes req from the queue and reports whether it was there.
+func (s *Store) dequeue(req *commitRequest) bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	i := slices.Index(s.queue, req)
+	if i < 0 {
+		return false
+	}
+	s.queue = slices.Delete(s.queue, i, i+1)
+	return true
+}
+
+// commitQueued takes every queued request, commits their writes in one
+// transaction and completes them. The caller owns the writer.
+func (s *Store) commitQueued() {
+	s.qmu.Lock()
+	reqs := s.queue
+	s.queue = nil
+	s.qmu.Unlock()
+
+	var live []*commitRequest
+	for _, r := range reqs {
+		if err := r.ctx.Err(); err != nil {
+			failWrites(r.writes, r.errs, err)
+			close(r.done)
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	var err error
+	if s.closed {
+		err = errClosed
+	} else {
+		err = s.commitTx(live)
+	}
+	for _, r := range live {
+		if err != nil {
+			failWrites(r.writes, r.errs, err)
+		}
+		close(r.done)
+	}
+}
+
+// commitTx runs one transaction for the requests' writes, setting the
+// result of each write that meets a duplicate, a fence or invalid data. It
+// returns an error when the transaction as a whole failed; then nothing
+// was committed. The caller owns the writer.
+//
+// The transaction does not watch any caller's context: it serves many
+// callers, each of which waits for it to end.
+func (s *Store) commitTx(reqs []*commitRequest) (err error) {
+	ctx := context.WithoutCancel(reqs[0].ctx)
+	if s.stmts == nil {
+		if s.stmts, err = prepareStatements(ctx, s.wdb); err != nil {
+			return err
+		}
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			// SQLite may have rolled back already (after an I/O error,
+			// say); then this fails harmlessly.
+			_ = tx.Rollback()
+		}
+	}()
+	st := s.stmts.bind(ctx, tx)
+	// Like PostgreSQL's now(): one timestamp for the whole transaction.
+	now := micros(time.Now())
+	for _, r := range reqs {
+		for i, w := range r.writes {
+			if r.errs[i] != nil {
+				continue
+			}
+			if r.errs[i], err = st.apply(ctx, w, now); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Commit()
+}
+
+// apply runs one write under a savepoint. It returns the write's outcome
+// (nil, ErrDuplicate, ErrFenced or invalid data), or an error that fails
+// the transaction.
+func (st *txStatements) apply(ctx context.Context, w store.Write, now int64) (outcome, err error) {
+	if _, err := st.savepoint.ExecContext(ctx); err != nil {
+		return nil, err
+	}
+	outcome, dedup, err := st.write(ctx, w, now)
+	if err != nil {
+		return nil, err
+	}
+	if outcome != nil {
+		if _, err := st.rollbackSavepoint.ExecContext(ctx); err != nil {
+			return nil, err
+		}
+		if dedup {
+			// Record the event as a duplicate of the one holding its key.
+			// If that fails too, the write keeps that failure's outcome.
+			e := w.Event
+			_, dupErr := st.insertDuplicate.ExecContext(ctx,
+				e.Source, e.EventID, e.Type, e.CustomerID, e.Routing, micros(e.Created), now,
+				e.APIVersion, e.ObjectID, e.DedupKey, e.Payload)
+			if dupErr != nil {
+				if outcome, _ = writeOutcome(e.EventID, dupErr); outcome == nil {
+					return nil, dupErr
+				}
+				if _, err := st.rollbackSavepoint.ExecContext(ctx); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if _, err := st.releaseSavepoint.ExecContext(ctx); err != nil {
+		return nil, err
+	}
+	return outcome, nil
+}
+
+// write runs the statements of one write: the event row, the fenced state
+// write, the outbox rows, the release of parked events and the routes. It
+// stops at the first that fails and returns the write's outcome (dedup
+// reports a dedup-key violation, which the caller records as a duplicate
+// event), or an error that is not the write's own and fails the
+// transaction. Statements that ran before a failure are the caller's to
+// roll back.
+func (st *txStatements) write(ctx context.Context, w store.Write, now int64) (outcome error, dedup bool, err error) {
+	e := w.Event
+	// fail sorts a statement's error into the write's outcome or a
+	// transaction failure.
+	fail := func(err error) (error, bool, error) {
+		outcome, dedup := writeOutcome(e.EventID, err)
+		if outcome == nil {
+			return nil, false, err
+		}
+		return outcome, dedup, nil
+	}
+
+	if _, err := st.insertEvent.ExecContext(ctx,
+		e.Source, e.EventID, e.Type, e.CustomerID, string(e.Status), e.Reason, e.Routing,
+		micros(e.Created), now, e.APIVersion, e.ObjectID, e.DedupKey, e.Version, e.Payload,
+	); err != nil {
+		return fail(err)
+	}
+
+	if w.State != nil {
+		var res sql.Result
+		var err error
+		if w.ReadVersion == 0 {
+			res, err = st.createCustomer.ExecContext(ctx, e.CustomerID, w.State, now)
+		} else {
+			res, err = st.updateCustomer.ExecContext(ctx, e.CustomerID, w.ReadVersion, w.State, now)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, false, err
+		}
+		if n == 0 {
+			return store.ErrFenced, false, nil
+		}
+	}
+
+	for _, no := range w.Notifications {
+		if _, err := st.insertOutbox.ExecContext(ctx,
+			cmp.Or(no.CustomerID, e.CustomerID), no.Version, no.Kind,
+			cmp.Or(no.EventID, e.EventID), micros(no.OccurredAt), no.Customer,
+		); err != nil {
+			return fail(err)
+		}
+	}
+	for _, r := range w.Released {
+		if r.Source == e.Source && r.EventID == e.EventID {
+			// The event row just inserted is not one parked earlier (in
+			// PostgreSQL the release cannot see it either).
+			continue
+		}
+		if _, err := st.releaseEvent.ExecContext(ctx, r.Source, r.EventID, r.Version, r.Reason); err != nil {
+			return fail(err)
+		}
+	}
+	if e.CustomerID != "" {
+		for _, objectID := range w.Routes {
+			if _, err := st.insertRoute.ExecContext(ctx, objectID, e.CustomerID); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	return nil, false, nil
+}
+
+// writeOutcome translates the error of a write's statement into the
+// write's result. It returns nil for an error that is not the write's own
+// (I/O, a lock, the store closed), which fails the whole transaction.
+// dedup reports a dedup-key violation, which the caller records as a
+// duplicate event.
+func writeOutcome(eventID string, err error) (outcome error, dedup bool) {
+	var se *sqlitedriver.Error
+	if !errors.As(err, &se) {
+		return nil, false
+	}
+	code, msg := se.Code(), se.Error()
+	switch {
+	case code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY && strings.Contains(msg, msgEventsPK):
+		return store.ErrDuplicate, false
+	case code == sqlite3.SQLITE_CONSTRAINT_UNIQUE && strings.Contains(msg, msgEventsDedupKey):
+		return store.ErrDuplicate, true
+	case code&0xff == sqlite3.SQLITE_CONSTRAINT, code == sqlite3.SQLITE_TOOBIG, code == sqlite3.SQLITE_MISMATCH:
+		// Other constraint violations, values too large to store and
+		// type mismatches follow from the write's values: retrying
+		// cannot help, and failing the batch would fail every other
+		// write with it, again and again.
+		return fmt.Errorf("commit event %s: %w: %w", eventID, store.ErrInvalidArgument, err), false
+	}
+	return nil, false
+}
+
+// micros returns t as unix microseconds, the precision stored (as
+// PostgreSQL's timestamptz keeps).
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// fromMicros returns the UTC time us unix microseconds stand for.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
