@@ -12,7 +12,15 @@ unset HOOKD_DATABASE_URL HOOKD_STRIPE_WEBHOOK_SECRET
 work=$(mktemp -d)
 pid=""
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  # go run does not pass signals on to hookd: stop the whole process group.
+  if [ -n "$pid" ]; then
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do # hookd drains, then frees its ports
+      (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -26,7 +34,7 @@ done
 
 # README, "Run it": go run ./cmd/hookd
 go build -o /dev/null ./cmd/hookd # compile first, so the wait below is hookd's own
-go run ./cmd/hookd > run.log 2>&1 &
+setsid go run ./cmd/hookd > run.log 2>&1 &
 pid=$!
 for _ in $(seq 1 300); do
   curl -fsS -o /dev/null http://127.0.0.1:8080/readyz 2>/dev/null && break

@@ -35,6 +35,13 @@ func (s *NotificationServer) Subscribe(req *hookdv1.SubscribeRequest, stream hoo
 	if err := s.store.ValidateCursor(cursor); err != nil {
 		return toStatus(fmt.Errorf("%w: after_cursor: %v", ErrInvalid, err))
 	}
+	if cursor == "" && req.GetFromNow() {
+		c, err := s.store.LatestCursor(ctx)
+		if err != nil {
+			return toStatus(fmt.Errorf("latest cursor: %w", err))
+		}
+		cursor = c
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {

@@ -176,6 +176,11 @@ type Store interface {
 	// appear before them.
 	ReadNotifications(ctx context.Context, afterCursor, customerID string, limit int) ([]Notification, error)
 
+	// LatestCursor returns the cursor of the newest notification whose
+	// position is final ("" when there is none): reading after it gives
+	// only notifications committed later.
+	LatestCursor(ctx context.Context) (string, error)
+
 	// ValidateCursor reports whether a cursor is well formed.
 	ValidateCursor(cursor string) error
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
@@ -158,4 +159,25 @@ func (s *Store) ReadNotifications(ctx context.Context, afterCursor, customerID s
 		return nil, unavailable("read notifications", err)
 	}
 	return ns, nil
+}
+
+// LatestCursor returns the cursor of the newest notification whose
+// position is final, or "" when there is none.
+func (s *Store) LatestCursor(ctx context.Context) (string, error) {
+	var (
+		txid string
+		seq  int64
+	)
+	err := s.pool.QueryRow(ctx, sqlLatestCursor).Scan(&txid, &seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", unavailable("latest cursor", err)
+	}
+	t, err := strconv.ParseUint(txid, 10, 64)
+	if err != nil {
+		return "", fmt.Errorf("latest cursor: txid %q: %w", txid, err)
+	}
+	return position{txid: t, seq: seq}.cursor(), nil
 }

@@ -166,3 +166,12 @@ WHERE customer_id = $4
   AND (txid, seq) > ($1::text::xid8, $2::bigint)
 ORDER BY outbox.txid, outbox.seq
 LIMIT $3`
+
+// sqlLatestCursor finds the newest outbox row whose position is final
+// (see sqlReadNotifications).
+const sqlLatestCursor = `
+SELECT txid::text AS txid_text, seq
+FROM outbox
+WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY outbox.txid DESC, outbox.seq DESC
+LIMIT 1`

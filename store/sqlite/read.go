@@ -178,3 +178,16 @@ func (s *Store) ReadNotifications(ctx context.Context, afterCursor, customerID s
 	}
 	return ns, nil
 }
+
+// LatestCursor returns the cursor of the newest notification, or "" when
+// there is none. Every committed row's position is final in SQLite.
+func (s *Store) LatestCursor(ctx context.Context) (string, error) {
+	var seq sql.NullInt64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT max(seq) FROM outbox`).Scan(&seq); err != nil {
+		return "", unavailable("latest cursor", err)
+	}
+	if !seq.Valid {
+		return "", nil
+	}
+	return strconv.FormatInt(seq.Int64, 10), nil
+}

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"NotificationsConcurrent", testNotificationsConcurrent},
 		{"CanceledContext", testCanceledContext},
 		{"ReleaseParked", testReleaseParked},
+		{"LatestCursor", testLatestCursor},
 		{"InvalidArguments", testInvalidArguments},
 	}
 	for _, tt := range tests {
@@ -701,5 +702,36 @@ func testInvalidArguments(t *testing.T, s store.Store) {
 	}
 	if _, err := s.GetEvent(ctx, "stripe", "evt_nocus"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetEvent(evt_nocus) of the invalid write: got %v, want ErrNotFound", err)
+	}
+}
+
+// LatestCursor starts a reader after everything committed so far.
+func testLatestCursor(t *testing.T, s store.Store) {
+	if c, err := s.LatestCursor(t.Context()); err != nil || c != "" {
+		t.Fatalf("LatestCursor of an empty store: %q, %v; want \"\", nil", c, err)
+	}
+	mustCommit(t, s, StateWrite("evt_l1", "cus_l", 0))
+	WaitNotifications(t, s, "cus_l", 1)
+	c, err := s.LatestCursor(t.Context())
+	if err != nil || s.ValidateCursor(c) != nil || c == "" {
+		t.Fatalf("LatestCursor: %q, %v; want a valid cursor", c, err)
+	}
+	if notes, err := s.ReadNotifications(t.Context(), c, "", 10); err != nil || len(notes) != 0 {
+		t.Fatalf("after the latest cursor: %d notifications (%v), want none", len(notes), err)
+	}
+	mustCommit(t, s, StateWrite("evt_l2", "cus_l", 1))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		notes, err := s.ReadNotifications(t.Context(), c, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(notes) == 1 && notes[0].EventID == "evt_l2" {
+			return
+		}
+		if len(notes) > 1 || time.Now().After(deadline) {
+			t.Fatalf("after the latest cursor: %+v, want only evt_l2", notes)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

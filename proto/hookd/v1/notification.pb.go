@@ -127,7 +127,10 @@ type SubscribeRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	AfterCursor string                 `protobuf:"bytes,1,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
 	// Only this customer's notifications; empty for all.
-	CustomerId    string `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	CustomerId string `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// Start after the newest notification at the time of the call, instead
+	// of from the beginning. Ignored when after_cursor is set.
+	FromNow       bool `protobuf:"varint,3,opt,name=from_now,json=fromNow,proto3" json:"from_now,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -176,6 +179,13 @@ func (x *SubscribeRequest) GetCustomerId() string {
 	return ""
 }
 
+func (x *SubscribeRequest) GetFromNow() bool {
+	if x != nil {
+		return x.FromNow
+	}
+	return false
+}
+
 var File_hookd_v1_notification_proto protoreflect.FileDescriptor
 
 const file_hookd_v1_notification_proto_rawDesc = "" +
@@ -190,11 +200,12 @@ const file_hookd_v1_notification_proto_rawDesc = "" +
 	"\bevent_id\x18\x05 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"occurredAt\x12.\n" +
-	"\bcustomer\x18\a \x01(\v2\x12.hookd.v1.CustomerR\bcustomer\"V\n" +
+	"\bcustomer\x18\a \x01(\v2\x12.hookd.v1.CustomerR\bcustomer\"q\n" +
 	"\x10SubscribeRequest\x12!\n" +
 	"\fafter_cursor\x18\x01 \x01(\tR\vafterCursor\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
-	"customerId2X\n" +
+	"customerId\x12\x19\n" +
+	"\bfrom_now\x18\x03 \x01(\bR\afromNow2X\n" +
 	"\x13NotificationService\x12A\n" +
 	"\tSubscribe\x12\x1a.hookd.v1.SubscribeRequest\x1a\x16.hookd.v1.Notification0\x01B/Z-github.com/hookd/hookd/proto/hookd/v1;hookdv1b\x06proto3"
 
