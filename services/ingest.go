@@ -14,6 +14,12 @@ import (
 // IngestServer implements hookd.v1.IngestService.
 type IngestServer struct {
 	hookdv1.UnimplementedIngestServiceServer
+	deliverer
+}
+
+// deliverer routes events to their customers' actors; IngestService and
+// EventService.ReplayEvent share it.
+type deliverer struct {
 	store  store.Store
 	actors Applier
 	log    *slog.Logger
@@ -27,11 +33,23 @@ func (s *IngestServer) Ingest(ctx context.Context, req *hookdv1.IngestRequest) (
 	if err := validateEnvelope(env); err != nil {
 		return nil, toStatus(err)
 	}
+	resp, err := s.deliver(ctx, env, false)
+	return resp, toStatus(err)
+}
+
+// deliver makes one event durable through its customer's actor, or stores
+// it as ignored when it has no customer. A replay replaces an ignored row
+// and is a duplicate for any other.
+func (s *deliverer) deliver(ctx context.Context, env *hookdv1.Envelope, replay bool) (*hookdv1.IngestResponse, error) {
 	customerID, routing, err := s.route(ctx, env)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	resp := &hookdv1.IngestResponse{EventId: env.GetEventId(), CustomerId: customerID}
+	if customerID == "" && replay {
+		resp.Status, resp.Reason = hookdv1.EventStatus_EVENT_STATUS_DUPLICATE, "still no customer to route the event to"
+		return resp, nil
+	}
 	if customerID == "" {
 		reason := "no customer in the event and no earlier event named its objects"
 		err := s.store.RecordEvent(ctx, store.Event{
@@ -50,22 +68,22 @@ func (s *IngestServer) Ingest(ctx context.Context, req *hookdv1.IngestRequest) (
 		case errors.Is(err, store.ErrDuplicate):
 			resp.Status, resp.Reason = hookdv1.EventStatus_EVENT_STATUS_DUPLICATE, "event already received"
 		case err != nil:
-			return nil, toStatus(fmt.Errorf("record event %s: %w", env.GetEventId(), err))
+			return nil, fmt.Errorf("record event %s: %w", env.GetEventId(), err)
 		default:
 			resp.Status, resp.Reason = hookdv1.EventStatus_EVENT_STATUS_IGNORED, reason
 		}
 		return resp, nil
 	}
-	out, err := s.actors.Apply(ctx, customerID, &hookdv1.ApplyRequest{Envelope: env, Routing: routing})
+	out, err := s.actors.Apply(ctx, customerID, &hookdv1.ApplyRequest{Envelope: env, Routing: routing, Replay: replay})
 	if err != nil {
 		s.log.WarnContext(ctx, "event not applied", "event_id", env.GetEventId(), "customer_id", customerID, "err", err)
-		return nil, toStatus(fmt.Errorf("apply event %s: %w: %w", env.GetEventId(), store.ErrUnavailable, err))
+		return nil, fmt.Errorf("apply event %s: %w: %w", env.GetEventId(), store.ErrUnavailable, err)
 	}
 	if out.GetError() != "" && out.GetPermanent() {
-		return nil, toStatus(fmt.Errorf("apply event %s: %w: %s", env.GetEventId(), ErrInvalid, out.GetError()))
+		return nil, fmt.Errorf("apply event %s: %w: %s", env.GetEventId(), ErrInvalid, out.GetError())
 	}
 	if out.GetError() != "" {
-		return nil, toStatus(fmt.Errorf("apply event %s: %w: %s", env.GetEventId(), store.ErrUnavailable, out.GetError()))
+		return nil, fmt.Errorf("apply event %s: %w: %s", env.GetEventId(), store.ErrUnavailable, out.GetError())
 	}
 	resp.Status = StatusProto(store.Status(out.GetStatus()))
 	resp.Version = out.GetVersion()
@@ -76,7 +94,7 @@ func (s *IngestServer) Ingest(ctx context.Context, req *hookdv1.IngestRequest) (
 // route finds the customer an event belongs to: the one the gateway found
 // in the payload, else the customer an earlier event linked one of its
 // objects to.
-func (s *IngestServer) route(ctx context.Context, env *hookdv1.Envelope) (customerID, routing string, err error) {
+func (s *deliverer) route(ctx context.Context, env *hookdv1.Envelope) (customerID, routing string, err error) {
 	if env.GetCustomerId() != "" {
 		return env.GetCustomerId(), env.GetRouting(), nil
 	}

@@ -1,13 +1,17 @@
 package services
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hookd/hookd/actors/customer"
+	"github.com/hookd/hookd/gateway"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
@@ -37,7 +41,8 @@ func (s *CustomerServer) GetCustomer(ctx context.Context, req *hookdv1.GetCustom
 // EventServer implements hookd.v1.EventService.
 type EventServer struct {
 	hookdv1.UnimplementedEventServiceServer
-	store store.Store
+	store     store.Store
+	deliverer deliverer
 }
 
 const (
@@ -86,6 +91,34 @@ func (s *EventServer) GetEvent(ctx context.Context, req *hookdv1.GetEventRequest
 		return nil, toStatus(fmt.Errorf("event %s: %w", req.GetEventId(), err))
 	}
 	return eventProto(e), nil
+}
+
+// ReplayEvent delivers a stored event again through its customer's actor.
+func (s *EventServer) ReplayEvent(ctx context.Context, req *hookdv1.ReplayEventRequest) (*hookdv1.ReplayEventResponse, error) {
+	if req.GetEventId() == "" {
+		return nil, toStatus(fmt.Errorf("%w: event_id is required", ErrInvalid))
+	}
+	source := cmp.Or(req.GetSource(), "stripe")
+	e, err := s.store.GetEvent(ctx, source, req.GetEventId())
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("event %s: %w", req.GetEventId(), err))
+	}
+	if source != gateway.SourceStripe {
+		return nil, status.Errorf(codes.FailedPrecondition, "events from %q cannot be replayed", source)
+	}
+	env, err := gateway.DecodeStripeEnvelope(e.Payload)
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "stored payload of %s does not decode: %v", e.EventID, err)
+	}
+	out, err := s.deliverer.deliver(ctx, env, true)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	after, err := s.store.GetEvent(ctx, source, req.GetEventId())
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("event %s: %w", req.GetEventId(), err))
+	}
+	return &hookdv1.ReplayEventResponse{Status: out.GetStatus(), Event: eventProto(after)}, nil
 }
 
 func eventProto(e store.Event) *hookdv1.Event {

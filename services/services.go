@@ -56,9 +56,10 @@ func Register(srv *grpc.Server, cfg Config) (*health.Server, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 100 * time.Millisecond
 	}
-	hookdv1.RegisterIngestServiceServer(srv, &IngestServer{store: cfg.Store, actors: cfg.Actors, log: cfg.Logger})
+	d := deliverer{store: cfg.Store, actors: cfg.Actors, log: cfg.Logger}
+	hookdv1.RegisterIngestServiceServer(srv, &IngestServer{deliverer: d})
 	hookdv1.RegisterCustomerServiceServer(srv, &CustomerServer{store: cfg.Store})
-	hookdv1.RegisterEventServiceServer(srv, &EventServer{store: cfg.Store})
+	hookdv1.RegisterEventServiceServer(srv, &EventServer{store: cfg.Store, deliverer: d})
 	hookdv1.RegisterNotificationServiceServer(srv, &NotificationServer{
 		store: cfg.Store, wakeup: cfg.Wakeup, poll: cfg.PollInterval, log: cfg.Logger,
 	})

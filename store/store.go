@@ -127,6 +127,10 @@ type Write struct {
 	// Released are parked events of the same customer that this write
 	// applies; their rows are updated in the same transaction.
 	Released []Release
+	// Replace, for a replayed event, first removes the event's existing
+	// row if its status is ignored, so that the replay can take effect.
+	// A row with any other status stays, and the write is a duplicate.
+	Replace bool
 	// Routes maps object IDs named by the event (subscription, invoice,
 	// charge, payment intent) to Event.CustomerID, so later events that
 	// carry only such an ID can be routed.

@@ -78,7 +78,11 @@ func (g *grain) Apply(req *hookdv1.ApplyRequest, _ cluster.GrainContext) (*hookd
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	res, err := g.proc.Apply(ctx, req.GetEnvelope(), req.GetRouting())
+	apply := g.proc.Apply
+	if req.GetReplay() {
+		apply = g.proc.Replay
+	}
+	res, err := apply(ctx, req.GetEnvelope(), req.GetRouting())
 	if err != nil {
 		g.deps.Logger.ErrorContext(ctx, "apply event failed",
 			"customer_id", g.proc.id, "event_id", req.GetEnvelope().GetEventId(), "err", err)

@@ -85,12 +85,24 @@ func (p *Processor) Parked() []ParkedEvent { return slices.Clone(p.state.Parked)
 // committed (or was already); on an error nothing of it took effect and the
 // in-memory state is dropped, to be reloaded from the store next time.
 func (p *Processor) Apply(ctx context.Context, env *hookdv1.Envelope, routing string) (Result, error) {
-	if _, ok := p.recent[env.GetEventId()]; ok && p.loaded {
+	return p.apply(ctx, env, routing, false)
+}
+
+// Replay applies a stored event again: an ignored one takes effect as if
+// delivered now; one that took effect is a duplicate.
+func (p *Processor) Replay(ctx context.Context, env *hookdv1.Envelope, routing string) (Result, error) {
+	return p.apply(ctx, env, routing, true)
+}
+
+func (p *Processor) apply(ctx context.Context, env *hookdv1.Envelope, routing string, replay bool) (Result, error) {
+	if _, ok := p.recent[env.GetEventId()]; ok && p.loaded && !replay {
 		return Result{Status: store.StatusDuplicate, Version: p.state.Version, Reason: "event already applied"}, nil
 	}
 	ev, decodeErr := DecodeEvent(env)
 	return p.commit(ctx, env.GetEventId(), func() (store.Write, State, Result) {
-		return p.plan(env, routing, ev, decodeErr)
+		w, next, res := p.plan(env, routing, ev, decodeErr)
+		w.Replace = replay
+		return w, next, res
 	})
 }
 

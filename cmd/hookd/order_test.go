@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 )
 
@@ -145,5 +148,49 @@ func TestParkedEventReleasedWithoutAPIKey(t *testing.T) {
 	ev, err := h.events().GetEvent(context.Background(), &hookdv1.GetEventRequest{EventId: "evt_n_inv"})
 	if err != nil || ev.GetStatus() != hookdv1.EventStatus_EVENT_STATUS_APPLIED || !strings.Contains(ev.GetReason(), "synthesized") {
 		t.Fatalf("invoice stored as %v %q (%v), want applied with a reason saying the subscription was synthesized", ev.GetStatus(), ev.GetReason(), err)
+	}
+}
+
+// ReplayEvent is idempotent for events that took effect, and re-routes an
+// ignored event once hookd has learned which customer its objects belong to.
+func TestReplayEvent(t *testing.T) {
+	h := startHookd(t)
+	ctx := context.Background()
+	pi := []byte(`{"id":"evt_rp_pi","object":"event","created":1700000500,"type":"payment_intent.succeeded",
+"data":{"object":{"id":"pi_rp","object":"payment_intent","customer":null,"amount":2000}}}`)
+	if a := h.post(t, pi); a.Status != "ignored" {
+		t.Fatalf("payment intent without customer: %+v, want ignored", a)
+	}
+	r, err := h.events().ReplayEvent(ctx, &hookdv1.ReplayEventRequest{EventId: "evt_rp_pi"})
+	if err != nil || r.GetStatus() != hookdv1.EventStatus_EVENT_STATUS_DUPLICATE || r.GetEvent().GetCustomerId() != "" {
+		t.Fatalf("replay before any mapping: %v (%v), want duplicate (unchanged)", r, err)
+	}
+	// An invoice names the payment intent and its customer.
+	inv := []byte(`{"id":"evt_rp_inv","object":"event","created":1700000501,"type":"invoice.paid",
+"data":{"object":{"id":"in_rp","object":"invoice","customer":"cus_rp","subscription":null,"payment_intent":"pi_rp","status":"paid","amount_paid":2000}}}`)
+	if a := h.post(t, inv); a.Status != "applied" {
+		t.Fatalf("invoice: %+v, want applied", a)
+	}
+	r, err = h.events().ReplayEvent(ctx, &hookdv1.ReplayEventRequest{EventId: "evt_rp_pi"})
+	if err != nil || r.GetEvent().GetCustomerId() != "cus_rp" || r.GetEvent().GetRouting() != "mapping:pi_rp" {
+		t.Fatalf("replay after the mapping: %v (%v), want routed to cus_rp by mapping:pi_rp", r, err)
+	}
+	// Replaying an applied event changes nothing.
+	before, err := h.customers().GetCustomer(ctx, &hookdv1.GetCustomerRequest{CustomerId: "cus_rp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		r, err = h.events().ReplayEvent(ctx, &hookdv1.ReplayEventRequest{EventId: "evt_rp_inv"})
+		if err != nil || r.GetStatus() != hookdv1.EventStatus_EVENT_STATUS_DUPLICATE || r.GetEvent().GetStatus() != hookdv1.EventStatus_EVENT_STATUS_APPLIED {
+			t.Fatalf("replay of an applied event: %v (%v), want duplicate, still applied", r, err)
+		}
+	}
+	after, err := h.customers().GetCustomer(ctx, &hookdv1.GetCustomerRequest{CustomerId: "cus_rp"})
+	if err != nil || after.GetVersion() != before.GetVersion() {
+		t.Fatalf("version %d after replays, want %d", after.GetVersion(), before.GetVersion())
+	}
+	if _, err := h.events().ReplayEvent(ctx, &hookdv1.ReplayEventRequest{EventId: "evt_nope"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("replay of an unknown event: %v, want NotFound", err)
 	}
 }

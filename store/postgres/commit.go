@@ -142,6 +142,9 @@ func (s *Store) commit(ctx context.Context, writes []store.Write, errs []error) 
 			}
 			sql, args := writeStatement(writes[i])
 			queue(stepSavepoint, i, "SAVEPOINT w")
+			if writes[i].Replace {
+				queue(stepWrite, i, sqlDeleteIgnored, writes[i].Event.Source, writes[i].Event.EventID)
+			}
 			queue(stepWrite, i, sql, args...)
 			queue(stepRelease, i, "RELEASE SAVEPOINT w")
 		}

@@ -175,3 +175,7 @@ FROM outbox
 WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY outbox.txid DESC, outbox.seq DESC
 LIMIT 1`
+
+// sqlDeleteIgnored removes an ignored event's row before a replay of it
+// (Write.Replace), in the replay's savepoint.
+const sqlDeleteIgnored = `DELETE FROM events WHERE source = $1 AND event_id = $2 AND status = 'ignored'`

@@ -261,6 +261,11 @@ func (st *txStatements) write(ctx context.Context, w store.Write, now int64) (ou
 		return outcome, dedup, nil
 	}
 
+	if w.Replace {
+		if _, err := st.deleteIgnored.ExecContext(ctx, e.Source, e.EventID); err != nil {
+			return fail(err)
+		}
+	}
 	if _, err := st.insertEvent.ExecContext(ctx,
 		e.Source, e.EventID, e.Type, e.CustomerID, string(e.Status), e.Reason, e.Routing,
 		micros(e.Created), now, e.APIVersion, e.ObjectID, e.DedupKey, e.Version, e.Payload,

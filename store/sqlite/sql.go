@@ -78,6 +78,11 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6)`
 UPDATE events SET status = 'applied', version = ?3, reason = ?4
 WHERE source = ?1 AND event_id = ?2 AND status = 'parked'`
 
+	// sqlDeleteIgnored removes an ignored event's row before a replay of it.
+	// Parameters: source, event_id.
+	sqlDeleteIgnored = `
+DELETE FROM events WHERE source = ?1 AND event_id = ?2 AND status = 'ignored'`
+
 	// sqlInsertRoute maps an object ID to a customer; the first mapping
 	// wins. Parameters: object_id, customer_id.
 	sqlInsertRoute = `
@@ -139,7 +144,7 @@ FROM outbox WHERE customer_id = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2`
 // prepares them again should that connection be replaced).
 type statements struct {
 	insertEvent, insertDuplicate, createCustomer, updateCustomer *sql.Stmt
-	insertOutbox, releaseEvent, insertRoute                      *sql.Stmt
+	insertOutbox, releaseEvent, insertRoute, deleteIgnored       *sql.Stmt
 	savepoint, rollbackSavepoint, releaseSavepoint               *sql.Stmt
 }
 
@@ -158,6 +163,7 @@ func prepareStatements(ctx context.Context, db *sql.DB) (*statements, error) {
 		{&st.insertOutbox, sqlInsertOutbox},
 		{&st.releaseEvent, sqlReleaseEvent},
 		{&st.insertRoute, sqlInsertRoute},
+		{&st.deleteIgnored, sqlDeleteIgnored},
 		{&st.savepoint, sqlSavepoint},
 		{&st.rollbackSavepoint, sqlRollbackSavepoint},
 		{&st.releaseSavepoint, sqlReleaseSavepoint},
@@ -177,7 +183,7 @@ func (st *statements) close() error {
 	var errs []error
 	for _, s := range []*sql.Stmt{
 		st.insertEvent, st.insertDuplicate, st.createCustomer, st.updateCustomer,
-		st.insertOutbox, st.releaseEvent, st.insertRoute,
+		st.insertOutbox, st.releaseEvent, st.insertRoute, st.deleteIgnored,
 		st.savepoint, st.rollbackSavepoint, st.releaseSavepoint,
 	} {
 		if s != nil {
@@ -200,6 +206,7 @@ func (st *statements) bind(ctx context.Context, tx *sql.Tx) *txStatements {
 		insertOutbox:      tx.StmtContext(ctx, st.insertOutbox),
 		releaseEvent:      tx.StmtContext(ctx, st.releaseEvent),
 		insertRoute:       tx.StmtContext(ctx, st.insertRoute),
+		deleteIgnored:     tx.StmtContext(ctx, st.deleteIgnored),
 		savepoint:         tx.StmtContext(ctx, st.savepoint),
 		rollbackSavepoint: tx.StmtContext(ctx, st.rollbackSavepoint),
 		releaseSavepoint:  tx.StmtContext(ctx, st.releaseSavepoint),

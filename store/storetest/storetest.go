@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CanceledContext", testCanceledContext},
 		{"ReleaseParked", testReleaseParked},
 		{"LatestCursor", testLatestCursor},
+		{"ReplaceIgnored", testReplaceIgnored},
 		{"InvalidArguments", testInvalidArguments},
 	}
 	for _, tt := range tests {
@@ -733,5 +734,33 @@ func testLatestCursor(t *testing.T, s store.Store) {
 			t.Fatalf("after the latest cursor: %+v, want only evt_l2", notes)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A replay (Write.Replace) of an ignored event takes effect; a replay of
+// an event with any other status is a duplicate and changes nothing.
+func testReplaceIgnored(t *testing.T, s store.Store) {
+	ignored := Event("evt_i", "")
+	ignored.Status, ignored.Reason = store.StatusIgnored, "no customer"
+	if err := s.RecordEvent(t.Context(), ignored); err != nil {
+		t.Fatal(err)
+	}
+	w := StateWrite("evt_i", "cus_i", 0)
+	if err := commitOne(t, s, w); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("write over an ignored event without Replace: %v, want ErrDuplicate", err)
+	}
+	w.Replace = true
+	mustCommit(t, s, w)
+	e, err := s.GetEvent(t.Context(), "stripe", "evt_i")
+	if err != nil || e.Status != store.StatusApplied || e.CustomerID != "cus_i" {
+		t.Fatalf("replayed event: %s for %q (%v), want applied for cus_i", e.Status, e.CustomerID, err)
+	}
+	again := StateWrite("evt_i", "cus_i", 1)
+	again.Replace = true
+	if err := commitOne(t, s, again); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("replay of an applied event: %v, want ErrDuplicate", err)
+	}
+	if c, err := s.GetCustomer(t.Context(), "cus_i"); err != nil || c.Version != 1 {
+		t.Fatalf("customer version %d (%v), want 1: the second replay changed state", c.Version, err)
 	}
 }

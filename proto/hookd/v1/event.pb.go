@@ -233,6 +233,113 @@ func (x *Event) GetPayload() []byte {
 	return nil
 }
 
+type ReplayEventRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	EventId string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Defaults to "stripe".
+	Source        string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayEventRequest) Reset() {
+	*x = ReplayEventRequest{}
+	mi := &file_hookd_v1_event_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayEventRequest) ProtoMessage() {}
+
+func (x *ReplayEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookd_v1_event_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayEventRequest.ProtoReflect.Descriptor instead.
+func (*ReplayEventRequest) Descriptor() ([]byte, []int) {
+	return file_hookd_v1_event_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReplayEventRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ReplayEventRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+type ReplayEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the replay did: DUPLICATE when it changed nothing.
+	Status EventStatus `protobuf:"varint,1,opt,name=status,proto3,enum=hookd.v1.EventStatus" json:"status,omitempty"`
+	// The event as stored after the replay.
+	Event         *Event `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayEventResponse) Reset() {
+	*x = ReplayEventResponse{}
+	mi := &file_hookd_v1_event_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayEventResponse) ProtoMessage() {}
+
+func (x *ReplayEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookd_v1_event_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayEventResponse.ProtoReflect.Descriptor instead.
+func (*ReplayEventResponse) Descriptor() ([]byte, []int) {
+	return file_hookd_v1_event_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReplayEventResponse) GetStatus() EventStatus {
+	if x != nil {
+		return x.Status
+	}
+	return EventStatus_EVENT_STATUS_UNSPECIFIED
+}
+
+func (x *ReplayEventResponse) GetEvent() *Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
 type ListEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only this customer's events; empty lists all.
@@ -249,7 +356,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_hookd_v1_event_proto_msgTypes[1]
+	mi := &file_hookd_v1_event_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +368,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookd_v1_event_proto_msgTypes[1]
+	mi := &file_hookd_v1_event_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +381,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_hookd_v1_event_proto_rawDescGZIP(), []int{1}
+	return file_hookd_v1_event_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListEventsRequest) GetCustomerId() string {
@@ -316,7 +423,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_hookd_v1_event_proto_msgTypes[2]
+	mi := &file_hookd_v1_event_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +435,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookd_v1_event_proto_msgTypes[2]
+	mi := &file_hookd_v1_event_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +448,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_hookd_v1_event_proto_rawDescGZIP(), []int{2}
+	return file_hookd_v1_event_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -369,7 +476,7 @@ type GetEventRequest struct {
 
 func (x *GetEventRequest) Reset() {
 	*x = GetEventRequest{}
-	mi := &file_hookd_v1_event_proto_msgTypes[3]
+	mi := &file_hookd_v1_event_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +488,7 @@ func (x *GetEventRequest) String() string {
 func (*GetEventRequest) ProtoMessage() {}
 
 func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookd_v1_event_proto_msgTypes[3]
+	mi := &file_hookd_v1_event_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +501,7 @@ func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventRequest.ProtoReflect.Descriptor instead.
 func (*GetEventRequest) Descriptor() ([]byte, []int) {
-	return file_hookd_v1_event_proto_rawDescGZIP(), []int{3}
+	return file_hookd_v1_event_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetEventRequest) GetEventId() string {
@@ -433,7 +540,13 @@ const file_hookd_v1_event_proto_rawDesc = "" +
 	"apiVersion\x12\x1b\n" +
 	"\tobject_id\x18\v \x01(\tR\bobjectId\x12\x18\n" +
 	"\aversion\x18\f \x01(\x03R\aversion\x12\x18\n" +
-	"\apayload\x18\r \x01(\fR\apayload\"\x9f\x01\n" +
+	"\apayload\x18\r \x01(\fR\apayload\"G\n" +
+	"\x12ReplayEventRequest\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\"k\n" +
+	"\x13ReplayEventResponse\x12-\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x15.hookd.v1.EventStatusR\x06status\x12%\n" +
+	"\x05event\x18\x02 \x01(\v2\x0f.hookd.v1.EventR\x05event\"\x9f\x01\n" +
 	"\x11ListEventsRequest\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12\x1b\n" +
@@ -453,11 +566,12 @@ const file_hookd_v1_event_proto_rawDesc = "" +
 	"\x16EVENT_STATUS_DUPLICATE\x10\x02\x12\x17\n" +
 	"\x13EVENT_STATUS_PARKED\x10\x03\x12\x18\n" +
 	"\x14EVENT_STATUS_IGNORED\x10\x04\x12\x1b\n" +
-	"\x17EVENT_STATUS_SUPERSEDED\x10\x052\x8f\x01\n" +
+	"\x17EVENT_STATUS_SUPERSEDED\x10\x052\xdb\x01\n" +
 	"\fEventService\x12G\n" +
 	"\n" +
 	"ListEvents\x12\x1b.hookd.v1.ListEventsRequest\x1a\x1c.hookd.v1.ListEventsResponse\x126\n" +
-	"\bGetEvent\x12\x19.hookd.v1.GetEventRequest\x1a\x0f.hookd.v1.EventB/Z-github.com/hookd/hookd/proto/hookd/v1;hookdv1b\x06proto3"
+	"\bGetEvent\x12\x19.hookd.v1.GetEventRequest\x1a\x0f.hookd.v1.Event\x12J\n" +
+	"\vReplayEvent\x12\x1c.hookd.v1.ReplayEventRequest\x1a\x1d.hookd.v1.ReplayEventResponseB/Z-github.com/hookd/hookd/proto/hookd/v1;hookdv1b\x06proto3"
 
 var (
 	file_hookd_v1_event_proto_rawDescOnce sync.Once
@@ -472,30 +586,36 @@ func file_hookd_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_hookd_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hookd_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_hookd_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_hookd_v1_event_proto_goTypes = []any{
 	(EventStatus)(0),              // 0: hookd.v1.EventStatus
 	(*Event)(nil),                 // 1: hookd.v1.Event
-	(*ListEventsRequest)(nil),     // 2: hookd.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),    // 3: hookd.v1.ListEventsResponse
-	(*GetEventRequest)(nil),       // 4: hookd.v1.GetEventRequest
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*ReplayEventRequest)(nil),    // 2: hookd.v1.ReplayEventRequest
+	(*ReplayEventResponse)(nil),   // 3: hookd.v1.ReplayEventResponse
+	(*ListEventsRequest)(nil),     // 4: hookd.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),    // 5: hookd.v1.ListEventsResponse
+	(*GetEventRequest)(nil),       // 6: hookd.v1.GetEventRequest
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_hookd_v1_event_proto_depIdxs = []int32{
-	0, // 0: hookd.v1.Event.status:type_name -> hookd.v1.EventStatus
-	5, // 1: hookd.v1.Event.created:type_name -> google.protobuf.Timestamp
-	5, // 2: hookd.v1.Event.received_at:type_name -> google.protobuf.Timestamp
-	0, // 3: hookd.v1.ListEventsRequest.status:type_name -> hookd.v1.EventStatus
-	1, // 4: hookd.v1.ListEventsResponse.events:type_name -> hookd.v1.Event
-	2, // 5: hookd.v1.EventService.ListEvents:input_type -> hookd.v1.ListEventsRequest
-	4, // 6: hookd.v1.EventService.GetEvent:input_type -> hookd.v1.GetEventRequest
-	3, // 7: hookd.v1.EventService.ListEvents:output_type -> hookd.v1.ListEventsResponse
-	1, // 8: hookd.v1.EventService.GetEvent:output_type -> hookd.v1.Event
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	0,  // 0: hookd.v1.Event.status:type_name -> hookd.v1.EventStatus
+	7,  // 1: hookd.v1.Event.created:type_name -> google.protobuf.Timestamp
+	7,  // 2: hookd.v1.Event.received_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: hookd.v1.ReplayEventResponse.status:type_name -> hookd.v1.EventStatus
+	1,  // 4: hookd.v1.ReplayEventResponse.event:type_name -> hookd.v1.Event
+	0,  // 5: hookd.v1.ListEventsRequest.status:type_name -> hookd.v1.EventStatus
+	1,  // 6: hookd.v1.ListEventsResponse.events:type_name -> hookd.v1.Event
+	4,  // 7: hookd.v1.EventService.ListEvents:input_type -> hookd.v1.ListEventsRequest
+	6,  // 8: hookd.v1.EventService.GetEvent:input_type -> hookd.v1.GetEventRequest
+	2,  // 9: hookd.v1.EventService.ReplayEvent:input_type -> hookd.v1.ReplayEventRequest
+	5,  // 10: hookd.v1.EventService.ListEvents:output_type -> hookd.v1.ListEventsResponse
+	1,  // 11: hookd.v1.EventService.GetEvent:output_type -> hookd.v1.Event
+	3,  // 12: hookd.v1.EventService.ReplayEvent:output_type -> hookd.v1.ReplayEventResponse
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_hookd_v1_event_proto_init() }
@@ -509,7 +629,7 @@ func file_hookd_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookd_v1_event_proto_rawDesc), len(file_hookd_v1_event_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	EventService_ListEvents_FullMethodName = "/hookd.v1.EventService/ListEvents"
-	EventService_GetEvent_FullMethodName   = "/hookd.v1.EventService/GetEvent"
+	EventService_ListEvents_FullMethodName  = "/hookd.v1.EventService/ListEvents"
+	EventService_GetEvent_FullMethodName    = "/hookd.v1.EventService/GetEvent"
+	EventService_ReplayEvent_FullMethodName = "/hookd.v1.EventService/ReplayEvent"
 )
 
 // EventServiceClient is the client API for EventService service.
@@ -31,6 +32,12 @@ type EventServiceClient interface {
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 	// GetEvent returns one stored event with its raw payload.
 	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*Event, error)
+	// ReplayEvent delivers a stored event again, through its customer's
+	// actor. It is idempotent: replaying an event that took effect (applied,
+	// superseded, parked, duplicate) changes nothing; an ignored event is
+	// routed and applied anew (for example once an earlier event taught
+	// hookd which customer its objects belong to).
+	ReplayEvent(ctx context.Context, in *ReplayEventRequest, opts ...grpc.CallOption) (*ReplayEventResponse, error)
 }
 
 type eventServiceClient struct {
@@ -61,6 +68,16 @@ func (c *eventServiceClient) GetEvent(ctx context.Context, in *GetEventRequest, 
 	return out, nil
 }
 
+func (c *eventServiceClient) ReplayEvent(ctx context.Context, in *ReplayEventRequest, opts ...grpc.CallOption) (*ReplayEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayEventResponse)
+	err := c.cc.Invoke(ctx, EventService_ReplayEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventServiceServer is the server API for EventService service.
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
@@ -69,6 +86,12 @@ type EventServiceServer interface {
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	// GetEvent returns one stored event with its raw payload.
 	GetEvent(context.Context, *GetEventRequest) (*Event, error)
+	// ReplayEvent delivers a stored event again, through its customer's
+	// actor. It is idempotent: replaying an event that took effect (applied,
+	// superseded, parked, duplicate) changes nothing; an ignored event is
+	// routed and applied anew (for example once an earlier event taught
+	// hookd which customer its objects belong to).
+	ReplayEvent(context.Context, *ReplayEventRequest) (*ReplayEventResponse, error)
 	mustEmbedUnimplementedEventServiceServer()
 }
 
@@ -84,6 +107,9 @@ func (UnimplementedEventServiceServer) ListEvents(context.Context, *ListEventsRe
 }
 func (UnimplementedEventServiceServer) GetEvent(context.Context, *GetEventRequest) (*Event, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetEvent not implemented")
+}
+func (UnimplementedEventServiceServer) ReplayEvent(context.Context, *ReplayEventRequest) (*ReplayEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayEvent not implemented")
 }
 func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
 func (UnimplementedEventServiceServer) testEmbeddedByValue()                      {}
@@ -142,6 +168,24 @@ func _EventService_GetEvent_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventService_ReplayEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).ReplayEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_ReplayEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).ReplayEvent(ctx, req.(*ReplayEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventService_ServiceDesc is the grpc.ServiceDesc for EventService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -156,6 +200,10 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetEvent",
 			Handler:    _EventService_GetEvent_Handler,
+		},
+		{
+			MethodName: "ReplayEvent",
+			Handler:    _EventService_ReplayEvent_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -25,7 +25,10 @@ type ApplyRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Envelope *Envelope              `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
 	// How the ingest service routed the event ("object.customer", "mapping:ch_...").
-	Routing       string `protobuf:"bytes,2,opt,name=routing,proto3" json:"routing,omitempty"`
+	Routing string `protobuf:"bytes,2,opt,name=routing,proto3" json:"routing,omitempty"`
+	// A replay of a stored event: an ignored row is replaced, any other is a
+	// duplicate.
+	Replay        bool `protobuf:"varint,3,opt,name=replay,proto3" json:"replay,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -72,6 +75,13 @@ func (x *ApplyRequest) GetRouting() string {
 		return x.Routing
 	}
 	return ""
+}
+
+func (x *ApplyRequest) GetReplay() bool {
+	if x != nil {
+		return x.Replay
+	}
+	return false
 }
 
 type ApplyResponse struct {
@@ -257,10 +267,11 @@ var File_hookd_v1_grain_proto protoreflect.FileDescriptor
 
 const file_hookd_v1_grain_proto_rawDesc = "" +
 	"\n" +
-	"\x14hookd/v1/grain.proto\x12\bhookd.v1\x1a\x17hookd/v1/envelope.proto\"X\n" +
+	"\x14hookd/v1/grain.proto\x12\bhookd.v1\x1a\x17hookd/v1/envelope.proto\"p\n" +
 	"\fApplyRequest\x12.\n" +
 	"\benvelope\x18\x01 \x01(\v2\x12.hookd.v1.EnvelopeR\benvelope\x12\x18\n" +
-	"\arouting\x18\x02 \x01(\tR\arouting\"\x8d\x01\n" +
+	"\arouting\x18\x02 \x01(\tR\arouting\x12\x16\n" +
+	"\x06replay\x18\x03 \x01(\bR\x06replay\"\x8d\x01\n" +
 	"\rApplyResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
