@@ -14,9 +14,13 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/k8s"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/hookd/hookd/actors/customer"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
@@ -37,8 +41,15 @@ type Config struct {
 	Committed func(customerID string)
 	// ClusterName names the cluster. Default "hookd".
 	ClusterName string
-	// Host and Port are where the member's remote endpoint listens.
-	// Default 127.0.0.1 and 0 (any free port).
+	// Membership is how members find each other: "local" (one process,
+	// in-memory; the default), "etcd" or "k8s" (the pod API; in-cluster).
+	Membership string
+	// EtcdEndpoints are etcd's client URLs, with Membership "etcd".
+	EtcdEndpoints []string
+	// Host and Port are where the member's remote endpoint listens; Host
+	// is also the address other members reach it at, so it must be
+	// routable from them (in Kubernetes, the pod IP). Default 127.0.0.1
+	// and 0 (any free port).
 	Host string
 	Port int
 	// IdleTimeout passivates a customer grain that received nothing for
@@ -73,6 +84,9 @@ func (c *Config) setDefaults() {
 	if c.Host == "" {
 		c.Host = "127.0.0.1"
 	}
+	if c.Membership == "" {
+		c.Membership = "local"
+	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 5 * time.Minute
 	}
@@ -94,10 +108,39 @@ func (c *Config) setDefaults() {
 }
 
 func (c *Config) validate() error {
-	if c.Store == nil {
+	switch {
+	case c.Store == nil:
 		return errors.New("actors: Config.Store is required")
+	case c.Membership == "etcd" && len(c.EtcdEndpoints) == 0:
+		return errors.New("actors: etcd membership needs EtcdEndpoints")
+	case c.Membership != "local" && c.Membership != "etcd" && c.Membership != "k8s":
+		return fmt.Errorf("actors: unknown membership %q (want local, etcd or k8s)", c.Membership)
 	}
 	return nil
+}
+
+// provider returns the cluster membership provider the config selects.
+func (c *Config) provider() (cluster.ClusterProvider, error) {
+	switch c.Membership {
+	case "etcd":
+		p, err := etcd.NewWithConfig("/hookd/"+c.ClusterName, clientv3.Config{
+			Endpoints:   c.EtcdEndpoints,
+			DialTimeout: 5 * time.Second,
+			Logger:      zap.NewNop(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("etcd membership: %w", err)
+		}
+		return p, nil
+	case "k8s":
+		p, err := k8s.New()
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes membership (needs to run in a pod with the RBAC in deploy/k8s): %w", err)
+		}
+		return p, nil
+	default:
+		return test.NewTestProvider(test.NewInMemAgent()), nil
+	}
 }
 
 // startMu serializes starting actor systems in one process: the generated
@@ -149,7 +192,11 @@ func (s *System) Start(ctx context.Context) error {
 	})
 	startMu.Lock()
 	defer startMu.Unlock()
-	provider := test.NewTestProvider(test.NewInMemAgent())
+	provider, err := s.cfg.provider()
+	if err != nil {
+		s.unregister()
+		return err
+	}
 	remoteCfg := remote.Configure(s.cfg.Host, s.cfg.Port)
 	clusterCfg := cluster.Configure(s.cfg.ClusterName, provider, disthash.New(), remoteCfg,
 		cluster.WithKinds(customer.Kind(s.cfg.IdleTimeout)),
@@ -165,7 +212,7 @@ func (s *System) Start(ctx context.Context) error {
 	s.stopSweeper = cancel
 	s.sweeper.Add(1)
 	go s.sweep(sweepCtx)
-	logger.InfoContext(ctx, "cluster member started", "address", system.Address(), "cluster", s.cfg.ClusterName)
+	logger.InfoContext(ctx, "cluster member started", "address", system.Address(), "cluster", s.cfg.ClusterName, "membership", s.cfg.Membership)
 	return nil
 }
 

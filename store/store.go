@@ -191,3 +191,11 @@ type Store interface {
 	// Close releases the store's resources.
 	Close()
 }
+
+// Notifier is implemented by stores that other processes commit to (a
+// PostgreSQL shared by several members): Listen calls wake after commits
+// that wrote notifications, from any process, until ctx is done. Wake-ups
+// may be lost or merged (readers also poll); Listen reconnects by itself.
+type Notifier interface {
+	Listen(ctx context.Context, wake func()) error
+}

@@ -33,7 +33,8 @@ type config struct {
 	// event parked past its deadline waits for.
 	StripeAPIKey string
 	StripeAPIURL string
-	// Cluster is the membership provider: local (one process).
+	// Cluster is the membership provider: local (one process), etcd, or
+	// k8s (the Kubernetes pod API, in-cluster).
 	Cluster string
 	// EtcdEndpoints are used with --cluster etcd.
 	EtcdEndpoints []string
@@ -52,12 +53,19 @@ type config struct {
 	// ParkDeadline is how long an event may wait for its prerequisite
 	// before hookd resolves it (from the Stripe API when it has a key).
 	ParkDeadline time.Duration
+	// DrainDelay is how long a clustered member, on SIGTERM, keeps serving
+	// after telling its health service it is stopping, so that gateways
+	// move away first.
+	DrainDelay time.Duration
 	// ShutdownTimeout bounds draining on SIGTERM.
 	ShutdownTimeout time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// ClusterPort is the member's protoactor remote port (0: any free port).
 	ClusterPort int
+	// ClusterHost is the address the member listens on for cluster
+	// traffic and advertises to the other members.
+	ClusterHost string
 }
 
 // parseServe fills a config from args and the environment, applies
@@ -73,7 +81,7 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.StripeAPIKey, "stripe-api-key", "", "Stripe API key, to fetch what an event parked past its deadline waits for (optional)")
 	fs.StringVar(&c.StripeAPIURL, "stripe-api-url", "", "Stripe API base URL (default https://api.stripe.com; for tests and stripe-mock)")
 	fs.DurationVar(&c.ParkDeadline, "park-deadline", 30*time.Second, "how long an event may wait for its prerequisite before hookd resolves it")
-	fs.StringVar(&c.Cluster, "cluster", "local", "cluster membership: local")
+	fs.StringVar(&c.Cluster, "cluster", "local", "cluster membership: local (one process), etcd, or k8s")
 	etcd := fs.String("etcd-endpoints", "", "etcd endpoints, comma-separated (with --cluster etcd)")
 	roles := fs.String("roles", "gateway,member", "roles this process runs: gateway, member")
 	fs.StringVar(&c.IngestAddr, "ingest-addr", "", "gRPC address a gateway-only process forwards to")
@@ -81,9 +89,11 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest webhook body accepted, bytes")
 	fs.DurationVar(&c.Tolerance, "tolerance", 300*time.Second, "how far a signature timestamp may be from now, either way")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "passivate a customer actor idle this long")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", time.Second, "with --cluster etcd or k8s: how long a member keeps serving after reporting NOT_SERVING on SIGTERM")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.IntVar(&c.ClusterPort, "cluster-port", 0, "protoactor remote port (0: any free port)")
+	fs.IntVar(&c.ClusterPort, "cluster-port", 0, "port for cluster traffic between members (0: any free port)")
+	fs.StringVar(&c.ClusterHost, "cluster-host", "127.0.0.1", "address other members reach this member at (it also listens there); in Kubernetes, the pod IP")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
 	}
@@ -115,8 +125,14 @@ func (c config) validate() error {
 	if c.hasRole("gateway") && !c.hasRole("member") && c.IngestAddr == "" {
 		errs = append(errs, errors.New("--ingest-addr is required when the gateway runs without the member role"))
 	}
-	if c.Cluster != "local" {
-		errs = append(errs, fmt.Errorf("--cluster %q is not supported yet; only local", c.Cluster))
+	switch c.Cluster {
+	case "local", "k8s":
+	case "etcd":
+		if len(c.EtcdEndpoints) == 0 {
+			errs = append(errs, errors.New("--cluster etcd needs --etcd-endpoints"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--cluster %q: want local, etcd or k8s", c.Cluster))
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("--max-body-bytes must be positive"))

@@ -10,13 +10,17 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/hookd/hookd/actors"
 	"github.com/hookd/hookd/actors/customer"
@@ -47,13 +51,18 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		httpSrv  *http.Server
 		httpLn   net.Listener
 		conn     *grpc.ClientConn
+		health   *grpchealth.Server
 		draining atomic.Bool
+		listen   sync.WaitGroup // the store's cross-process wake-up listener
 	)
+	listenCtx, stopListen := context.WithCancel(context.Background())
 	defer func() {
 		// Reverse order of start; every step tolerates a nil.
 		if conn != nil {
 			conn.Close()
 		}
+		stopListen()
+		listen.Wait()
 		if sys != nil {
 			sys.Stop()
 		}
@@ -74,13 +83,16 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			fetcher = customer.NewStripeFetcher(cfg.StripeAPIKey, cfg.StripeAPIURL, log)
 		}
 		sys, err = actors.New(actors.Config{
-			Store:        st,
-			Logger:       log,
-			Committed:    func(string) { wakeup.Notify() },
-			Port:         cfg.ClusterPort,
-			IdleTimeout:  cfg.IdleTimeout,
-			ParkDeadline: cfg.ParkDeadline,
-			Fetcher:      fetcher,
+			Store:         st,
+			Logger:        log,
+			Committed:     func(string) { wakeup.Notify() },
+			Membership:    cfg.Cluster,
+			EtcdEndpoints: cfg.EtcdEndpoints,
+			Host:          cfg.ClusterHost,
+			Port:          cfg.ClusterPort,
+			IdleTimeout:   cfg.IdleTimeout,
+			ParkDeadline:  cfg.ParkDeadline,
+			Fetcher:       fetcher,
 		})
 		if err != nil {
 			return err
@@ -91,12 +103,19 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		}
 		// protoactor's StartMember sleeps a fixed second; the rest is hookd's.
 		clusterTime = time.Since(clusterStart)
+		if n, ok := st.(store.Notifier); ok {
+			// Commits on other members wake this member's subscribers.
+			listen.Add(1)
+			go func() {
+				defer listen.Done()
+				n.Listen(listenCtx, wakeup.Notify)
+			}()
+		}
 		grpcSrv = grpc.NewServer(services.ServerOptions(log)...)
-		health, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log})
+		health, err = services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log})
 		if err != nil {
 			return err
 		}
-		defer health.Shutdown()
 		if grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 			return fmt.Errorf("listen grpc: %w", err)
 		}
@@ -127,8 +146,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			target = grpcAddr
 		}
 		var err error
-		conn, err = grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
+		if conn, err = ingestClient(target); err != nil {
 			return fmt.Errorf("ingest client for %s: %w", target, err)
 		}
 		handler, err := gateway.New(gateway.Config{
@@ -155,14 +173,25 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		if err != nil {
 			return err
 		}
-		httpSrv = &http.Server{
-			Handler:           handler,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		httpSrv = newHTTPServer(handler, log)
+		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("listen http: %w", err)
 		}
+		httpAddr = httpLn.Addr().String()
+	} else {
+		// A member alone serves only health and metrics over HTTP.
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+			if draining.Load() {
+				http.Error(w, `{"error":"shutting down"}`, http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, `{"status":"ready"}`)
+		})
+		mux.Handle("GET /metrics", promhttp.Handler())
+		httpSrv = newHTTPServer(mux, log)
+		var err error
 		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("listen http: %w", err)
 		}
@@ -211,6 +240,17 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 	draining.Store(true)
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if health != nil {
+		// Gateways balance on the health service: let them move away
+		// before this member stops taking requests.
+		health.Shutdown()
+		if cfg.Cluster != "local" {
+			select {
+			case <-time.After(cfg.DrainDelay):
+			case <-shutCtx.Done():
+			}
+		}
+	}
 	if httpSrv != nil {
 		// Stops accepting and waits for in-flight webhooks, which need the
 		// gRPC server and the cluster still up.
@@ -230,6 +270,57 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		}
 	}
 	return serveErr
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// ingestServiceConfig balances Ingest calls over every member the target
+// resolves to, skips members whose health service says NOT_SERVING (one
+// shutting down), and retries UNAVAILABLE: Ingest is idempotent (an event
+// is deduplicated by its ID), so a retry can never apply an event twice.
+const ingestServiceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "healthCheckConfig": {"serviceName": "hookd.v1.IngestService"},
+  "methodConfig": [{
+    "name": [{"service": "hookd.v1.IngestService"}],
+    "retryPolicy": {
+      "maxAttempts": 5,
+      "initialBackoff": "0.05s",
+      "maxBackoff": "1s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+}`
+
+// ingestClient connects to the ingest service at target: one address, a
+// comma-separated list of addresses, or any gRPC target (dns:///name:port
+// resolves to every member behind a name).
+func ingestClient(target string) (*grpc.ClientConn, error) {
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(ingestServiceConfig),
+	}
+	if addrs := splitList(target); len(addrs) > 1 {
+		r := manual.NewBuilderWithScheme("hookd-members")
+		var state resolver.State
+		for _, a := range addrs {
+			state.Addresses = append(state.Addresses, resolver.Address{Addr: a})
+		}
+		r.InitialState(state)
+		opts = append(opts, grpc.WithResolvers(r))
+		target = r.Scheme() + ":///members"
+	}
+	return grpc.NewClient(target, opts...)
 }
 
 // openStore opens and migrates the store cfg selects: PostgreSQL for a

@@ -80,6 +80,7 @@ const (
 	stepWrite              // the write's one statement (sqlWrite*)
 	stepDuplicate          // record a dedup-key duplicate (sqlWriteDuplicate)
 	stepRelease            // RELEASE SAVEPOINT after a write
+	stepNotify             // pg_notify for other members' subscribers
 	stepCommit
 )
 
@@ -147,6 +148,10 @@ func (s *Store) commit(ctx context.Context, writes []store.Write, errs []error) 
 			}
 			queue(stepWrite, i, sql, args...)
 			queue(stepRelease, i, "RELEASE SAVEPOINT w")
+		}
+		if slices.ContainsFunc(writes[next:], func(w store.Write) bool { return len(w.Notifications) > 0 }) {
+			// Delivered at commit, to every member's Listen.
+			queue(stepNotify, -1, sqlNotifyOutbox)
 		}
 		queue(stepCommit, -1, "COMMIT")
 

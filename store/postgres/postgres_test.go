@@ -236,3 +236,32 @@ func TestCloseTwice(t *testing.T) {
 	s.Close()
 	s.Close()
 }
+
+// Listen wakes on commits that wrote notifications, from any connection.
+func TestListenWakesOnCommit(t *testing.T) {
+	t.Parallel()
+	writer := pgtest.NewStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	wakes := make(chan struct{}, 16)
+	done := make(chan error, 1)
+	go func() { done <- writer.Listen(ctx, func() { wakes <- struct{}{} }) }()
+	defer func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Listen returned %v, want context.Canceled", err)
+		}
+	}()
+	select { // the wake-up after LISTEN
+	case <-wakes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no wake-up after LISTEN")
+	}
+	if errs := writer.Commit(ctx, []store.Write{storetest.StateWrite("evt_l", "cus_l", 0)}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	select {
+	case <-wakes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no wake-up after a commit with notifications")
+	}
+}

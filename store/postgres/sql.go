@@ -179,3 +179,11 @@ LIMIT 1`
 // sqlDeleteIgnored removes an ignored event's row before a replay of it
 // (Write.Replace), in the replay's savepoint.
 const sqlDeleteIgnored = `DELETE FROM events WHERE source = $1 AND event_id = $2 AND status = 'ignored'`
+
+// outboxChannel is the LISTEN/NOTIFY channel that tells members new
+// notifications were committed.
+const outboxChannel = "hookd_outbox"
+
+// sqlNotifyOutbox signals outboxChannel; PostgreSQL delivers it at commit,
+// and not at all if the transaction rolls back.
+const sqlNotifyOutbox = `SELECT pg_notify('` + outboxChannel + `', '')`
