@@ -53,6 +53,12 @@ type config struct {
 	// ParkDeadline is how long an event may wait for its prerequisite
 	// before hookd resolves it (from the Stripe API when it has a key).
 	ParkDeadline time.Duration
+	// CommitBatch is the most writes that one PostgreSQL transaction
+	// commits together (group commit); 1 turns batching off.
+	CommitBatch int
+	// CommitLinger is how long the committer may wait for more writes
+	// while a batch is smaller than the previous one.
+	CommitLinger time.Duration
 	// DrainDelay is how long a clustered member, on SIGTERM, keeps serving
 	// after telling its health service it is stopping, so that gateways
 	// move away first.
@@ -89,6 +95,8 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest webhook body accepted, bytes")
 	fs.DurationVar(&c.Tolerance, "tolerance", 300*time.Second, "how far a signature timestamp may be from now, either way")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "passivate a customer actor idle this long")
+	fs.IntVar(&c.CommitBatch, "commit-batch", 64, "PostgreSQL group commit: the most events one transaction commits together (1: one transaction per event)")
+	fs.DurationVar(&c.CommitLinger, "commit-linger", 500*time.Microsecond, "PostgreSQL group commit: how long to wait for more events while a batch is smaller than the previous one")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", time.Second, "with --cluster etcd or k8s: how long a member keeps serving after reporting NOT_SERVING on SIGTERM")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -136,6 +144,9 @@ func (c config) validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("--max-body-bytes must be positive"))
+	}
+	if c.CommitBatch < 1 {
+		errs = append(errs, errors.New("--commit-batch must be at least 1"))
 	}
 	if c.ParkDeadline < time.Second {
 		errs = append(errs, errors.New("--park-deadline must be at least 1s"))

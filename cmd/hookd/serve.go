@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -28,6 +29,7 @@ import (
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/services"
 	"github.com/hookd/hookd/store"
+	"github.com/hookd/hookd/store/batch"
 	"github.com/hookd/hookd/store/postgres"
 	"github.com/hookd/hookd/store/sqlite"
 )
@@ -323,6 +325,39 @@ func ingestClient(target string) (*grpc.ClientConn, error) {
 	return grpc.NewClient(target, opts...)
 }
 
+// registerBatchMetrics exposes group-commit figures on /metrics. It
+// registers once per process (tests run several hookds).
+var registerBatchMetrics = func() func(*batch.Store) {
+	var (
+		mu      sync.Mutex
+		current *batch.Store
+		once    sync.Once
+	)
+	stats := func() batch.Stats {
+		mu.Lock()
+		defer mu.Unlock()
+		if current == nil {
+			return batch.Stats{}
+		}
+		return current.Stats()
+	}
+	return func(b *batch.Store) {
+		mu.Lock()
+		current = b
+		mu.Unlock()
+		once.Do(func() {
+			prometheus.MustRegister(
+				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commits_total", Help: "PostgreSQL transactions that committed events."},
+					func() float64 { return float64(stats().Commits) }),
+				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commit_writes_total", Help: "Event writes committed (several per transaction with group commit)."},
+					func() float64 { return float64(stats().Writes) }),
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookd_store_commit_max_batch", Help: "The most writes one transaction committed."},
+					func() float64 { return float64(stats().MaxBatchSeen) }),
+			)
+		})
+	}
+}()
+
 // openStore opens and migrates the store cfg selects: PostgreSQL for a
 // postgres:// URL, else the embedded store in the data dir. It also says
 // where the data is, for people.
@@ -351,7 +386,17 @@ func openStore(ctx context.Context, cfg config, log *slog.Logger) (store.Store, 
 		pg.Close()
 		return nil, "", fmt.Errorf("migrate: %w", err)
 	}
-	return pg, redact(u) + " (PostgreSQL)", nil
+	if cfg.CommitBatch == 0 { // hookd migrate
+		return pg, redact(u) + " (PostgreSQL)", nil
+	}
+	bcfg := batch.Config{MaxBatch: cfg.CommitBatch, MaxWait: cfg.CommitLinger, Logger: log}
+	if err := bcfg.Validate(); err != nil {
+		pg.Close()
+		return nil, "", fmt.Errorf("--commit-batch: %w", err)
+	}
+	b := batch.New(pg, bcfg)
+	registerBatchMetrics(b)
+	return b, redact(u) + " (PostgreSQL)", nil
 }
 
 // redact hides a URL's password so it can be logged or shown.
