@@ -58,6 +58,11 @@ type Config struct {
 	// RequestTimeout bounds one Apply when the caller's context has no
 	// earlier deadline. Default 10 s.
 	RequestTimeout time.Duration
+	// AttemptTimeout bounds one attempt to reach a customer's grain;
+	// within RequestTimeout an attempt that times out (its member died or
+	// stalls) is retried after a fresh placement lookup. Grain calls are
+	// idempotent, so a retry never applies an event twice. Default 2 s.
+	AttemptTimeout time.Duration
 	// ApplyTimeout bounds the store work for one event. Default 10 s.
 	ApplyTimeout time.Duration
 	// ActorLogLevel is the least level of protoactor's own logs that is
@@ -95,6 +100,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ApplyTimeout <= 0 {
 		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = 2 * time.Second
 	}
 	if c.ActorLogLevel == 0 {
 		c.ActorLogLevel = slog.LevelWarn
@@ -271,7 +279,7 @@ func (s *System) resolve(ctx context.Context, customerID string) (*hookdv1.Resol
 		return nil, ErrNotStarted
 	}
 	client := hookdv1.GetCustomerGrainGrainClient(c, customerID)
-	resp, err := request(ctx, s.cfg.RequestTimeout, func(timeout time.Duration) (*hookdv1.ResolveResponse, error) {
+	resp, err := request(ctx, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) (*hookdv1.ResolveResponse, error) {
 		return client.Resolve(&hookdv1.ResolveRequest{DeadlineSeconds: int64(s.cfg.ParkDeadline / time.Second)}, callOptions(timeout)...)
 	})
 	if err != nil {
@@ -327,7 +335,7 @@ func (s *System) Apply(ctx context.Context, customerID string, req *hookdv1.Appl
 		return nil, ErrNotStarted
 	}
 	client := hookdv1.GetCustomerGrainGrainClient(c, customerID)
-	resp, err := request(ctx, s.cfg.RequestTimeout, func(timeout time.Duration) (*hookdv1.ApplyResponse, error) {
+	resp, err := request(ctx, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) (*hookdv1.ApplyResponse, error) {
 		return client.Apply(req, callOptions(timeout)...)
 	})
 	if err != nil {
@@ -336,33 +344,47 @@ func (s *System) Apply(ctx context.Context, customerID string, req *hookdv1.Appl
 	return resp, nil
 }
 
-// request runs a cluster request, which takes no context, so that it never
-// outlives ctx: its timeout is ctx's deadline (at most max), and request
-// returns as soon as ctx is done. The goroutine ends by its timeout at the
-// latest.
-func request[T any](ctx context.Context, max time.Duration, call func(timeout time.Duration) (T, error)) (T, error) {
+// request calls a customer's grain so that the call never outlives ctx:
+// protoactor's requests take no context, so each attempt runs with a
+// timeout (at most AttemptTimeout, never past ctx's deadline or
+// RequestTimeout) and request returns as soon as ctx is done. An attempt
+// that fails — typically because the grain's member died or stalls — is
+// retried after dropping the cached placement, until time runs out; grain
+// calls are idempotent. An attempt's goroutine ends by its own timeout.
+func request[T any](ctx context.Context, c *cluster.Cluster, identity string, overall, attempt time.Duration, call func(timeout time.Duration) (T, error)) (T, error) {
 	var zero T
-	timeout := max
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
-	}
-	if timeout <= 0 {
-		return zero, context.DeadlineExceeded
+	deadline := time.Now().Add(overall)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
 	}
 	type result struct {
 		v   T
 		err error
 	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := call(timeout)
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-ctx.Done():
-		return zero, ctx.Err()
+	var lastErr error
+	for {
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			if lastErr == nil {
+				lastErr = context.DeadlineExceeded
+			}
+			return zero, lastErr
+		}
+		done := make(chan result, 1)
+		go func() {
+			v, err := call(min(attempt, remaining))
+			done <- result{v, err}
+		}()
+		select {
+		case r := <-done:
+			if r.err == nil {
+				return r.v, nil
+			}
+			lastErr = r.err
+			c.PidCache.Remove(identity, customer.KindName)
+		case <-ctx.Done():
+			return zero, ctx.Err()
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ package services
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/metadata"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
@@ -77,11 +79,26 @@ func Register(srv *grpc.Server, cfg Config) (*health.Server, error) {
 	return hs, nil
 }
 
-// ServerOptions returns the interceptors every hookd gRPC server uses:
-// a panic in a handler becomes INTERNAL instead of killing the process.
-func ServerOptions(log *slog.Logger) []grpc.ServerOption {
+// adminMethods change stored data on request; with an admin token
+// configured they need "authorization: Bearer <token>".
+var adminMethods = map[string]bool{
+	hookdv1.EventService_ReplayEvent_FullMethodName: true,
+}
+
+// ServerOptions returns the interceptors every hookd gRPC server uses: a
+// panic in a handler becomes INTERNAL instead of killing the process, and
+// admin methods check adminToken when it is not empty.
+func ServerOptions(log *slog.Logger, adminToken string) []grpc.ServerOption {
+	want := []byte("Bearer " + adminToken)
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+			if adminToken != "" && adminMethods[info.FullMethod] {
+				md, _ := metadata.FromIncomingContext(ctx)
+				got := md.Get("authorization")
+				if len(got) != 1 || subtle.ConstantTimeCompare([]byte(got[0]), want) != 1 {
+					return nil, status.Error(codes.Unauthenticated, "this call needs the admin token: authorization: Bearer <token>")
+				}
+			}
 			defer func() {
 				if r := recover(); r != nil {
 					log.ErrorContext(ctx, "grpc handler panicked", "method", info.FullMethod, "err", fmt.Sprint(r), "stack", string(debug.Stack()))

@@ -43,6 +43,9 @@ func Register(system *actor.ActorSystem, deps *Deps) (unregister func()) {
 	return func() { registry.Delete(system) }
 }
 
+// KindName is the cluster kind of customer grains.
+const KindName = "CustomerGrain"
+
 // Kind returns the cluster kind for customer grains, passivated after idle.
 func Kind(idle time.Duration) *cluster.Kind {
 	return hookdv1.NewCustomerGrainKind(func() hookdv1.CustomerGrain { return &grain{} }, idle)

@@ -42,7 +42,7 @@ type config struct {
 	Roles []string
 	// IngestAddr is where a gateway-only process sends its gRPC calls.
 	IngestAddr string
-	// AdminToken guards admin calls (reserved).
+	// AdminToken, when set, guards admin calls (EventService.ReplayEvent).
 	AdminToken string
 	// MaxBodyBytes is the largest webhook body accepted.
 	MaxBodyBytes int64
@@ -91,7 +91,7 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	etcd := fs.String("etcd-endpoints", "", "etcd endpoints, comma-separated (with --cluster etcd)")
 	roles := fs.String("roles", "gateway,member", "roles this process runs: gateway, member")
 	fs.StringVar(&c.IngestAddr, "ingest-addr", "", "gRPC address a gateway-only process forwards to")
-	fs.StringVar(&c.AdminToken, "admin-token", "", "token for admin calls")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "when set, admin calls (EventService/ReplayEvent) need the gRPC header authorization: Bearer <token>")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest webhook body accepted, bytes")
 	fs.DurationVar(&c.Tolerance, "tolerance", 300*time.Second, "how far a signature timestamp may be from now, either way")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "passivate a customer actor idle this long")

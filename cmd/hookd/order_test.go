@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
@@ -192,5 +193,29 @@ func TestReplayEvent(t *testing.T) {
 	}
 	if _, err := h.events().ReplayEvent(ctx, &hookdv1.ReplayEventRequest{EventId: "evt_nope"}); status.Code(err) != codes.NotFound {
 		t.Fatalf("replay of an unknown event: %v, want NotFound", err)
+	}
+}
+
+// With --admin-token, ReplayEvent needs the token; reads do not.
+func TestAdminTokenGuardsReplay(t *testing.T) {
+	h := startHookd(t, "--admin-token", "s3cret")
+	ctx := context.Background()
+	if a := h.post(t, customerEvent("evt_adm", "customer.created", "cus_adm", 1700000600, "a@example.com")); a.Status != "applied" {
+		t.Fatalf("event: %+v", a)
+	}
+	req := &hookdv1.ReplayEventRequest{EventId: "evt_adm"}
+	if _, err := h.events().ReplayEvent(ctx, req); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("replay without the token: %v, want Unauthenticated", err)
+	}
+	wrong := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer nope")
+	if _, err := h.events().ReplayEvent(wrong, req); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("replay with a wrong token: %v, want Unauthenticated", err)
+	}
+	right := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer s3cret")
+	if r, err := h.events().ReplayEvent(right, req); err != nil || r.GetStatus() != hookdv1.EventStatus_EVENT_STATUS_DUPLICATE {
+		t.Fatalf("replay with the token: %v (%v), want duplicate", r, err)
+	}
+	if _, err := h.events().GetEvent(ctx, &hookdv1.GetEventRequest{EventId: "evt_adm"}); err != nil {
+		t.Fatalf("GetEvent without a token: %v, want allowed", err)
 	}
 }

@@ -113,7 +113,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 				n.Listen(listenCtx, wakeup.Notify)
 			}()
 		}
-		grpcSrv = grpc.NewServer(services.ServerOptions(log)...)
+		grpcSrv = grpc.NewServer(services.ServerOptions(log, cfg.AdminToken)...)
 		health, err = services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log})
 		if err != nil {
 			return err
