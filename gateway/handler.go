@@ -159,7 +159,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	// Method checks are done by hand rather than with "POST /path"
 	// patterns so that 405s get a JSON body like every other answer.
-	mux.HandleFunc(StripeWebhookPath, h.stripeWebhook)
+	mux.HandleFunc(StripeWebhookPath, instrument(h.stripeWebhook))
 	mux.Handle(HealthzPath, onlyGet(http.HandlerFunc(h.healthz)))
 	mux.Handle(ReadyzPath, onlyGet(http.HandlerFunc(h.readyz)))
 	if cfg.Metrics != nil {
@@ -245,7 +245,8 @@ func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	if res.EventID == "" {
 		res.EventID = env.GetEventId()
 	}
-	h.log.InfoContext(ctx, "webhook ingested",
+	webhookEvents.WithLabelValues(name).Inc()
+	h.log.DebugContext(ctx, "webhook ingested",
 		"event_id", res.EventID, "event_type", env.GetType(),
 		"customer_id", res.CustomerID, "status", name, "version", resp.GetVersion())
 	writeJSON(w, http.StatusOK, res)

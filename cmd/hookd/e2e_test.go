@@ -349,15 +349,23 @@ func TestGRPCReflectionAndHealth(t *testing.T) {
 		}
 	}
 	// HTTP health and metrics.
+	h.post(t, customerEvent("evt_metrics", "customer.created", "cus_metrics", 1700000000, "m@example.com"))
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {
 		resp, err := h.http.Get(h.baseURL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+		if path == "/metrics" {
+			for _, m := range []string{`hookd_webhook_requests_total{code="200"}`, `hookd_webhook_events_total{status="applied"}`, "hookd_webhook_duration_seconds_bucket", "hookd_store_commits_total"} {
+				if !strings.Contains(string(body), m) {
+					t.Errorf("/metrics lacks %s", m)
+				}
+			}
 		}
 	}
 	if _, err := h.customers().GetCustomer(ctx, &hookdv1.GetCustomerRequest{}); status.Code(err) != codes.InvalidArgument {

@@ -1,0 +1,52 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Webhook metrics, on the default Prometheus registry (served at /metrics).
+var (
+	webhookAnswers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookd_webhook_requests_total",
+		Help: "Webhook requests answered, by HTTP status code.",
+	}, []string{"code"})
+	webhookEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookd_webhook_events_total",
+		Help: "Webhooks made durable, by what hookd did with them (applied, duplicate, parked, ignored, superseded).",
+	}, []string{"status"})
+	webhookSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hookd_webhook_duration_seconds",
+		Help:    "Time to answer a webhook, from request to response.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+	})
+)
+
+func init() {
+	prometheus.MustRegister(webhookAnswers, webhookEvents, webhookSeconds)
+}
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// instrument counts answers and times them.
+func instrument(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		next(rec, r)
+		webhookSeconds.Observe(time.Since(start).Seconds())
+		webhookAnswers.WithLabelValues(strconv.Itoa(rec.code)).Inc()
+	}
+}
