@@ -48,14 +48,33 @@ func freeAddr(t *testing.T) string {
 // process is a hookd child process.
 type process struct {
 	cmd *exec.Cmd
-	out *bytes.Buffer
+	out *lockedBuffer
+}
+
+// lockedBuffer collects a child's output; exec copies into it from its
+// own goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func startProcess(t *testing.T, httpAddr string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	out := &bytes.Buffer{}
+	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -81,6 +100,20 @@ func startProcess(t *testing.T, httpAddr string, args ...string) *process {
 func (p *process) kill() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.cmd.Wait()
+}
+
+// terminate sends SIGTERM and waits for a clean exit (status 0).
+func (p *process) terminate(timeout time.Duration) error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		p.kill()
+		return fmt.Errorf("still running %v after SIGTERM", timeout)
+	}
 }
 
 // kill -9 during a burst of 1,000 events from a sender that retries on

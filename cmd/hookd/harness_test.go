@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -41,71 +39,47 @@ func (h *hookd) notifications() hookdv1.NotificationServiceClient {
 	return hookdv1.NewNotificationServiceClient(h.conn)
 }
 
-// startHookd starts hookd for one test. The tests in this package do not
-// run in parallel: protoactor's remote.Start replaces gRPC's global logger,
-// which races with any other gRPC activity in the process.
+// startHookd starts hookd for one test, as a child process (this test
+// binary, re-executed as hookd: see runMainEnv). A process of its own keeps
+// protoactor's remote.Start, which replaces gRPC's global logger, from
+// racing with the gRPC clients of the test; it also makes every test an
+// end-to-end test of the binary: flags, start-up and SIGTERM.
 func startHookd(t *testing.T, extraArgs ...string) *hookd {
 	t.Helper()
 	dbURL := pgtest.NewDatabase(t)
-	cfg, err := parseServe(append([]string{
+	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
+	args := append([]string{
 		"--database-url", dbURL,
-		"--http-addr", "127.0.0.1:0",
-		"--grpc-addr", "127.0.0.1:0",
+		"--http-addr", httpAddr,
+		"--grpc-addr", grpcAddr,
 		"--stripe-webhook-secret", "whsec_old_rotated_out," + testSecret,
 		"--shutdown-timeout", "5s",
-	}, extraArgs...), func(string) string { return "" })
-	if err != nil {
+		"--log-level", "warn",
+	}, extraArgs...)
+	if _, err := parseServe(args, func(string) string { return "" }); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	type addrs struct{ http, grpc string }
-	ready := make(chan addrs, 1)
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() {
-		done <- run(ctx, cfg, log, nil, func(h, g string) { ready <- addrs{h, g} })
-	}()
-	var a addrs
-	select {
-	case a = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("hookd exited before serving: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("hookd did not start within 30s")
-	}
-	conn, err := grpc.NewClient(a.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	proc := startProcess(t, httpAddr, args...)
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		conn.Close()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("hookd run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("hookd did not stop within 30s")
+		if err := proc.terminate(30 * time.Second); err != nil {
+			t.Errorf("hookd did not stop cleanly on SIGTERM: %v\n%s", err, proc.out.String())
+		}
+		if t.Failed() {
+			t.Logf("hookd output:\n%s", proc.out.String())
 		}
 	})
 	return &hookd{
 		databaseURL: dbURL,
-		webhookURL:  "http://" + a.http + "/v1/webhooks/stripe",
-		baseURL:     "http://" + a.http,
+		webhookURL:  "http://" + httpAddr + "/v1/webhooks/stripe",
+		baseURL:     "http://" + httpAddr,
 		conn:        conn,
 		http:        &http.Client{Timeout: 30 * time.Second},
 	}
-}
-
-// testWriter sends logs to t.Log, so they show only for failing tests.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }
 
 type webhookAnswer struct {
