@@ -388,7 +388,7 @@ func TestClusterSurvivesKillAndPause(t *testing.T) {
 // A rolling restart of every member (SIGTERM, then start again) under
 // load loses nothing and applies nothing twice.
 func TestClusterRollingRestart(t *testing.T) {
-	customers, perCustomer := 500, 10
+	customers, perCustomer := 2000, 10
 	if testing.Short() {
 		customers = 100
 	}
@@ -409,6 +409,8 @@ func TestClusterRollingRestart(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d events acknowledged in %v across a rolling restart; %s", customers*perCustomer, time.Since(start).Round(time.Millisecond), res.summary())
+	elapsed := time.Since(start)
+	t.Logf("%d events acknowledged in %v (%.0f/s) across a rolling restart; %s", customers*perCustomer, elapsed.Round(time.Millisecond),
+		float64(customers*perCustomer)/elapsed.Seconds(), res.summary())
 	verify(t, c.grpc[0], customers, perCustomer)
 }
