@@ -20,9 +20,11 @@ import (
 // activation of the same customer committed first.
 const maxFenceRetries = 5
 
-// recentSize bounds the in-memory set of event IDs this activation
-// committed; it only saves a database round trip for repeated deliveries.
-const recentSize = 256
+// recentSize is how many event IDs an activation remembers having
+// committed. It only saves a database round trip for a repeated delivery
+// (the store rejects duplicates anyway), and every resident actor pays
+// for it, so it is small.
+const recentSize = 8
 
 // Result is what Apply did with one event.
 type Result struct {
@@ -56,8 +58,8 @@ type Processor struct {
 	state    State
 	revision int64 // the store's version of the state, for fencing
 
-	recent    map[string]struct{}
-	recentLog []string
+	recent     [recentSize]string // ring of recently committed event IDs
+	recentNext int
 }
 
 // NewProcessor returns a Processor for one customer. committed, if not
@@ -69,7 +71,6 @@ func NewProcessor(customerID string, st store.Store, log *slog.Logger, committed
 		store:     st,
 		log:       log,
 		committed: committed,
-		recent:    make(map[string]struct{}, recentSize),
 		now:       time.Now,
 	}
 }
@@ -95,7 +96,7 @@ func (p *Processor) Replay(ctx context.Context, env *hookdv1.Envelope, routing s
 }
 
 func (p *Processor) apply(ctx context.Context, env *hookdv1.Envelope, routing string, replay bool) (Result, error) {
-	if _, ok := p.recent[env.GetEventId()]; ok && p.loaded && !replay {
+	if p.loaded && !replay && p.seen(env.GetEventId()) {
 		return Result{Status: store.StatusDuplicate, Version: p.state.Version, Reason: "event already applied"}, nil
 	}
 	ev, decodeErr := DecodeEvent(env)
@@ -320,12 +321,12 @@ func (p *Processor) load(ctx context.Context) error {
 }
 
 func (p *Processor) remember(eventID string) {
-	if len(p.recentLog) >= recentSize {
-		delete(p.recent, p.recentLog[0])
-		p.recentLog = p.recentLog[1:]
-	}
-	p.recent[eventID] = struct{}{}
-	p.recentLog = append(p.recentLog, eventID)
+	p.recent[p.recentNext] = eventID
+	p.recentNext = (p.recentNext + 1) % recentSize
+}
+
+func (p *Processor) seen(eventID string) bool {
+	return eventID != "" && slices.Contains(p.recent[:], eventID)
 }
 
 // dedupKey identifies the change an event describes, so that two provider

@@ -38,6 +38,7 @@ type benchConfig struct {
 	Duration    time.Duration
 	Events      int     // stop after this many (0: duration only)
 	Duplicates  float64 // fraction of deliveries repeated
+	Cover       bool    // visit customers in turn instead of at random
 	PID         int     // hookd's PID for CPU and RSS figures (0: none)
 	JSON        bool
 }
@@ -69,6 +70,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs.Float64Var(&c.Rate, "rate", 0, "events per second, open loop (0: closed loop)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to send")
 	fs.IntVar(&c.Events, "events", 0, "stop after this many events (0: run for --duration)")
+	fs.BoolVar(&c.Cover, "cover", false, "send to customers in turn (every customer once before any twice) instead of at random")
 	fs.Float64Var(&c.Duplicates, "duplicates", 0, "fraction of deliveries that repeat an earlier event (0 to 1)")
 	fs.IntVar(&c.PID, "pid", 0, "hookd's process ID, for its CPU and RSS")
 	fs.BoolVar(&c.JSON, "json", false, "print the figures as JSON")
@@ -208,8 +210,11 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		if c.Events > 0 && sent.Load() >= int64(c.Events) {
 			return "", nil, false
 		}
-		sent.Add(1)
+		seq := sent.Add(1) - 1
 		cu := rng.IntN(c.Customers)
+		if c.Cover {
+			cu = int(seq % int64(c.Customers))
+		}
 		n := perCust[cu].Add(1) - 1
 		if n > 0 && rng.Float64() < c.Duplicates {
 			n = rng.Int64N(n)

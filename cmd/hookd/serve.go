@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -198,6 +199,22 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			return fmt.Errorf("listen http: %w", err)
 		}
 		httpAddr = httpLn.Addr().String()
+	}
+
+	if cfg.DebugAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		debugSrv := newHTTPServer(mux, log)
+		debugSrv.WriteTimeout = 2 * time.Minute // CPU profiles take their time
+		ln, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			return fmt.Errorf("listen debug: %w", err)
+		}
+		go debugSrv.Serve(ln)
+		defer debugSrv.Close()
+		log.InfoContext(ctx, "pprof listening", "addr", ln.Addr().String())
 	}
 
 	errc := make(chan error, 2)
