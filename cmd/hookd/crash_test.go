@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/hookd/hookd/store/postgres/pgtest"
 )
 
