@@ -21,6 +21,8 @@ fi
 ver=$(ls /etc/postgresql | sort -V | tail -n 1)
 echo "starting PostgreSQL $ver"
 $sudo pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+# A cluster that apt-get already started must re-read pg_hba.conf.
+$sudo pg_ctlcluster --skip-systemctl-redirect "$ver" main reload 2>/dev/null || true
 for _ in $(seq 1 60); do
   ready && exit 0
   sleep 0.5
