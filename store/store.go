@@ -100,8 +100,9 @@ type Customer struct {
 	UpdatedAt time.Time
 }
 
-// Release marks a parked event applied: its row's status becomes applied,
-// its version Version, and its reason Reason.
+// Release settles a parked event: its row's status becomes applied, its
+// version Version, and its reason Reason. Version 0 marks it superseded
+// instead (a newer event for its object was applied while it waited).
 type Release struct {
 	Source  string
 	EventID string

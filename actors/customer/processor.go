@@ -157,6 +157,7 @@ func (p *Processor) Resolve(ctx context.Context, deadline, now time.Time, fetch 
 			return store.Write{}, p.state, Result{}
 		}
 		for id, why := range reasons {
+			// versionOf is 0 for an event dropped as stale: settled superseded.
 			w.Released = append(w.Released, store.Release{Source: p.parkedSource(id), EventID: id, Version: versionOf(changes, id), Reason: why})
 		}
 		return w, next, Result{Status: store.StatusApplied, Version: next.Version}
@@ -248,6 +249,10 @@ func (p *Processor) plan(env *hookdv1.Envelope, routing string, ev Event, decode
 		for _, c := range eff.Released() {
 			w.Released = append(w.Released, store.Release{Source: p.parkedSource(c.EventID), EventID: c.EventID, Version: c.Version,
 				Reason: "released by " + env.GetEventId()})
+		}
+		for _, id := range eff.Stale {
+			w.Released = append(w.Released, store.Release{Source: p.parkedSource(id), EventID: id,
+				Reason: "superseded while parked: " + env.GetEventId() + " applied a newer change to its object"})
 		}
 	}
 	w.Event = rec

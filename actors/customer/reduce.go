@@ -127,6 +127,9 @@ type Effect struct {
 	Outcome Outcome
 	Reason  string
 	Changes []Change
+	// Stale lists parked events dropped because a newer event for their
+	// object was applied while they waited; they are settled as superseded.
+	Stale []string
 }
 
 // Released returns the changes of previously parked events.
@@ -159,7 +162,9 @@ func Apply(st State, ev Event, now int64) (State, Effect) {
 	}
 	res := Effect{Outcome: Applied}
 	res.Changes = append(res.Changes, next.applyOne(ev))
-	res.Changes = append(res.Changes, next.release()...)
+	released, stale := next.release()
+	res.Changes = append(res.Changes, released...)
+	res.Stale = stale
 	return next, res
 }
 
@@ -168,6 +173,8 @@ func Apply(st State, ev Event, now int64) (State, Effect) {
 // the provider has it now (from its API); a subscription it lacks is
 // synthesized from what the parked events say. reason explains, per
 // released event, how it was resolved.
+//
+// A parked event dropped as stale gets the reason "superseded".
 func Resolve(st State, deadline, now int64, fetched map[string]*SubscriptionObject) (State, []Change, map[string]string) {
 	next := st.clone()
 	var changes []Change
@@ -197,9 +204,13 @@ func Resolve(st State, deadline, now int64, fetched map[string]*SubscriptionObje
 		ch := next.applyOne(synthetic)
 		ch.EventID = evID // the resolution happens on behalf of the parked event
 		changes = append(changes, ch)
-		for _, c := range next.release() {
+		released, stale := next.release()
+		for _, c := range released {
 			reasons[c.EventID] = how
 			changes = append(changes, c)
+		}
+		for _, id := range stale {
+			reasons[id] = "superseded"
 		}
 	}
 }
@@ -235,9 +246,9 @@ func waitsFor(st State, ev Event) string {
 }
 
 // release applies, in created order, every parked event whose
-// prerequisite is now present, and removes them from Parked.
-func (st *State) release() []Change {
-	var changes []Change
+// prerequisite is now present, and removes them from Parked. It returns
+// the changes, and the IDs of parked events it dropped as stale.
+func (st *State) release() (changes []Change, stale []string) {
 	for {
 		best := -1
 		for i, p := range st.Parked {
@@ -246,7 +257,7 @@ func (st *State) release() []Change {
 			}
 		}
 		if best < 0 {
-			return changes
+			return changes, stale
 		}
 		p := st.Parked[best]
 		st.Parked = slices.Delete(slices.Clone(st.Parked), best, best+1)
@@ -254,7 +265,8 @@ func (st *State) release() []Change {
 			st.Parked = nil
 		}
 		if m, ok := st.Marks[objectKey(p.Event)]; ok && (Mark{p.Event.Created, rank(p.Event.Type)}).less(m) {
-			continue // a newer event for its invoice applied meanwhile
+			stale = append(stale, p.Event.ID) // a newer event for its invoice applied meanwhile
+			continue
 		}
 		changes = append(changes, st.applyOne(p.Event))
 	}

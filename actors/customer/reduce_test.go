@@ -190,3 +190,23 @@ func applyAll(events []Event) (State, []StreamNote) {
 	}
 	return st, stream
 }
+
+// A parked event that a newer event for its object overtook while it
+// waited is dropped at release and reported stale, to be settled as
+// superseded.
+func TestReleaseDropsStaleParkedEvents(t *testing.T) {
+	t.Parallel()
+	st := State{CustomerID: "cus_1"}
+	st, _ = Apply(st, invEvent("evt_old", "invoice.paid", 300, "in_1", "sub_1"), 0)
+	st, eff := Apply(st, invEvent("evt_new", "invoice.payment_failed", 400, "in_1", ""), 0)
+	if eff.Outcome != Applied || len(st.Parked) != 1 {
+		t.Fatalf("newer invoice event: %v with %d parked, want Applied with 1 parked", eff.Outcome, len(st.Parked))
+	}
+	st, eff = Apply(st, subEvent("evt_sub", "customer.subscription.created", 200, "sub_1", "active"), 0)
+	if len(eff.Released()) != 0 || !slices.Equal(eff.Stale, []string{"evt_old"}) || len(st.Parked) != 0 {
+		t.Fatalf("release: released %d, stale %v, parked %d; want 0, [evt_old], 0", len(eff.Released()), eff.Stale, len(st.Parked))
+	}
+	if st.Invoices["in_1"].PaymentFailures != 1 || st.Invoices["in_1"].Status != "paid" {
+		t.Fatalf("invoice %+v: the stale paid event must not overwrite the newer failure", st.Invoices["in_1"])
+	}
+}

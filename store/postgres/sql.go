@@ -59,7 +59,8 @@ ob AS (
     ORDER BY n.ord
 ),
 rl AS (
-    UPDATE events SET status = 'applied', version = r.version, reason = r.reason
+    UPDATE events SET status = CASE WHEN r.version = 0 THEN 'superseded' ELSE 'applied' END,
+                      version = r.version, reason = r.reason
     FROM done, unnest($21::text[], $22::text[], $23::bigint[], $24::text[]) AS r(source, event_id, version, reason)
     WHERE events.source = r.source AND events.event_id = r.event_id AND events.status = 'parked'
 ),

@@ -75,7 +75,7 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6)`
 	// reason given; it leaves an event that is not parked alone.
 	// Parameters: source, event_id, version, reason.
 	sqlReleaseEvent = `
-UPDATE events SET status = 'applied', version = ?3, reason = ?4
+UPDATE events SET status = CASE WHEN ?3 = 0 THEN 'superseded' ELSE 'applied' END, version = ?3, reason = ?4
 WHERE source = ?1 AND event_id = ?2 AND status = 'parked'`
 
 	// sqlDeleteIgnored removes an ignored event's row before a replay of it.

@@ -656,8 +656,20 @@ func testReleaseParked(t *testing.T, s store.Store) {
 	if len(notes) != 2 || notes[0].Version != 1 || notes[1].Version != 2 || notes[1].EventID != "evt_p" {
 		t.Fatalf("notifications %+v, want v1 (evt_s) then v2 (evt_p)", notes)
 	}
+	// A release with version 0 settles a parked event as superseded.
+	stale := Event("evt_q", "cus_r")
+	stale.Status, stale.DedupKey = store.StatusParked, "k_q"
+	w1 := StateWrite("evt_q", "cus_r", 2)
+	w1.Event, w1.Notifications = stale, nil
+	mustCommit(t, s, w1)
+	w3 := StateWrite("evt_u", "cus_r", 3)
+	w3.Released = []store.Release{{Source: "stripe", EventID: "evt_q", Version: 0, Reason: "superseded while parked"}}
+	mustCommit(t, s, w3)
+	if e, _ := s.GetEvent(t.Context(), "stripe", "evt_q"); e.Status != store.StatusSuperseded || e.Version != 0 || e.Reason != "superseded while parked" {
+		t.Fatalf("settled stale event: %s v%d %q, want superseded v0", e.Status, e.Version, e.Reason)
+	}
 	// Releasing an event that is not parked changes nothing.
-	w2 := StateWrite("evt_t", "cus_r", 2)
+	w2 := StateWrite("evt_t", "cus_r", 4)
 	w2.Released = []store.Release{{Source: "stripe", EventID: "evt_s", Version: 9, Reason: "not parked"}}
 	mustCommit(t, s, w2)
 	if e, _ := s.GetEvent(t.Context(), "stripe", "evt_s"); e.Version != 1 || e.Reason != "" {
