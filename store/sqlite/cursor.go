@@ -1,10 +1,8 @@
 package sqlite
 
 import (
-	"encoding/base64"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/hookd/hookd/store"
 )
@@ -34,25 +32,9 @@ func (s *Store) ValidateCursor(c string) error {
 	return err
 }
 
-// A page token for ListEvents is the unpadded URL-safe base64 of
-// "seq:<n>", n being the seq of the last event on the previous page (the
-// PostgreSQL backend's format).
-const pageTokenPrefix = "seq:"
-
-func pageToken(seq int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenPrefix + strconv.FormatInt(seq, 10)))
-}
-
-// parsePageToken returns the seq a page token continues below.
-func parsePageToken(tok string) (int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err == nil {
-		if n, ok := strings.CutPrefix(string(b), pageTokenPrefix); ok {
-			seq, err := strconv.ParseInt(n, 10, 64)
-			if err == nil && seq > 0 {
-				return seq, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("page token %q: %w: malformed", tok, store.ErrInvalidArgument)
-}
+// pageToken and parsePageToken use the page token format every backend
+// shares (store.PageToken).
+var (
+	pageToken      = store.PageToken
+	parsePageToken = store.ParsePageToken
+)
