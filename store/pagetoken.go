@@ -20,7 +20,7 @@ func PageToken(seq int64) string {
 // ParsePageToken returns the seq a page token continues below, or an error
 // wrapping ErrInvalidArgument.
 func ParsePageToken(tok string) (int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(tok)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(tok)
 	if err == nil {
 		if n, ok := strings.CutPrefix(string(b), pageTokenPrefix); ok {
 			seq, err := strconv.ParseInt(n, 10, 64)
