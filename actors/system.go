@@ -167,6 +167,8 @@ type System struct {
 	stopSweeper context.CancelFunc
 
 	sweeper sync.WaitGroup // the parked-event sweeper goroutine
+
+	queues applyQueues // Apply calls waiting for their customer's grain
 }
 
 // New returns a System; call Start to join the cluster.
@@ -329,19 +331,47 @@ func (s *System) Stop() {
 // Apply routes an event to its customer's grain and waits for the answer.
 // The request never outlives ctx: its timeout is ctx's deadline (at most
 // RequestTimeout), and Apply returns when ctx is done.
+//
+// This process sends at most one request at a time to each customer's
+// grain; events for the customer that arrive meanwhile wait and go
+// together in one ApplyBatch (see applyQueues), which the grain commits
+// in one transaction.
 func (s *System) Apply(ctx context.Context, customerID string, req *hookdv1.ApplyRequest) (*hookdv1.ApplyResponse, error) {
+	if s.current() == nil {
+		return nil, ErrNotStarted
+	}
+	return s.queues.apply(ctx, customerID, req, s.send)
+}
+
+// send delivers queued events to their customer's grain: one as Apply,
+// several as ApplyBatch. It returns one answer per event.
+func (s *System) send(ctx context.Context, customerID string, reqs []*hookdv1.ApplyRequest) ([]*hookdv1.ApplyResponse, error) {
 	c := s.current()
 	if c == nil {
 		return nil, ErrNotStarted
 	}
 	client := hookdv1.GetCustomerGrainGrainClient(c, customerID)
-	resp, err := request(ctx, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) (*hookdv1.ApplyResponse, error) {
-		return client.Apply(req, callOptions(timeout)...)
+	resps, err := request(ctx, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) ([]*hookdv1.ApplyResponse, error) {
+		if len(reqs) == 1 {
+			resp, err := client.Apply(reqs[0], callOptions(timeout)...)
+			if err != nil {
+				return nil, err
+			}
+			return []*hookdv1.ApplyResponse{resp}, nil
+		}
+		resp, err := client.ApplyBatch(&hookdv1.ApplyBatchRequest{Requests: reqs}, callOptions(timeout)...)
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.GetResponses()) != len(reqs) {
+			return nil, fmt.Errorf("grain answered %d of %d events", len(resp.GetResponses()), len(reqs))
+		}
+		return resp.GetResponses(), nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("request customer %s: %w", customerID, err)
 	}
-	return resp, nil
+	return resps, nil
 }
 
 // request calls a customer's grain so that the call never outlives ctx:

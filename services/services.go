@@ -45,10 +45,21 @@ type Config struct {
 	PollInterval time.Duration
 }
 
+// Registered is what Register installed that the process needs again.
+type Registered struct {
+	// Health lets the caller mark the process NOT_SERVING while it shuts
+	// down.
+	Health *health.Server
+	// LocalIngest calls the IngestService just registered directly, for an
+	// HTTP gateway in the same process: same code, same answers and status
+	// errors as over gRPC, without encoding each event twice more and
+	// crossing a loopback socket (a sixth of the process's CPU at load).
+	LocalIngest hookdv1.IngestServiceClient
+}
+
 // Register installs every hookd.v1 service, grpc.health.v1 and server
-// reflection on srv. It returns the health server so the caller can mark
-// the process NOT_SERVING while it shuts down.
-func Register(srv *grpc.Server, cfg Config) (*health.Server, error) {
+// reflection on srv.
+func Register(srv *grpc.Server, cfg Config) (*Registered, error) {
 	if cfg.Store == nil || cfg.Actors == nil || cfg.Wakeup == nil {
 		return nil, errors.New("services: Store, Actors and Wakeup are required")
 	}
@@ -59,7 +70,8 @@ func Register(srv *grpc.Server, cfg Config) (*health.Server, error) {
 		cfg.PollInterval = 100 * time.Millisecond
 	}
 	d := deliverer{store: cfg.Store, actors: cfg.Actors, log: cfg.Logger}
-	hookdv1.RegisterIngestServiceServer(srv, &IngestServer{deliverer: d})
+	ingest := &IngestServer{deliverer: d}
+	hookdv1.RegisterIngestServiceServer(srv, ingest)
 	hookdv1.RegisterCustomerServiceServer(srv, &CustomerServer{store: cfg.Store})
 	hookdv1.RegisterEventServiceServer(srv, &EventServer{store: cfg.Store, deliverer: d})
 	hookdv1.RegisterNotificationServiceServer(srv, &NotificationServer{
@@ -76,7 +88,15 @@ func Register(srv *grpc.Server, cfg Config) (*health.Server, error) {
 	}
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
-	return hs, nil
+	return &Registered{Health: hs, LocalIngest: localIngest{ingest}}, nil
+}
+
+// localIngest is an IngestServiceClient that calls the server in-process.
+// The request is not copied: the server only reads it.
+type localIngest struct{ srv hookdv1.IngestServiceServer }
+
+func (l localIngest) Ingest(ctx context.Context, req *hookdv1.IngestRequest, _ ...grpc.CallOption) (*hookdv1.IngestResponse, error) {
+	return l.srv.Ingest(ctx, req)
 }
 
 // adminMethods change stored data on request; with an admin token

@@ -33,6 +33,13 @@ var ErrDuplicate = errors.New("duplicate event")
 // committed first. Nothing of that write took effect; reload and retry.
 var ErrFenced = errors.New("customer version changed since it was read")
 
+// ErrSkipped is returned in a Commit result for a write with
+// Write.AfterPrevious whose previous write in the same call did not
+// succeed: it was not attempted, and nothing of it took effect. The
+// previous write's result says why; the caller decides from it whether to
+// send the write again.
+var ErrSkipped = errors.New("skipped: the previous write of its chain did not succeed")
+
 // ErrUnavailable wraps errors that mean the store could not be reached or
 // the transaction could not commit; the caller may retry.
 var ErrUnavailable = errors.New("store unavailable")
@@ -136,6 +143,13 @@ type Write struct {
 	// charge, payment intent) to Event.CustomerID, so later events that
 	// carry only such an ID can be routed.
 	Routes []string
+	// AfterPrevious makes the write conditional on the write before it in the
+	// same Commit call: it is attempted only if that write succeeded (nil
+	// result); otherwise it is not attempted and its result is ErrSkipped.
+	// Chains are transitive. It lets one customer commit several of its
+	// events, each fenced on the version the previous one produces, in one
+	// call. Ignored on the first write of a call.
+	AfterPrevious bool
 }
 
 // ListEventsFilter selects events for ListEvents.
@@ -149,11 +163,23 @@ type ListEventsFilter struct {
 // Store is implemented by every backend. All methods are safe for
 // concurrent use.
 type Store interface {
-	// Commit applies the writes, each independently: the result has one
-	// error per write (nil, ErrDuplicate, ErrFenced, an error wrapping
-	// ErrInvalidArgument — never retry — or one wrapping ErrUnavailable),
-	// in order. A batch may share one transaction, but one
-	// write's duplicate or fence conflict never fails the others.
+	// Commit applies the writes, each independently unless chained by
+	// Write.AfterPrevious: the result has one error per write, in order:
+	//   - nil: the write took effect;
+	//   - ErrDuplicate or ErrFenced;
+	//   - an error wrapping ErrInvalidArgument: never retry;
+	//   - ErrSkipped: the write has AfterPrevious and the write before it
+	//     did not succeed (whatever its result), so it was not attempted
+	//     (a write that is invalid itself gets ErrInvalidArgument still);
+	//   - an error wrapping ErrUnavailable: the call as a whole failed.
+	//     Then every write gets it except those with ErrInvalidArgument
+	//     and the ErrSkipped followers of those; in particular a chain
+	//     whose head gets ErrUnavailable gets it all along, so that the
+	//     caller retries the chain.
+	// A batch may share one transaction, but one write's duplicate or
+	// fence conflict never fails the others, except its own
+	// AfterPrevious followers. The writes of one call are never split
+	// across transactions, so a chain commits in one.
 	Commit(ctx context.Context, writes []Write) []error
 
 	// RecordEvent stores an event that goes through no actor (for

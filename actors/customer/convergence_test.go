@@ -90,15 +90,27 @@ func TestConvergenceOverShuffledHistories(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(seed, uint64(1_000_000+w)))
 			for r := range jobs {
-				p := NewProcessor(r.id, pg, quiet, nil)
-				for _, ev := range r.delivery {
+				// Two activations, used in turn at random, so that each
+				// often holds a stale state and is fenced; deliveries go
+				// one by one or in batches of up to 4 (ApplyBatch).
+				procs := [2]*Processor{NewProcessor(r.id, pg, quiet, nil), NewProcessor(r.id, pg, quiet, nil)}
+				for i := 0; i < len(r.delivery); {
+					k := rng.IntN(2)
 					if rng.IntN(5) == 0 {
-						p = NewProcessor(r.id, pg, quiet, nil) // a new activation
+						procs[k] = NewProcessor(r.id, pg, quiet, nil) // a new activation
 					}
-					if _, err := p.Apply(ctx, envelopeOf(ev, r.id), "object.customer"); err != nil {
-						errs <- fmt.Errorf("%s: apply %s: %w", r.id, ev.ID, err)
-						return
+					n := min(1+rng.IntN(4), len(r.delivery)-i)
+					var items []Item
+					for _, ev := range r.delivery[i : i+n] {
+						items = append(items, Item{Envelope: envelopeOf(ev, r.id), Routing: "object.customer"})
 					}
+					for j, a := range procs[k].ApplyBatch(ctx, items) {
+						if a.Err != nil {
+							errs <- fmt.Errorf("%s: apply %s: %w", r.id, r.delivery[i+j].ID, a.Err)
+							return
+						}
+					}
+					i += n
 				}
 			}
 		}()

@@ -74,24 +74,39 @@ func (g *grain) ReceiveDefault(cluster.GrainContext) {}
 // Apply never returns an error: a failure to make the event durable is an
 // answer (ApplyResponse.Error), which the ingest service maps to
 // UNAVAILABLE so that the sender retries.
-func (g *grain) Apply(req *hookdv1.ApplyRequest, _ cluster.GrainContext) (*hookdv1.ApplyResponse, error) {
+func (g *grain) Apply(req *hookdv1.ApplyRequest, gctx cluster.GrainContext) (*hookdv1.ApplyResponse, error) {
+	resp, err := g.ApplyBatch(&hookdv1.ApplyBatchRequest{Requests: []*hookdv1.ApplyRequest{req}}, gctx)
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetResponses()[0], nil
+}
+
+// ApplyBatch applies the events in order, committed together (see
+// Processor.ApplyBatch), and answers each as Apply would have.
+func (g *grain) ApplyBatch(req *hookdv1.ApplyBatchRequest, _ cluster.GrainContext) (*hookdv1.ApplyBatchResponse, error) {
 	timeout := g.deps.ApplyTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	apply := g.proc.Apply
-	if req.GetReplay() {
-		apply = g.proc.Replay
+	items := make([]Item, len(req.GetRequests()))
+	for i, r := range req.GetRequests() {
+		items[i] = Item{Envelope: r.GetEnvelope(), Routing: r.GetRouting(), Replay: r.GetReplay()}
 	}
-	res, err := apply(ctx, req.GetEnvelope(), req.GetRouting())
-	if err != nil {
-		g.deps.Logger.ErrorContext(ctx, "apply event failed",
-			"customer_id", g.proc.id, "event_id", req.GetEnvelope().GetEventId(), "err", err)
-		return &hookdv1.ApplyResponse{Error: err.Error(), Permanent: errors.Is(err, store.ErrInvalidArgument)}, nil
+	outs := g.proc.ApplyBatch(ctx, items)
+	resp := &hookdv1.ApplyBatchResponse{Responses: make([]*hookdv1.ApplyResponse, len(outs))}
+	for i, o := range outs {
+		if o.Err != nil {
+			g.deps.Logger.ErrorContext(ctx, "apply event failed",
+				"customer_id", g.proc.id, "event_id", items[i].Envelope.GetEventId(), "err", o.Err)
+			resp.Responses[i] = &hookdv1.ApplyResponse{Error: o.Err.Error(), Permanent: errors.Is(o.Err, store.ErrInvalidArgument)}
+			continue
+		}
+		resp.Responses[i] = &hookdv1.ApplyResponse{Status: string(o.Result.Status), Version: o.Result.Version, Reason: o.Result.Reason}
 	}
-	return &hookdv1.ApplyResponse{Status: string(res.Status), Version: res.Version, Reason: res.Reason}, nil
+	return resp, nil
 }
 
 // Resolve releases events parked past the deadline (see Processor.Resolve).

@@ -86,25 +86,146 @@ func (p *Processor) Parked() []ParkedEvent { return slices.Clone(p.state.Parked)
 // committed (or was already); on an error nothing of it took effect and the
 // in-memory state is dropped, to be reloaded from the store next time.
 func (p *Processor) Apply(ctx context.Context, env *hookdv1.Envelope, routing string) (Result, error) {
-	return p.apply(ctx, env, routing, false)
+	o := p.ApplyBatch(ctx, []Item{{Envelope: env, Routing: routing}})[0]
+	return o.Result, o.Err
 }
 
 // Replay applies a stored event again: an ignored one takes effect as if
 // delivered now; one that took effect is a duplicate.
 func (p *Processor) Replay(ctx context.Context, env *hookdv1.Envelope, routing string) (Result, error) {
-	return p.apply(ctx, env, routing, true)
+	o := p.ApplyBatch(ctx, []Item{{Envelope: env, Routing: routing, Replay: true}})[0]
+	return o.Result, o.Err
 }
 
-func (p *Processor) apply(ctx context.Context, env *hookdv1.Envelope, routing string, replay bool) (Result, error) {
-	if p.loaded && !replay && p.seen(env.GetEventId()) {
-		return Result{Status: store.StatusDuplicate, Version: p.state.Version, Reason: "event already applied"}, nil
+// Item is one event for ApplyBatch.
+type Item struct {
+	Envelope *hookdv1.Envelope
+	Routing  string
+	Replay   bool // see Replay
+}
+
+// Answer is what ApplyBatch did with one Item, as Apply would answer it.
+type Answer struct {
+	Result Result
+	Err    error
+}
+
+// ApplyBatch applies events in order and commits them in one store call:
+// each event's write is fenced on the version the write before it
+// produces and chained to it (store.Write.AfterPrevious), so the events
+// take effect exactly as if applied one by one, at the cost of one
+// commit. The outcome of each item is what Apply would have answered.
+//
+// When a write does not succeed (a duplicate, a fence conflict, a store
+// error), the writes after it were skipped by the store; they are planned
+// again against the state that did commit and sent again, until each item
+// has its outcome. Every round settles at least one item or counts a
+// fence conflict, of which there are at most maxFenceRetries.
+func (p *Processor) ApplyBatch(ctx context.Context, items []Item) []Answer {
+	out := make([]Answer, len(items))
+	todo := make([]int, len(items))
+	for i := range todo {
+		todo[i] = i
 	}
-	ev, decodeErr := DecodeEvent(env)
-	return p.commit(ctx, env.GetEventId(), func() (store.Write, State, Result) {
-		w, next, res := p.plan(env, routing, ev, decodeErr)
-		w.Replace = replay
-		return w, next, res
-	})
+	notify := false
+	for fences := 0; len(todo) > 0; {
+		if err := p.load(ctx); err != nil {
+			for _, i := range todo {
+				out[i].Err = err
+			}
+			break
+		}
+		// Plan every pending item against the state the ones before it
+		// would produce.
+		type planned struct {
+			item int
+			next State
+			res  Result
+		}
+		var (
+			writes []store.Write
+			plans  []planned
+			copies = map[int]int{} // an item repeating an earlier one's event → that item
+			first  = map[string]int{}
+			state  = p.state
+			rev    = p.revision
+		)
+		for _, i := range todo {
+			it := items[i]
+			id := it.Envelope.GetEventId()
+			if !it.Replay && p.seen(id) {
+				out[i].Result = Result{Status: store.StatusDuplicate, Version: p.state.Version, Reason: "event already applied"}
+				continue
+			}
+			if j, ok := first[id]; ok && !it.Replay {
+				copies[i] = j
+				continue
+			}
+			first[id] = i
+			ev, decodeErr := DecodeEvent(it.Envelope)
+			w, next, res := p.plan(state, rev, it.Envelope, it.Routing, ev, decodeErr)
+			w.Replace = it.Replay
+			w.AfterPrevious = len(writes) > 0
+			writes = append(writes, w)
+			plans = append(plans, planned{i, next, res})
+			if w.State != nil {
+				state, rev = next, rev+1
+			}
+		}
+		var errs []error
+		if len(writes) > 0 {
+			errs = p.store.Commit(ctx, writes)
+		}
+		var retry []int
+		fenced := false
+		for k, pl := range plans {
+			w, err := writes[k], errs[k]
+			switch {
+			case err == nil:
+				if w.State != nil {
+					p.state, p.revision = pl.next, p.revision+1
+				}
+				p.remember(w.Event.EventID)
+				notify = notify || len(w.Notifications) > 0
+				pl.res.Version = p.state.Version
+				out[pl.item].Result = pl.res
+			case errors.Is(err, store.ErrDuplicate):
+				out[pl.item].Result = Result{Status: store.StatusDuplicate, Version: p.state.Version, Reason: "event already received"}
+			case errors.Is(err, store.ErrSkipped):
+				retry = append(retry, pl.item)
+			case errors.Is(err, store.ErrFenced) && fences < maxFenceRetries:
+				p.log.InfoContext(ctx, "customer changed by another activation; reloading",
+					"customer_id", p.id, "read_version", w.ReadVersion)
+				p.loaded, fenced = false, true
+				retry = append(retry, pl.item)
+			default:
+				p.loaded = false
+				out[pl.item].Err = fmt.Errorf("commit event %s for customer %s: %w", w.Event.EventID, p.id, err)
+			}
+		}
+		// A repeated event shares the fate of its first copy, unless that
+		// one is to be sent again (then so is the copy, and it will be
+		// seen as the repeat it is).
+		for i, j := range copies {
+			switch {
+			case slices.Contains(retry, j):
+				retry = append(retry, i)
+			case out[j].Err != nil:
+				out[i].Err = out[j].Err
+			default:
+				out[i].Result = Result{Status: store.StatusDuplicate, Version: out[j].Result.Version, Reason: "event already received"}
+			}
+		}
+		if fenced {
+			fences++
+		}
+		slices.Sort(retry) // keep arrival order
+		todo = retry
+	}
+	if notify && p.committed != nil {
+		p.committed(p.id)
+	}
+	return out
 }
 
 // Resolve releases the events parked since before deadline: it fetches
@@ -205,7 +326,7 @@ func (p *Processor) commit(ctx context.Context, eventID string, plan func() (sto
 }
 
 // plan reduces the event against the loaded state and builds the write.
-func (p *Processor) plan(env *hookdv1.Envelope, routing string, ev Event, decodeErr error) (store.Write, State, Result) {
+func (p *Processor) plan(state State, revision int64, env *hookdv1.Envelope, routing string, ev Event, decodeErr error) (store.Write, State, Result) {
 	rec := store.Event{
 		Source:     env.GetSource(),
 		EventID:    env.GetEventId(),
@@ -217,13 +338,13 @@ func (p *Processor) plan(env *hookdv1.Envelope, routing string, ev Event, decode
 		ObjectID:   env.GetObjectId(),
 		Payload:    env.GetPayload(),
 	}
-	w := store.Write{ReadVersion: p.revision, Routes: routes(env)}
+	w := store.Write{ReadVersion: revision, Routes: routes(env)}
 	if decodeErr != nil {
 		rec.Status, rec.Reason = store.StatusIgnored, "malformed "+env.GetObjectType()+" object: "+decodeErr.Error()
 		w.Event = rec
-		return w, p.state, Result{Status: rec.Status, Reason: rec.Reason}
+		return w, state, Result{Status: rec.Status, Reason: rec.Reason}
 	}
-	next, eff := Apply(p.state, ev, p.now().Unix())
+	next, eff := Apply(state, ev, p.now().Unix())
 	next.CustomerID = p.id
 	rec.Reason = eff.Reason
 	switch eff.Outcome {

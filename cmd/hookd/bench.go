@@ -38,6 +38,8 @@ type benchConfig struct {
 	Duration    time.Duration
 	Events      int     // stop after this many (0: duration only)
 	Duplicates  float64 // fraction of deliveries repeated
+	OutOfOrder  float64 // probability that a sender sends a customer's next two events swapped
+	Mix         string  // benchMixCustomer or benchMixStripe
 	Cover       bool    // visit customers in turn instead of at random
 	PID         int     // hookd's PID for CPU and RSS figures (0: none)
 	JSON        bool
@@ -53,9 +55,12 @@ type benchResult struct {
 	Errors        int64              `json:"transport_errors"`
 	Notifications int64              `json:"notifications"`
 	LagMs         map[string]float64 `json:"notification_lag_ms,omitempty"`
-	CPUSeconds    float64            `json:"hookd_cpu_seconds,omitempty"`
-	CPUPercent    float64            `json:"hookd_cpu_percent,omitempty"`
-	RSSMiB        float64            `json:"hookd_rss_mib,omitempty"`
+	// ParkedReleased counts events answered "parked" whose notification
+	// (sent when a later event released them) reached the subscriber.
+	ParkedReleased int64   `json:"parked_released,omitempty"`
+	CPUSeconds     float64 `json:"hookd_cpu_seconds,omitempty"`
+	CPUPercent     float64 `json:"hookd_cpu_percent,omitempty"`
+	RSSMiB         float64 `json:"hookd_rss_mib,omitempty"`
 }
 
 func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -71,7 +76,14 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to send")
 	fs.IntVar(&c.Events, "events", 0, "stop after this many events (0: run for --duration)")
 	fs.BoolVar(&c.Cover, "cover", false, "send to customers in turn (every customer once before any twice) instead of at random")
-	fs.Float64Var(&c.Duplicates, "duplicates", 0, "fraction of deliveries that repeat an earlier event (0 to 1)")
+	fs.Float64Var(&c.Duplicates, "duplicates", 0, "fraction of deliveries that repeat an earlier event, byte for byte (0 to 1)")
+	fs.Float64Var(&c.OutOfOrder, "out-of-order", 0, "probability (0 to 1) that a sender takes a customer's next two events instead of one and sends the later first;\n"+
+		"above 0 it implies --mix stripe (an explicit --mix customer is an error)")
+	fs.StringVar(&c.Mix, "mix", "", "each customer's events: \"customer\" (customer.created, then customer.updated; cheap), or \"stripe\" (customer.created,\n"+
+		"then one subscription after another: created, first invoice paid, customer updated twice, renewal invoice failed,\n"+
+		"subscription past_due, invoice paid, subscription active, deleted; a customer reuses its "+strconv.Itoa(benchStripeSubs)+" subscription IDs,\n"+
+		"so its state stays bounded and only its first "+strconv.Itoa(1+benchStripeSubs*len(benchStripeCycle))+" events can be parked)\n"+
+		"(default customer, or stripe when --out-of-order is above 0)")
 	fs.IntVar(&c.PID, "pid", 0, "hookd's process ID, for its CPU and RSS")
 	fs.BoolVar(&c.JSON, "json", false, "print the figures as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -93,6 +105,18 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New("bench: --concurrency must be positive")
 	case c.Duplicates < 0 || c.Duplicates > 1:
 		return errors.New("bench: --duplicates must be 0 to 1")
+	case c.OutOfOrder < 0 || c.OutOfOrder > 1:
+		return errors.New("bench: --out-of-order must be 0 to 1")
+	case c.Mix != "" && c.Mix != benchMixCustomer && c.Mix != benchMixStripe:
+		return fmt.Errorf("bench: --mix must be %s or %s", benchMixCustomer, benchMixStripe)
+	case c.Mix == benchMixCustomer && c.OutOfOrder > 0:
+		return errors.New("bench: --out-of-order needs --mix stripe")
+	}
+	if c.Mix == "" {
+		c.Mix = benchMixCustomer
+		if c.OutOfOrder > 0 {
+			c.Mix = benchMixStripe
+		}
 	}
 	res, err := runBench(ctx, c)
 	if err != nil {
@@ -121,6 +145,147 @@ func benchEvent(run string, customer, n int, base int64) (id string, body []byte
 	return id, body
 }
 
+// Event mixes for --mix.
+const (
+	benchMixCustomer = "customer"
+	benchMixStripe   = "stripe"
+)
+
+// benchStep is one event of a subscription's life in the stripe mix.
+type benchStep struct {
+	Type    string
+	Invoice int    // which of the subscription's invoices (-1: none)
+	Status  string // subscription status ("": the generator's default)
+}
+
+// benchStripeCycle is the life of one subscription in the stripe mix, after
+// the customer's customer.created. Sending a step before the previous one
+// (--out-of-order) gives: the first invoice.paid before its subscription
+// exists (parked, then released by customer.subscription.created); a
+// customer.updated before the older one (superseded); the deletion before
+// the last update (the update superseded); other pairs touch different
+// objects and are both applied.
+var benchStripeCycle = [...]benchStep{
+	{"customer.subscription.created", -1, "active"},
+	{"invoice.paid", 0, ""},
+	{"customer.updated", -1, ""},
+	{"customer.updated", -1, ""},
+	{"invoice.payment_failed", 1, ""},
+	{"customer.subscription.updated", -1, "past_due"},
+	{"invoice.paid", 1, ""},
+	{"customer.subscription.updated", -1, "active"},
+	{"customer.subscription.deleted", -1, ""},
+}
+
+// benchStripeSubs is how many subscription (and invoice) IDs a customer of
+// the stripe mix goes through before reusing them. hookd keeps every
+// subscription and invoice of a customer in its state, so fresh IDs
+// forever would make each event dearer as a run goes on; reused IDs are
+// already known, so only a customer's first benchStripeSubs subscriptions
+// can park an invoice.
+const benchStripeSubs = 8
+
+// benchEventFor renders the n-th event (0-based) of a customer in a mix.
+// It is deterministic: the same arguments give the same bytes, so a
+// duplicate delivery is identical to the first.
+func benchEventFor(mix, run string, customer int, n int64, base int64) (id string, body []byte) {
+	if mix == benchMixStripe {
+		return benchStripeEvent(run, customer, n, base)
+	}
+	return benchEvent(run, customer, int(n), base)
+}
+
+// benchStripeEvent renders the n-th event (0-based) of a customer in the
+// stripe mix: customer.created, then benchStripeCycle over and over, one
+// subscription per cycle, with created strictly increasing (base+n). The
+// objects are gen.go's, made deterministic.
+func benchStripeEvent(run string, customer int, n int64, base int64) (id string, body []byte) {
+	suffix := fmt.Sprintf("bench_%s_%d", run, customer)
+	id = fmt.Sprintf("evt_%s_%d", suffix, n)
+	step := benchStep{Type: "customer.created", Invoice: -1}
+	var cycle int64
+	if n > 0 {
+		cycle = (n - 1) / int64(len(benchStripeCycle))
+		step = benchStripeCycle[(n-1)%int64(len(benchStripeCycle))]
+	}
+	slot := cycle % benchStripeSubs
+	spec := eventSpec{
+		Type:         step.Type,
+		EventID:      id,
+		Customer:     "cus_" + suffix,
+		Subscription: fmt.Sprintf("sub_%s_%d", suffix, slot),
+		Invoice:      fmt.Sprintf("in_%s_%d_%d", suffix, slot, max(step.Invoice, 0)),
+		Created:      time.Unix(base+n, 0),
+		Email:        fmt.Sprintf("%s-%d@example.com", suffix, n),
+		Status:       step.Status,
+	}
+	obj := generators[spec.Type](spec)
+	// What gen.go fills in at random or from the event's time, made a
+	// function of (run, customer, n).
+	switch obj["object"] {
+	case "customer":
+		obj["created"] = base
+		obj["metadata"] = map[string]string{"source": "hookd bench", "n": strconv.FormatInt(n, 10)}
+	case "subscription":
+		obj["created"] = base + 1 + cycle*int64(len(benchStripeCycle))
+		if items, ok := obj["items"].(map[string]any); ok {
+			if data, ok := items["data"].([]any); ok {
+				for i, it := range data {
+					if item, ok := it.(map[string]any); ok {
+						item["id"] = fmt.Sprintf("si_%s_%d_%d", suffix, slot, i)
+					}
+				}
+			}
+		}
+	}
+	ev := map[string]any{
+		"id":               id,
+		"object":           "event",
+		"api_version":      "2024-06-20",
+		"created":          base + n,
+		"livemode":         false,
+		"pending_webhooks": 1,
+		"request":          map[string]any{"id": fmt.Sprintf("req_%s_%d", suffix, n), "idempotency_key": nil},
+		"type":             spec.Type,
+		"data":             map[string]any{"object": obj},
+	}
+	body, err := json.Marshal(ev) // maps marshal with sorted keys: deterministic
+	if err != nil {
+		panic(err) // strings, numbers and maps of them always marshal
+	}
+	return id, body
+}
+
+// benchPick chooses a sender's next delivery or deliveries to one customer.
+// counter holds how many of the customer's events have been handed out
+// (reserved) so far; room is how many deliveries the sender may still make
+// (only whether it is at least 2 matters). It returns the event numbers to
+// send, in order:
+//   - with probability duplicates, when the customer has events, one of
+//     them again, reserving nothing;
+//   - else with probability outOfOrder, when room allows, the customer's
+//     next two events, reserved together and swapped: n+1, then n;
+//   - else the customer's next event, n.
+//
+// Every event number is reserved exactly once, so a run leaves no gaps (an
+// invoice never waits for a subscription that is never sent).
+func benchPick(counter *atomic.Int64, rng *rand.Rand, duplicates, outOfOrder float64, room int) []int64 {
+	if have := counter.Load(); have > 0 && duplicates > 0 && rng.Float64() < duplicates {
+		return []int64{rng.Int64N(have)}
+	}
+	if room >= 2 && outOfOrder > 0 && rng.Float64() < outOfOrder {
+		n := counter.Add(2) - 2
+		return []int64{n + 1, n}
+	}
+	return []int64{counter.Add(1) - 1}
+}
+
+// benchDelivery is one event to send: a customer's n-th.
+type benchDelivery struct {
+	customer int
+	n        int64
+}
+
 func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	base := time.Now().Add(-24 * time.Hour).Unix()
@@ -133,11 +298,21 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		statuses  = map[string]int64{}
 		non2xx    = map[string]int64{}
 		acked     = map[string]time.Time{} // applied event → when its 2xx arrived
+		parked    = map[string]bool{}      // events answered "parked"
 		received  = map[string]time.Time{} // event → when its first notification arrived
 		transport atomic.Int64
 		sent      atomic.Int64
 		perCust   = make([]atomic.Int64, c.Customers)
 	)
+	// The statuses this workload is meant to produce show even when none
+	// came back.
+	statuses["applied"] = 0
+	if c.Duplicates > 0 {
+		statuses["duplicate"] = 0
+	}
+	if c.OutOfOrder > 0 {
+		statuses["parked"], statuses["superseded"] = 0, 0
+	}
 
 	// The notification stream, for lag: time from the sender's 2xx to the
 	// notification reaching a subscriber (an upper bound on commit → subscriber).
@@ -197,29 +372,48 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		latencies = append(latencies, done.Sub(start))
 		if resp.StatusCode/100 == 2 {
 			statuses[answer.Status]++
-			if answer.Status == "applied" {
+			switch answer.Status {
+			case "applied":
 				if _, seen := acked[id]; !seen {
 					acked[id] = done
 				}
+			case "parked":
+				parked[id] = true
 			}
 		} else {
 			non2xx[strconv.Itoa(resp.StatusCode)]++
 		}
 	}
-	next := func(rng *rand.Rand) (string, []byte, bool) {
-		if c.Events > 0 && sent.Load() >= int64(c.Events) {
-			return "", nil, false
+	// next returns a sender's next delivery: the second of a swapped pair
+	// it has begun, else a new one (ok false when --events are all sent).
+	// pending holds the rest of the sender's pair, which is sent even past
+	// --duration so that no event is left out (and past --events by one
+	// when senders race for the last ones; no pair starts with one left).
+	next := func(rng *rand.Rand, pending *[]benchDelivery) (id string, body []byte, ok bool) {
+		if len(*pending) == 0 {
+			seq := sent.Add(1) - 1
+			if c.Events > 0 && seq >= int64(c.Events) {
+				return "", nil, false
+			}
+			cu := rng.IntN(c.Customers)
+			if c.Cover {
+				cu = int(seq % int64(c.Customers))
+			}
+			room := 2
+			if c.Events > 0 && seq+1 >= int64(c.Events) {
+				room = 1
+			}
+			ns := benchPick(&perCust[cu], rng, c.Duplicates, c.OutOfOrder, room)
+			if len(ns) > 1 {
+				sent.Add(int64(len(ns) - 1))
+			}
+			for _, n := range ns {
+				*pending = append(*pending, benchDelivery{cu, n})
+			}
 		}
-		seq := sent.Add(1) - 1
-		cu := rng.IntN(c.Customers)
-		if c.Cover {
-			cu = int(seq % int64(c.Customers))
-		}
-		n := perCust[cu].Add(1) - 1
-		if n > 0 && rng.Float64() < c.Duplicates {
-			n = rng.Int64N(n)
-		}
-		id, body := benchEvent(run, cu, int(n), base)
+		d := (*pending)[0]
+		*pending = (*pending)[1:]
+		id, body = benchEventFor(c.Mix, run, d.customer, d.n, base)
 		return id, body, true
 	}
 
@@ -231,13 +425,18 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		tick := time.NewTicker(max(interval, time.Microsecond))
 		defer tick.Stop()
 		rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
+		var pending []benchDelivery
 	loop:
 		for {
 			select {
 			case <-ctx.Done():
+				for len(pending) > 0 { // the rest of a swapped pair
+					id, body, _ := next(rng, &pending)
+					post(id, body)
+				}
 				break loop
 			case <-tick.C:
-				id, body, ok := next(rng)
+				id, body, ok := next(rng, &pending)
 				if !ok {
 					break loop
 				}
@@ -257,8 +456,9 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 			go func() {
 				defer wg.Done()
 				rng := rand.New(rand.NewPCG(rand.Uint64(), uint64(w)))
-				for ctx.Err() == nil {
-					id, body, ok := next(rng)
+				var pending []benchDelivery
+				for ctx.Err() == nil || len(pending) > 0 {
+					id, body, ok := next(rng, &pending)
 					if !ok {
 						return
 					}
@@ -295,10 +495,19 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	defer mu.Unlock()
 	// Lag: from the sender's 2xx to the subscriber's notification; a
 	// notification that beat the 2xx counts as 0.
+	// Only applied events count: a parked event's notification comes when
+	// a later event releases it, and notifications of events this run did
+	// not send (or not see applied) are ignored.
 	var lags []time.Duration
 	for id, ack := range acked {
 		if got, ok := received[id]; ok {
 			lags = append(lags, max(0, got.Sub(ack)))
+		}
+	}
+	var released int64
+	for id := range parked {
+		if _, ok := received[id]; ok {
+			released++
 		}
 	}
 	res := benchResult{
@@ -309,6 +518,9 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		Non2xx:        non2xx,
 		Errors:        transport.Load(),
 		Notifications: int64(len(lags)),
+	}
+	if c.GRPCAddr != "" {
+		res.ParkedReleased = released
 	}
 	var ok int64
 	for _, n := range statuses {
@@ -343,13 +555,21 @@ func printBench(w io.Writer, c benchConfig, r benchResult) {
 	if c.Rate > 0 {
 		mode = fmt.Sprintf("open loop, %.0f/s offered", c.Rate)
 	}
-	fmt.Fprintf(w, "hookd bench: %d customers, %s, %v, duplicates %.0f%%\n", c.Customers, mode, c.Duration, 100*c.Duplicates)
+	mix := c.Mix
+	if mix == "" {
+		mix = benchMixCustomer
+	}
+	fmt.Fprintf(w, "hookd bench: %d customers, %s mix, %s, %v, duplicates %.0f%%, out of order %.0f%%\n",
+		c.Customers, mix, mode, c.Duration, 100*c.Duplicates, 100*c.OutOfOrder)
 	fmt.Fprintf(w, "  %-26s %.0f/s (%d answered in %.1fs)\n", "accepted (2xx)", r.EventsPerSec, r.Events, r.Seconds)
 	fmt.Fprintf(w, "  %-26s %s\n", "HTTP latency (ms)", fmtPct(r.LatencyMs))
 	fmt.Fprintf(w, "  %-26s %s\n", "2xx statuses", fmtCounts(r.Statuses))
 	fmt.Fprintf(w, "  %-26s %s, transport errors %d\n", "non-2xx by code", fmtCounts(r.Non2xx), r.Errors)
 	if r.LagMs != nil {
-		fmt.Fprintf(w, "  %-26s %s (%d notifications)\n", "notification lag (ms)", fmtPct(r.LagMs), r.Notifications)
+		fmt.Fprintf(w, "  %-26s %s (%d notifications of applied events)\n", "notification lag (ms)", fmtPct(r.LagMs), r.Notifications)
+	}
+	if c.GRPCAddr != "" && r.Statuses["parked"] > 0 {
+		fmt.Fprintf(w, "  %-26s %d of %d notified\n", "parked, then released", r.ParkedReleased, r.Statuses["parked"])
 	}
 	if c.PID > 0 {
 		fmt.Fprintf(w, "  %-26s cpu %.0f%% (%.1fs), rss %.0f MiB\n", "hookd process", r.CPUPercent, r.CPUSeconds, r.RSSMiB)

@@ -55,6 +55,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		httpLn   net.Listener
 		conn     *grpc.ClientConn
 		health   *grpchealth.Server
+		local    hookdv1.IngestServiceClient // the in-process IngestService, when this process is a member
 		draining atomic.Bool
 		listen   sync.WaitGroup // the store's cross-process wake-up listener
 	)
@@ -115,10 +116,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			}()
 		}
 		grpcSrv = grpc.NewServer(services.ServerOptions(log, cfg.AdminToken)...)
-		health, err = services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log})
+		reg, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log})
 		if err != nil {
 			return err
 		}
+		health, local = reg.Health, reg.LocalIngest
 		if grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 			return fmt.Errorf("listen grpc: %w", err)
 		}
@@ -152,11 +154,18 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		if conn, err = ingestClient(target); err != nil {
 			return fmt.Errorf("ingest client for %s: %w", target, err)
 		}
+		// A gateway in a member process calls its own IngestService
+		// directly; readiness still asks the gRPC health service, so that
+		// it reports what a remote gateway would see.
+		ingest := hookdv1.NewIngestServiceClient(conn)
+		if cfg.IngestAddr == "" && local != nil {
+			ingest = local
+		}
 		handler, err := gateway.New(gateway.Config{
 			Secrets:      cfg.StripeSecrets,
 			Tolerance:    cfg.Tolerance,
 			MaxBodyBytes: cfg.MaxBodyBytes,
-			Ingest:       hookdv1.NewIngestServiceClient(conn),
+			Ingest:       ingest,
 			Logger:       log,
 			Metrics:      promhttp.Handler(),
 			Ready: func(ctx context.Context) error {

@@ -1,6 +1,7 @@
 // Package batch puts group commit in front of a [store.Store] backend:
-// many callers' Commit calls, each with one write, are gathered into one
-// call of the backend's Commit, that is one transaction.
+// many callers' Commit calls, each with one write (or a few, chained by
+// [store.Write.AfterPrevious]), are gathered into one call of the
+// backend's Commit, that is one transaction.
 //
 // It exists because each customer actor commits its own events one at a
 // time and waits for each to be durable (actors/customer), while many
@@ -17,7 +18,10 @@
 // is queued, hands it to the backend in one Commit, and gives each caller
 // its own writes' results. The backend already guarantees that each write
 // of a batch succeeds or fails on its own (a savepoint per write), so one
-// caller's duplicate or fence conflict never fails another caller.
+// caller's duplicate or fence conflict never fails another caller. A
+// caller's writes are never split across backend Commits, and its first
+// write is never chained to the previous caller's last: the batch clears
+// AfterPrevious on it, which the caller's own Commit would have ignored.
 //
 // Batches form by themselves under load: while one transaction commits,
 // the next callers queue, and the committer takes them all as soon as it
@@ -199,7 +203,10 @@ func New(inner store.Store, cfg Config) *Store {
 
 // Commit queues writes for the next backend transaction and waits for
 // their results: one per write, in order, exactly as the backend gave
-// them (nil only once the write is durable).
+// them (nil only once the write is durable). The writes go to the backend
+// together, in one Commit, however many they are; AfterPrevious chains
+// among them keep their meaning, and none reaches into another caller's
+// writes.
 //
 // If ctx is done before the writes are handed to the backend, Commit
 // returns errors wrapping [store.ErrUnavailable] and ctx's error, and the
@@ -394,6 +401,12 @@ func (s *Store) pop() {
 // have withdrawn are skipped; those whose context is done but that were
 // not withdrawn yet are withdrawn and answered here. buf is reused for the
 // writes and returned, with the number of writes committed.
+//
+// The writes are concatenated, so a caller's first write follows the
+// previous caller's last. Its AfterPrevious, which the caller's own call
+// ignores, would chain it to that other caller's write (and skip it when
+// that write failed); commitBatch clears it in buf, a copy, leaving the
+// caller's slice as it was.
 func (s *Store) commitBatch(reqs []*request, buf []store.Write) ([]store.Write, int) {
 	live := reqs[:0]
 	for _, req := range reqs {
@@ -405,7 +418,9 @@ func (s *Store) commitBatch(reqs []*request, buf []store.Write) ([]store.Write, 
 			continue // withdrawn by its caller, who has its answer
 		}
 		live = append(live, req)
+		first := len(buf)
 		buf = append(buf, req.writes...)
+		buf[first].AfterPrevious = false // see above
 	}
 	if len(buf) == 0 {
 		return buf, 0

@@ -329,6 +329,106 @@ func TestIndependence(t *testing.T) {
 	}
 }
 
+// TestChains puts two callers' chains (store.Write.AfterPrevious) into
+// one backend transaction: the first caller's chain fails at its first
+// write and is skipped, and the second caller's chain, queued right behind
+// it, still commits, although its first write has AfterPrevious set (which
+// a call's first write ignores).
+func TestChains(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		inner func(t *testing.T) store.Store
+	}{
+		{"Postgres", func(t *testing.T) store.Store { return pgtest.NewStore(t) }},
+		{"SQLite", func(t *testing.T) store.Store { return openSQLite(t) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			inner := &countingStore{Store: tt.inner(t), gate: make(chan struct{})}
+			s := newBatch(t, inner, batch.Config{})
+			ctx := t.Context()
+			if err := inner.Store.Commit(ctx, []store.Write{storetest.StateWrite("evt_old", "cus_old", 0)})[0]; err != nil {
+				t.Fatalf("setup Commit: %v", err)
+			}
+
+			held := make(chan error, 1)
+			go func() { held <- s.Commit(ctx, []store.Write{storetest.StateWrite("evt_held", "cus_held", 0)})[0] }()
+			waitFor(t, "the held commit", func() bool { return inner.commits.Load() == 1 })
+
+			calls := [][]store.Write{
+				storetest.Chain("cus_a", 0, "evt_old", "evt_a2", "evt_a3"), // a duplicate, then skipped
+				storetest.Chain("cus_b", 0, "evt_b1", "evt_b2", "evt_b3"),
+				storetest.Chain("cus_c", 0, "evt_c1"),
+			}
+			calls[1][0].AfterPrevious = true
+			calls[2][0].AfterPrevious = true
+			want := [][]error{
+				{store.ErrDuplicate, store.ErrSkipped, store.ErrSkipped},
+				{nil, nil, nil},
+				{nil},
+			}
+			results := make([]chan []error, len(calls))
+			var wantIDs []string
+			for i := range calls {
+				results[i] = make(chan []error, 1)
+				go func() { results[i] <- s.Commit(ctx, calls[i]) }()
+				waitFor(t, fmt.Sprintf("caller %d to queue", i), func() bool { return s.Queued() == i+1 })
+				for _, w := range calls[i] {
+					wantIDs = append(wantIDs, w.Event.EventID)
+				}
+			}
+			close(inner.gate)
+			if err := <-held; err != nil {
+				t.Fatalf("held Commit: %v", err)
+			}
+			for i := range calls {
+				errs := <-results[i]
+				if len(errs) != len(want[i]) {
+					t.Fatalf("caller %d: got %d results, want %d", i, len(errs), len(want[i]))
+				}
+				for k := range want[i] {
+					if (want[i][k] == nil && errs[k] != nil) || !errors.Is(errs[k], want[i][k]) {
+						t.Errorf("caller %d, Commit(%s): got %v, want %v", i, calls[i][k].Event.EventID, errs[k], want[i][k])
+					}
+				}
+			}
+			if got := inner.committed(); len(got) != 2 || !slices.Equal(got[1], wantIDs) {
+				t.Fatalf("backend batches: got %v, want [[evt_held] %v] (one batch)", got, wantIDs)
+			}
+			if !calls[1][0].AfterPrevious || !calls[2][0].AfterPrevious {
+				t.Errorf("the batch changed a caller's writes (AfterPrevious cleared)")
+			}
+			if c, err := s.GetCustomer(ctx, "cus_b"); err != nil || c.Version != 3 || string(c.State) != "state after evt_b3" {
+				t.Errorf("GetCustomer(cus_b): got %+v, %v; want version 3 with evt_b3's state", c, err)
+			}
+			if c, err := s.GetCustomer(ctx, "cus_c"); err != nil || c.Version != 1 {
+				t.Errorf("GetCustomer(cus_c): got %+v, %v; want version 1", c, err)
+			}
+			if _, err := s.GetCustomer(ctx, "cus_a"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("GetCustomer(cus_a): got %v, want ErrNotFound", err)
+			}
+		})
+	}
+
+	// A call with more writes than MaxBatch goes to the backend whole, in
+	// one Commit: a chain is never split across transactions.
+	t.Run("NotSplit", func(t *testing.T) {
+		t.Parallel()
+		inner := &countingStore{Store: openSQLite(t)}
+		s := newBatch(t, inner, batch.Config{MaxBatch: 2})
+		writes := storetest.Chain("cus_n", 0, "evt_n1", "evt_n2", "evt_n3", "evt_n4", "evt_n5")
+		for i, err := range s.Commit(t.Context(), writes) {
+			if err != nil {
+				t.Errorf("Commit result %d: got %v, want nil", i, err)
+			}
+		}
+		if got := inner.committed(); len(got) != 1 || len(got[0]) != len(writes) {
+			t.Errorf("backend batches: got %v, want one of %d writes", got, len(writes))
+		}
+	})
+}
+
 // TestCancelWhileQueued cancels a caller whose write waits behind a slow
 // transaction: it gets ErrUnavailable at once, and its write never reaches
 // the backend.

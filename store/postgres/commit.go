@@ -19,34 +19,60 @@ import (
 // savepoint, and returns one result per write, in order: nil, the
 // sentinel [store.ErrDuplicate] or [store.ErrFenced], an error wrapping
 // [ErrInvalidArgument] for a write PostgreSQL can never store, or an error
-// wrapping [store.ErrUnavailable].
+// wrapping [store.ErrUnavailable]; and [store.ErrSkipped] for a write
+// with AfterPrevious whose previous write did not succeed, which is
+// never sent.
 //
 // A write whose dedup key another event holds is recorded as an event with
-// status duplicate (and answered ErrDuplicate). When the transaction
-// fails as a whole (connection lost, context canceled, commit failed),
-// every write except the invalid ones gets ErrUnavailable, including those
-// that had met a duplicate or a fence inside it: their answer may have
-// depended on an earlier write of the same batch, which did not commit
-// either, and a duplicate's record was lost with the transaction. Retrying
-// them gives the true answer.
+// status duplicate (and answered ErrDuplicate); its AfterPrevious
+// followers are skipped all the same. When the transaction fails as a
+// whole (connection lost, context canceled, commit failed), every write
+// except the invalid ones and their skipped followers gets ErrUnavailable,
+// including those that had met a duplicate or a fence inside it, or had
+// been skipped after one: their answer may have depended on an earlier
+// write of the same batch, which did not commit either, and a duplicate's
+// record was lost with the transaction. Retrying them gives the true
+// answer.
 //
 // When nothing conflicts, the whole batch is one pipelined round trip.
 // Each savepoint that writes takes a subtransaction ID and PostgreSQL
 // caches only 64 of them per transaction, so keep batches to about 64
 // writes: beyond that, every other session's snapshots get slower.
 func (s *Store) Commit(ctx context.Context, writes []store.Write) []error {
-	errs := make([]error, len(writes))
-	for i, w := range writes {
-		errs[i] = validateWrite(w)
-	}
+	errs := validateWrites(writes)
 	if err := s.commit(ctx, writes, errs); err != nil {
-		for i, w := range writes {
-			if !errors.Is(errs[i], ErrInvalidArgument) {
-				errs[i] = fmt.Errorf("commit event %s: %w: %w", w.Event.EventID, store.ErrUnavailable, err)
-			}
-		}
+		failWrites(writes, errs, err)
 	}
 	return errs
+}
+
+// failWrites sets the result of every write to an error wrapping
+// [store.ErrUnavailable] and cause, except that an invalid write stays
+// invalid and a write skipped after one stays skipped: no retry changes
+// either. A write skipped after a duplicate or a fence, which may not
+// recur on retry, becomes ErrUnavailable with the write before it.
+func failWrites(writes []store.Write, errs []error, cause error) {
+	for i, w := range writes {
+		// In order, so that errs[i-1] is final.
+		keep := errors.Is(errs[i], ErrInvalidArgument) ||
+			(i > 0 && errors.Is(errs[i], store.ErrSkipped) &&
+				(errors.Is(errs[i-1], ErrInvalidArgument) || errors.Is(errs[i-1], store.ErrSkipped)))
+		if !keep {
+			errs[i] = fmt.Errorf("commit event %s: %w: %w", w.Event.EventID, store.ErrUnavailable, cause)
+		}
+	}
+}
+
+// skipFollowers sets the result of each write chained (by AfterPrevious,
+// transitively) to writes[failed], which did not succeed, to
+// [store.ErrSkipped], so that it is never sent. A follower that already
+// has a result (invalid) keeps it, and the chain goes on through it.
+func skipFollowers(writes []store.Write, errs []error, failed int) {
+	for i := failed + 1; i < len(writes) && writes[i].AfterPrevious; i++ {
+		if errs[i] == nil {
+			errs[i] = store.ErrSkipped
+		}
+	}
 }
 
 // RecordEvent stores an event outside any customer's state: it is Commit
@@ -56,6 +82,22 @@ func (s *Store) Commit(ctx context.Context, writes []store.Write) []error {
 // duplicate.
 func (s *Store) RecordEvent(ctx context.Context, e store.Event) error {
 	return s.Commit(ctx, []store.Write{{Event: e}})[0]
+}
+
+// validateWrites returns the results the writes have before any SQL: an
+// error wrapping [ErrInvalidArgument] for each write that cannot be
+// stored, [store.ErrSkipped] for each valid one chained by AfterPrevious
+// (transitively) to one of those, and nil for the others. The first
+// write's AfterPrevious is ignored: it has no previous write.
+func validateWrites(writes []store.Write) []error {
+	errs := make([]error, len(writes))
+	for i, w := range writes {
+		errs[i] = validateWrite(w)
+		if errs[i] == nil && i > 0 && w.AfterPrevious && errs[i-1] != nil {
+			errs[i] = store.ErrSkipped
+		}
+	}
+	return errs
 }
 
 // validateWrite rejects a write that cannot be stored, before any SQL.
@@ -93,13 +135,17 @@ type step struct {
 // commit runs the transaction, setting errs[i] for each write that meets a
 // duplicate, a fence or invalid data. It returns an error when the
 // transaction as a whole failed; then nothing was committed (or, if the
-// connection broke during COMMIT, it is not known whether it was).
+// connection broke during COMMIT, it is not known whether it was). It
+// also sets [store.ErrSkipped] for the AfterPrevious followers of each
+// write that fails.
 //
 // The writes go out in one pipeline: BEGIN, then SAVEPOINT, the write's
 // statement and RELEASE for each write, then COMMIT. PostgreSQL skips the
 // rest of a pipeline after an error, so when a write fails, commit rolls
 // back to its savepoint, records the outcome, and sends a new pipeline
-// that resumes after that write.
+// that resumes after that write, leaving out its skipped followers. (They
+// were queued behind the failed write in the pipeline it cut short, so
+// PostgreSQL never ran them.)
 func (s *Store) commit(ctx context.Context, writes []store.Write, errs []error) (err error) {
 	if !slices.Contains(errs, nil) {
 		return nil // nothing to write
@@ -149,7 +195,7 @@ func (s *Store) commit(ctx context.Context, writes []store.Write, errs []error) 
 			queue(stepWrite, i, sql, args...)
 			queue(stepRelease, i, "RELEASE SAVEPOINT w")
 		}
-		if slices.ContainsFunc(writes[next:], func(w store.Write) bool { return len(w.Notifications) > 0 }) {
+		if writesNotifications(writes, errs) {
 			// Delivered at commit, to every member's Listen.
 			queue(stepNotify, -1, sqlNotifyOutbox)
 		}
@@ -172,11 +218,26 @@ func (s *Store) commit(ctx context.Context, writes []store.Write, errs []error) 
 			return err
 		}
 		errs[st.write] = outcome
+		skipFollowers(writes, errs, st.write)
 		resume, next = st.write, st.write+1
 		// A dedup-key duplicate is recorded once; if recording it fails
 		// too, the write keeps that failure's outcome.
 		dupFirst = st.kind == stepWrite && dedup
 	}
+}
+
+// writesNotifications reports whether a write that has succeeded so far
+// or is still to be sent (nil result) writes notifications. It looks at
+// the writes already run in the transaction too: a pipeline that a
+// failed write cut short never reached its pg_notify, so the one that
+// resumes after it must send it for them.
+func writesNotifications(writes []store.Write, errs []error) bool {
+	for i, w := range writes {
+		if errs[i] == nil && len(w.Notifications) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // runPipeline sends b and reads its results. It returns -1 if every

@@ -264,4 +264,69 @@ func TestListenWakesOnCommit(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no wake-up after a commit with notifications")
 	}
+
+	// A batch whose notifications all come before a failed write: the
+	// pipeline that held the pg_notify was cut short by the failure, and
+	// the one that resumes after it must send it.
+	dup := storetest.StateWrite("evt_l", "cus_l", 1)
+	dup.Notifications = nil
+	quiet := storetest.StateWrite("evt_q", "cus_q", 0)
+	quiet.Notifications = nil
+	errs := writer.Commit(ctx, []store.Write{storetest.StateWrite("evt_m", "cus_m", 0), dup, quiet})
+	if errs[0] != nil || !errors.Is(errs[1], store.ErrDuplicate) || errs[2] != nil {
+		t.Fatalf("Commit: got %v, want [nil ErrDuplicate nil]", errs)
+	}
+	select {
+	case <-wakes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no wake-up after a commit whose notifications came before a duplicate")
+	}
+}
+
+// TestCommitChainAfterInvalidData checks that a write PostgreSQL rejects
+// only once it is sent (a NUL byte in text) skips its AfterPrevious
+// followers like any other failed write, and that the other writes of the
+// call still commit.
+func TestCommitChainAfterInvalidData(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	writes := storetest.Chain("cus_bad", 0, "evt_\x00", "evt_b2", "evt_b3")
+	writes = append(writes, storetest.Chain("cus_good", 0, "evt_g1", "evt_g2")...)
+	errs := s.Commit(t.Context(), writes)
+	if !errors.Is(errs[0], postgres.ErrInvalidArgument) || errors.Is(errs[0], store.ErrUnavailable) {
+		t.Errorf("Commit result 0: got %v, want ErrInvalidArgument", errs[0])
+	}
+	for i, want := range []error{store.ErrSkipped, store.ErrSkipped, nil, nil} {
+		if err := errs[i+1]; (want == nil && err != nil) || !errors.Is(err, want) {
+			t.Errorf("Commit result %d: got %v, want %v", i+1, err, want)
+		}
+	}
+	if c, err := s.GetCustomer(t.Context(), "cus_good"); err != nil || c.Version != 2 {
+		t.Errorf("GetCustomer(cus_good): got version %d, %v; want 2", c.Version, err)
+	}
+	if _, err := s.GetCustomer(t.Context(), "cus_bad"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetCustomer(cus_bad): got %v, want ErrNotFound", err)
+	}
+}
+
+// TestCommitChainUnavailable checks the results of a call that fails as a
+// whole (here, its context is canceled): every write is unavailable, a
+// chain all along, except an invalid write and the writes skipped after
+// it, whose results no retry changes.
+func TestCommitChainUnavailable(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	writes := storetest.Chain("cus_bad", 0, "", "evt_b2")
+	writes = append(writes, storetest.Chain("cus_good", 0, "evt_g1", "evt_g2")...)
+	errs := s.Commit(ctx, writes)
+	if !errors.Is(errs[0], postgres.ErrInvalidArgument) || errors.Is(errs[0], store.ErrUnavailable) {
+		t.Errorf("Commit result 0: got %v, want ErrInvalidArgument", errs[0])
+	}
+	for i, want := range []error{store.ErrSkipped, store.ErrUnavailable, store.ErrUnavailable} {
+		if err := errs[i+1]; !errors.Is(err, want) {
+			t.Errorf("Commit result %d: got %v, want %v", i+1, err, want)
+		}
+	}
 }

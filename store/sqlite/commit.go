@@ -28,29 +28,31 @@ type commitRequest struct {
 // savepoint, and returns one result per write, in order: nil, the
 // sentinel [store.ErrDuplicate] or [store.ErrFenced], an error wrapping
 // [store.ErrInvalidArgument] for a write that can never be stored, or an
-// error wrapping [store.ErrUnavailable]. A nil result means the write is
-// durable: the transaction was fsynced.
+// error wrapping [store.ErrUnavailable]; and [store.ErrSkipped] for a
+// write with AfterPrevious whose previous write did not succeed, which is
+// not attempted. A nil result means the write is durable: the transaction
+// was fsynced.
 //
 // A write whose dedup key another event holds is recorded as an event with
-// status duplicate (and answered ErrDuplicate). When the transaction
-// fails as a whole (I/O error, the store closed), every write except the
-// invalid ones gets ErrUnavailable, including those that had met a
-// duplicate or a fence inside it: their answer may have depended on an
-// earlier write of the same transaction, which did not commit either.
+// status duplicate (and answered ErrDuplicate); its AfterPrevious
+// followers are skipped all the same. When the transaction fails as a
+// whole (I/O error, the store closed), every write except the invalid
+// ones and their skipped followers gets ErrUnavailable, including those
+// that had met a duplicate or a fence inside it, or had been skipped
+// after one: their answer may have depended on an earlier write of the
+// same transaction, which did not commit either.
 //
 // Concurrent calls share transactions (group commit): a call waits while
 // another transaction commits, and the first waiting call to get the
 // writer commits its own writes and those of every call queued behind it,
-// each write still under its own savepoint. A call whose ctx is done
-// before its writes are taken up fails with ErrUnavailable and writes
-// nothing; once taken up, its writes are committed or not regardless of
-// ctx, and the call waits for the outcome (one transaction, bounded by
-// the busy timeout).
+// each write still under its own savepoint. Each call's writes stay a
+// slice of their own, so an AfterPrevious chain never reaches into
+// another call's writes. A call whose ctx is done before its writes are
+// taken up fails with ErrUnavailable and writes nothing; once taken up,
+// its writes are committed or not regardless of ctx, and the call waits
+// for the outcome (one transaction, bounded by the busy timeout).
 func (s *Store) Commit(ctx context.Context, writes []store.Write) []error {
-	errs := make([]error, len(writes))
-	for i, w := range writes {
-		errs[i] = validateWrite(w)
-	}
+	errs := validateWrites(writes)
 	if !slices.Contains(errs, nil) {
 		return errs // nothing to write
 	}
@@ -94,6 +96,27 @@ func (s *Store) RecordEvent(ctx context.Context, e store.Event) error {
 	return s.Commit(ctx, []store.Write{{Event: e}})[0]
 }
 
+// validateWrites returns the results the writes have before any SQL: an
+// error wrapping [store.ErrInvalidArgument] for each write that cannot be
+// stored, [store.ErrSkipped] for each valid one chained by AfterPrevious
+// (transitively) to one of those, and nil for the others.
+func validateWrites(writes []store.Write) []error {
+	errs := make([]error, len(writes))
+	for i, w := range writes {
+		if errs[i] = validateWrite(w); errs[i] == nil && chainBroken(writes, errs, i) {
+			errs[i] = store.ErrSkipped
+		}
+	}
+	return errs
+}
+
+// chainBroken reports whether writes[i] has AfterPrevious and the write
+// before it did not succeed (errs holds its result). The first write of a
+// call has no previous write, so its AfterPrevious is ignored.
+func chainBroken(writes []store.Write, errs []error, i int) bool {
+	return i > 0 && writes[i].AfterPrevious && errs[i-1] != nil
+}
+
 // validateWrite rejects a write that cannot be stored, before any SQL.
 func validateWrite(w store.Write) error {
 	switch {
@@ -107,11 +130,18 @@ func validateWrite(w store.Write) error {
 	return nil
 }
 
-// failWrites sets the result of every write not rejected as invalid to an
-// error wrapping [store.ErrUnavailable] and cause.
+// failWrites sets the result of every write to an error wrapping
+// [store.ErrUnavailable] and cause, except that an invalid write stays
+// invalid and a write skipped after one stays skipped: no retry changes
+// either. A write skipped after a duplicate or a fence, which may not
+// recur on retry, becomes ErrUnavailable with the write before it.
 func failWrites(writes []store.Write, errs []error, cause error) {
 	for i, w := range writes {
-		if !errors.Is(errs[i], store.ErrInvalidArgument) {
+		// In order, so that errs[i-1] is final.
+		keep := errors.Is(errs[i], store.ErrInvalidArgument) ||
+			(i > 0 && errors.Is(errs[i], store.ErrSkipped) &&
+				(errors.Is(errs[i-1], store.ErrInvalidArgument) || errors.Is(errs[i-1], store.ErrSkipped)))
+		if !keep {
 			errs[i] = fmt.Errorf("commit event %s: %w: %w", w.Event.EventID, store.ErrUnavailable, cause)
 		}
 	}
@@ -164,7 +194,8 @@ func (s *Store) commitQueued() {
 }
 
 // commitTx runs one transaction for the requests' writes, setting the
-// result of each write that meets a duplicate, a fence or invalid data. It
+// result of each write that meets a duplicate, a fence or invalid data,
+// and of each that is skipped after such a write (AfterPrevious). It
 // returns an error when the transaction as a whole failed; then nothing
 // was committed. The caller owns the writer.
 //
@@ -192,8 +223,14 @@ func (s *Store) commitTx(reqs []*commitRequest) (err error) {
 	// Like PostgreSQL's now(): one timestamp for the whole transaction.
 	now := micros(time.Now())
 	for _, r := range reqs {
+		// Each request's writes are a slice of their own: a chain
+		// (AfterPrevious) never reaches into the request before.
 		for i, w := range r.writes {
 			if r.errs[i] != nil {
+				continue
+			}
+			if chainBroken(r.writes, r.errs, i) {
+				r.errs[i] = store.ErrSkipped
 				continue
 			}
 			if r.errs[i], err = st.apply(ctx, w, now); err != nil {

@@ -1,7 +1,8 @@
 // Package storetest checks that a [store.Store] backend keeps the contract
 // documented in package store: dedup by event ID and dedup key, version
-// fencing under concurrency, independent writes in a batch, event listing
-// and notification reading that resumes without loss or repetition.
+// fencing under concurrency, independent writes in a batch, chained
+// writes (AfterPrevious), event listing and notification reading that
+// resumes without loss or repetition.
 // Each backend's tests call [Run] with a constructor of empty stores.
 package storetest
 
@@ -44,6 +45,12 @@ func Run(t *testing.T, newStore NewStore) {
 		{"LatestCursor", testLatestCursor},
 		{"ReplaceIgnored", testReplaceIgnored},
 		{"InvalidArguments", testInvalidArguments},
+		{"ChainCommits", testChainCommits},
+		{"ChainSkipsAfterDuplicate", testChainSkipsAfterDuplicate},
+		{"ChainSkipsAfterFence", testChainSkipsAfterFence},
+		{"ChainSkipsAfterInvalid", testChainSkipsAfterInvalid},
+		{"ChainUnchainedAfterFailure", testChainUnchainedAfterFailure},
+		{"ChainFirstWrite", testChainFirstWrite},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -774,5 +781,183 @@ func testReplaceIgnored(t *testing.T, s store.Store) {
 	}
 	if c, err := s.GetCustomer(t.Context(), "cus_i"); err != nil || c.Version != 1 {
 		t.Fatalf("customer version %d (%v), want 1: the second replay changed state", c.Version, err)
+	}
+}
+
+// Chain returns the writes of one customer's events, applied in turn from
+// readVersion in one call: each reads the version the one before it
+// produces and is chained to it (AfterPrevious), the first is not.
+func Chain(customerID string, readVersion int64, eventIDs ...string) []store.Write {
+	writes := make([]store.Write, len(eventIDs))
+	for i, id := range eventIDs {
+		writes[i] = StateWrite(id, customerID, readVersion+int64(i))
+		writes[i].AfterPrevious = i > 0
+	}
+	return writes
+}
+
+// checkResults fails the test unless errs match want: nil where want is
+// nil, else an error that is (errors.Is) the one wanted.
+func checkResults(t *testing.T, errs, want []error) {
+	t.Helper()
+	if len(errs) != len(want) {
+		t.Fatalf("Commit: got %d results, want %d", len(errs), len(want))
+	}
+	for i := range want {
+		if (want[i] == nil && errs[i] != nil) || !errors.Is(errs[i], want[i]) {
+			t.Errorf("Commit result %d: got %v, want %v", i, errs[i], want[i])
+		}
+	}
+}
+
+// checkNotStored fails the test if any of the events is stored.
+func checkNotStored(t *testing.T, s store.Store, eventIDs ...string) {
+	t.Helper()
+	for _, id := range eventIDs {
+		if _, err := s.GetEvent(t.Context(), "stripe", id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetEvent(%s): got %v, want ErrNotFound", id, err)
+		}
+	}
+}
+
+// A chain whose writes all succeed commits them all, in one call, each
+// fenced on the version the one before it produced.
+func testChainCommits(t *testing.T, s store.Store) {
+	writes := Chain("cus_c", 0, "evt_c1", "evt_c2", "evt_c3")
+	checkResults(t, s.Commit(t.Context(), writes), []error{nil, nil, nil})
+	c, err := s.GetCustomer(t.Context(), "cus_c")
+	if err != nil || c.Version != 3 || string(c.State) != "state after evt_c3" {
+		t.Errorf("GetCustomer: got %+v, %v; want version 3 with evt_c3's state", c, err)
+	}
+	for i, id := range []string{"evt_c1", "evt_c2", "evt_c3"} {
+		if e, err := s.GetEvent(t.Context(), "stripe", id); err != nil || e.Version != int64(i)+1 {
+			t.Errorf("GetEvent(%s): got version %d, %v; want %d", id, e.Version, err, i+1)
+		}
+	}
+	ns := WaitNotifications(t, s, "cus_c", 3)
+	if got, want := eventIDs(ns), []string{"evt_c1", "evt_c2", "evt_c3"}; !slices.Equal(got, want) {
+		t.Errorf("notifications: got %v, want %v", got, want)
+	}
+}
+
+// A duplicate in a chain, by event ID or by dedup key, skips the rest of
+// the chain; the writes before it stand.
+func testChainSkipsAfterDuplicate(t *testing.T, s store.Store) {
+	mustCommit(t, s, StateWrite("evt_c2", "cus_other", 0))
+	writes := Chain("cus_c", 0, "evt_c1", "evt_c2", "evt_c3")
+	checkResults(t, s.Commit(t.Context(), writes), []error{nil, store.ErrDuplicate, store.ErrSkipped})
+	c, err := s.GetCustomer(t.Context(), "cus_c")
+	if err != nil || c.Version != 1 || string(c.State) != "state after evt_c1" {
+		t.Errorf("GetCustomer(cus_c): got %+v, %v; want version 1 with evt_c1's state", c, err)
+	}
+	if e, err := s.GetEvent(t.Context(), "stripe", "evt_c2"); err != nil || e.CustomerID != "cus_other" {
+		t.Errorf("GetEvent(evt_c2): got %+v, %v; want the event stored before, of cus_other", e, err)
+	}
+	checkNotStored(t, s, "evt_c3")
+
+	// A dedup-key duplicate is recorded, with status duplicate, but did
+	// not take effect: its follower is skipped, though it would apply.
+	first := StateWrite("evt_k1", "cus_k", 0)
+	first.Event.DedupKey = "k1"
+	mustCommit(t, s, first)
+	writes = Chain("cus_k", 1, "evt_k2", "evt_k3")
+	writes[1].Event.DedupKey = "k1"
+	follower := StateWrite("evt_k4", "cus_k", 2)
+	follower.State, follower.Notifications = nil, nil // an event row only: would apply
+	follower.AfterPrevious = true
+	writes = append(writes, follower)
+	checkResults(t, s.Commit(t.Context(), writes), []error{nil, store.ErrDuplicate, store.ErrSkipped})
+	if e, err := s.GetEvent(t.Context(), "stripe", "evt_k3"); err != nil || e.Status != store.StatusDuplicate {
+		t.Errorf("GetEvent(evt_k3): got %+v, %v; want status duplicate", e, err)
+	}
+	checkNotStored(t, s, "evt_k4")
+	if c, err := s.GetCustomer(t.Context(), "cus_k"); err != nil || c.Version != 2 {
+		t.Errorf("GetCustomer(cus_k): got version %d, %v; want 2", c.Version, err)
+	}
+
+	// Later writes make every earlier row final.
+	mustCommit(t, s, StateWrite("evt_c4", "cus_c", 1))
+	ns := WaitNotifications(t, s, "cus_c", 2)
+	if got, want := eventIDs(ns), []string{"evt_c1", "evt_c4"}; !slices.Equal(got, want) {
+		t.Errorf("notifications of cus_c: got %v, want %v", got, want)
+	}
+	mustCommit(t, s, StateWrite("evt_k5", "cus_k", 2))
+	ns = WaitNotifications(t, s, "cus_k", 3)
+	if got, want := eventIDs(ns), []string{"evt_k1", "evt_k2", "evt_k5"}; !slices.Equal(got, want) {
+		t.Errorf("notifications of cus_k: got %v, want %v", got, want)
+	}
+}
+
+// A chain whose first write is fenced takes no effect at all, even where
+// a follower would have applied on its own.
+func testChainSkipsAfterFence(t *testing.T, s store.Store) {
+	mustCommit(t, s, StateWrite("evt_setup", "cus_c", 0))
+	// Read at version 0, but cus_c is at 1: the second write, reading 1,
+	// would apply if it were attempted.
+	writes := Chain("cus_c", 0, "evt_c1", "evt_c2", "evt_c3")
+	checkResults(t, s.Commit(t.Context(), writes), []error{store.ErrFenced, store.ErrSkipped, store.ErrSkipped})
+	checkNotStored(t, s, "evt_c1", "evt_c2", "evt_c3")
+	c, err := s.GetCustomer(t.Context(), "cus_c")
+	if err != nil || c.Version != 1 || string(c.State) != "state after evt_setup" {
+		t.Errorf("GetCustomer: got %+v, %v; want version 1 with evt_setup's state", c, err)
+	}
+	mustCommit(t, s, StateWrite("evt_after", "cus_c", 1))
+	ns := WaitNotifications(t, s, "cus_c", 2)
+	if got, want := eventIDs(ns), []string{"evt_setup", "evt_after"}; !slices.Equal(got, want) {
+		t.Errorf("notifications: got %v, want %v", got, want)
+	}
+}
+
+// A write no retry can fix skips its chain too; the invalid write keeps
+// its own result.
+func testChainSkipsAfterInvalid(t *testing.T, s store.Store) {
+	writes := Chain("cus_c", 0, "", "evt_c2", "evt_c3")
+	writes = append(writes, StateWrite("evt_d1", "cus_d", 0))
+	errs := s.Commit(t.Context(), writes)
+	checkResults(t, errs[1:], []error{store.ErrSkipped, store.ErrSkipped, nil})
+	if !errors.Is(errs[0], store.ErrInvalidArgument) || errors.Is(errs[0], store.ErrUnavailable) {
+		t.Errorf("Commit result 0: got %v, want ErrInvalidArgument", errs[0])
+	}
+	checkNotStored(t, s, "evt_c2", "evt_c3")
+	if _, err := s.GetCustomer(t.Context(), "cus_c"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetCustomer(cus_c): got %v, want ErrNotFound", err)
+	}
+}
+
+// A write without AfterPrevious is independent of the writes before it,
+// failed or skipped, and may start a chain of its own.
+func testChainUnchainedAfterFailure(t *testing.T, s store.Store) {
+	mustCommit(t, s, StateWrite("evt_old", "cus_old", 0))
+	mustCommit(t, s, StateWrite("evt_fence", "cus_fence", 0))
+	var writes []store.Write
+	writes = append(writes, Chain("cus_a", 0, "evt_old", "evt_a2")...) // duplicate, skipped
+	writes = append(writes, Chain("cus_b", 0, "evt_b1", "evt_b2")...)  // after a skipped write
+	writes = append(writes, StateWrite("evt_f", "cus_fence", 0))       // fenced
+	writes = append(writes, StateWrite("evt_e", "cus_e", 0))           // after a failed write
+	checkResults(t, s.Commit(t.Context(), writes),
+		[]error{store.ErrDuplicate, store.ErrSkipped, nil, nil, store.ErrFenced, nil})
+	checkNotStored(t, s, "evt_a2", "evt_f")
+	if c, err := s.GetCustomer(t.Context(), "cus_b"); err != nil || c.Version != 2 {
+		t.Errorf("GetCustomer(cus_b): got version %d, %v; want 2", c.Version, err)
+	}
+	if c, err := s.GetCustomer(t.Context(), "cus_e"); err != nil || c.Version != 1 {
+		t.Errorf("GetCustomer(cus_e): got version %d, %v; want 1", c.Version, err)
+	}
+	if _, err := s.GetCustomer(t.Context(), "cus_a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetCustomer(cus_a): got %v, want ErrNotFound", err)
+	}
+}
+
+// AfterPrevious on the first write of a call is ignored: there is no
+// write before it.
+func testChainFirstWrite(t *testing.T, s store.Store) {
+	w := StateWrite("evt_1", "cus_1", 0)
+	w.AfterPrevious = true
+	mustCommit(t, s, w)
+	writes := Chain("cus_1", 1, "evt_2", "evt_3")
+	writes[0].AfterPrevious = true
+	checkResults(t, s.Commit(t.Context(), writes), []error{nil, nil})
+	if c, err := s.GetCustomer(t.Context(), "cus_1"); err != nil || c.Version != 3 {
+		t.Errorf("GetCustomer: got version %d, %v; want 3", c.Version, err)
 	}
 }

@@ -263,6 +263,95 @@ func (x *ResolveResponse) GetError() string {
 	return ""
 }
 
+type ApplyBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*ApplyRequest        `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyBatchRequest) Reset() {
+	*x = ApplyBatchRequest{}
+	mi := &file_hookd_v1_grain_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyBatchRequest) ProtoMessage() {}
+
+func (x *ApplyBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookd_v1_grain_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyBatchRequest.ProtoReflect.Descriptor instead.
+func (*ApplyBatchRequest) Descriptor() ([]byte, []int) {
+	return file_hookd_v1_grain_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ApplyBatchRequest) GetRequests() []*ApplyRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type ApplyBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per request, in order.
+	Responses     []*ApplyResponse `protobuf:"bytes,1,rep,name=responses,proto3" json:"responses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyBatchResponse) Reset() {
+	*x = ApplyBatchResponse{}
+	mi := &file_hookd_v1_grain_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyBatchResponse) ProtoMessage() {}
+
+func (x *ApplyBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookd_v1_grain_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyBatchResponse.ProtoReflect.Descriptor instead.
+func (*ApplyBatchResponse) Descriptor() ([]byte, []int) {
+	return file_hookd_v1_grain_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ApplyBatchResponse) GetResponses() []*ApplyResponse {
+	if x != nil {
+		return x.Responses
+	}
+	return nil
+}
+
 var File_hookd_v1_grain_proto protoreflect.FileDescriptor
 
 const file_hookd_v1_grain_proto_rawDesc = "" +
@@ -282,10 +371,16 @@ const file_hookd_v1_grain_proto_rawDesc = "" +
 	"\x10deadline_seconds\x18\x01 \x01(\x03R\x0fdeadlineSeconds\"C\n" +
 	"\x0fResolveResponse\x12\x1a\n" +
 	"\breleased\x18\x01 \x01(\x05R\breleased\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error2\x89\x01\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"G\n" +
+	"\x11ApplyBatchRequest\x122\n" +
+	"\brequests\x18\x01 \x03(\v2\x16.hookd.v1.ApplyRequestR\brequests\"K\n" +
+	"\x12ApplyBatchResponse\x125\n" +
+	"\tresponses\x18\x01 \x03(\v2\x17.hookd.v1.ApplyResponseR\tresponses2\xd2\x01\n" +
 	"\rCustomerGrain\x128\n" +
 	"\x05Apply\x12\x16.hookd.v1.ApplyRequest\x1a\x17.hookd.v1.ApplyResponse\x12>\n" +
-	"\aResolve\x12\x18.hookd.v1.ResolveRequest\x1a\x19.hookd.v1.ResolveResponseB/Z-github.com/hookd/hookd/proto/hookd/v1;hookdv1b\x06proto3"
+	"\aResolve\x12\x18.hookd.v1.ResolveRequest\x1a\x19.hookd.v1.ResolveResponse\x12G\n" +
+	"\n" +
+	"ApplyBatch\x12\x1b.hookd.v1.ApplyBatchRequest\x1a\x1c.hookd.v1.ApplyBatchResponseB/Z-github.com/hookd/hookd/proto/hookd/v1;hookdv1b\x06proto3"
 
 var (
 	file_hookd_v1_grain_proto_rawDescOnce sync.Once
@@ -299,25 +394,31 @@ func file_hookd_v1_grain_proto_rawDescGZIP() []byte {
 	return file_hookd_v1_grain_proto_rawDescData
 }
 
-var file_hookd_v1_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_hookd_v1_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_hookd_v1_grain_proto_goTypes = []any{
-	(*ApplyRequest)(nil),    // 0: hookd.v1.ApplyRequest
-	(*ApplyResponse)(nil),   // 1: hookd.v1.ApplyResponse
-	(*ResolveRequest)(nil),  // 2: hookd.v1.ResolveRequest
-	(*ResolveResponse)(nil), // 3: hookd.v1.ResolveResponse
-	(*Envelope)(nil),        // 4: hookd.v1.Envelope
+	(*ApplyRequest)(nil),       // 0: hookd.v1.ApplyRequest
+	(*ApplyResponse)(nil),      // 1: hookd.v1.ApplyResponse
+	(*ResolveRequest)(nil),     // 2: hookd.v1.ResolveRequest
+	(*ResolveResponse)(nil),    // 3: hookd.v1.ResolveResponse
+	(*ApplyBatchRequest)(nil),  // 4: hookd.v1.ApplyBatchRequest
+	(*ApplyBatchResponse)(nil), // 5: hookd.v1.ApplyBatchResponse
+	(*Envelope)(nil),           // 6: hookd.v1.Envelope
 }
 var file_hookd_v1_grain_proto_depIdxs = []int32{
-	4, // 0: hookd.v1.ApplyRequest.envelope:type_name -> hookd.v1.Envelope
-	0, // 1: hookd.v1.CustomerGrain.Apply:input_type -> hookd.v1.ApplyRequest
-	2, // 2: hookd.v1.CustomerGrain.Resolve:input_type -> hookd.v1.ResolveRequest
-	1, // 3: hookd.v1.CustomerGrain.Apply:output_type -> hookd.v1.ApplyResponse
-	3, // 4: hookd.v1.CustomerGrain.Resolve:output_type -> hookd.v1.ResolveResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	6, // 0: hookd.v1.ApplyRequest.envelope:type_name -> hookd.v1.Envelope
+	0, // 1: hookd.v1.ApplyBatchRequest.requests:type_name -> hookd.v1.ApplyRequest
+	1, // 2: hookd.v1.ApplyBatchResponse.responses:type_name -> hookd.v1.ApplyResponse
+	0, // 3: hookd.v1.CustomerGrain.Apply:input_type -> hookd.v1.ApplyRequest
+	2, // 4: hookd.v1.CustomerGrain.Resolve:input_type -> hookd.v1.ResolveRequest
+	4, // 5: hookd.v1.CustomerGrain.ApplyBatch:input_type -> hookd.v1.ApplyBatchRequest
+	1, // 6: hookd.v1.CustomerGrain.Apply:output_type -> hookd.v1.ApplyResponse
+	3, // 7: hookd.v1.CustomerGrain.Resolve:output_type -> hookd.v1.ResolveResponse
+	5, // 8: hookd.v1.CustomerGrain.ApplyBatch:output_type -> hookd.v1.ApplyBatchResponse
+	6, // [6:9] is the sub-list for method output_type
+	3, // [3:6] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_hookd_v1_grain_proto_init() }
@@ -332,7 +433,7 @@ func file_hookd_v1_grain_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookd_v1_grain_proto_rawDesc), len(file_hookd_v1_grain_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

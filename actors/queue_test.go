@@ -1,0 +1,173 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeGrain records the requests it gets and holds each until released.
+type fakeGrain struct {
+	mu       sync.Mutex
+	requests [][]string // event IDs per request
+	inFlight int
+	maxIn    int
+	release  chan struct{}
+}
+
+func (f *fakeGrain) send(_ context.Context, customerID string, reqs []*hookdv1.ApplyRequest) ([]*hookdv1.ApplyResponse, error) {
+	var ids []string
+	for _, r := range reqs {
+		ids = append(ids, r.GetEnvelope().GetEventId())
+	}
+	f.mu.Lock()
+	f.requests = append(f.requests, ids)
+	f.inFlight++
+	f.maxIn = max(f.maxIn, f.inFlight)
+	f.mu.Unlock()
+	<-f.release
+	f.mu.Lock()
+	f.inFlight--
+	f.mu.Unlock()
+	resps := make([]*hookdv1.ApplyResponse, len(reqs))
+	for i, id := range ids {
+		resps[i] = &hookdv1.ApplyResponse{Status: "applied", Reason: customerID + "/" + id}
+	}
+	return resps, nil
+}
+
+func req(id string) *hookdv1.ApplyRequest {
+	return &hookdv1.ApplyRequest{Envelope: &hookdv1.Envelope{EventId: id}}
+}
+
+// Events for one customer that arrive while a request is in flight go
+// together in the next request, in arrival order; each caller gets its own
+// answer; never more than one request per customer is in flight.
+func TestApplyQueueBatchesWhileBusy(t *testing.T) {
+	var q applyQueues
+	g := &fakeGrain{release: make(chan struct{})}
+	ctx := context.Background()
+	answers := make(chan string, 10)
+	call := func(id string) {
+		resp, err := q.apply(ctx, "cus_1", req(id), g.send)
+		if err != nil {
+			answers <- "error " + err.Error()
+			return
+		}
+		answers <- resp.GetReason()
+	}
+	go call("e0")
+	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.requests) == 1 })
+	for i := 1; i <= 3; i++ { // queue behind e0, in order
+		go call(fmt.Sprintf("e%d", i))
+		waitFor(t, func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.byCust["cus_1"]) == i })
+	}
+	g.release <- struct{}{} // e0 answered; e1..e3 go in one request
+	g.release <- struct{}{}
+	var got []string
+	for range 4 {
+		got = append(got, <-answers)
+	}
+	slices.Sort(got)
+	if want := []string{"cus_1/e0", "cus_1/e1", "cus_1/e2", "cus_1/e3"}; !slices.Equal(got, want) {
+		t.Fatalf("answers %v, want %v", got, want)
+	}
+	if want := [][]string{{"e0"}, {"e1", "e2", "e3"}}; !equalRequests(g.requests, want) {
+		t.Fatalf("requests %v, want %v", g.requests, want)
+	}
+	if g.maxIn != 1 {
+		t.Fatalf("%d requests in flight at once, want 1", g.maxIn)
+	}
+	waitFor(t, func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.byCust) == 0 })
+}
+
+// A caller that gives up while its event waits gets its context's error at
+// once, and its event is not sent.
+func TestApplyQueueDropsCanceledCallers(t *testing.T) {
+	var q applyQueues
+	g := &fakeGrain{release: make(chan struct{})}
+	first := make(chan error, 1)
+	go func() { _, err := q.apply(context.Background(), "cus_1", req("e0"), g.send); first <- err }()
+	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.requests) == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() { _, err := q.apply(ctx, "cus_1", req("e1"), g.send); gaveUp <- err }()
+	waitFor(t, func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.byCust["cus_1"]) == 1 })
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled caller got %v", err)
+	}
+	g.release <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.byCust) == 0 })
+	if len(g.requests) != 1 {
+		t.Fatalf("requests %v: the canceled event was sent", g.requests)
+	}
+}
+
+// Different customers do not wait for each other, and many concurrent
+// callers for one customer are each answered once, in batches no larger
+// than maxApplyBatch.
+func TestApplyQueueManyCallers(t *testing.T) {
+	var q applyQueues
+	g := &fakeGrain{release: make(chan struct{})}
+	close(g.release) // answer at once
+	var wg sync.WaitGroup
+	const n = 500
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cus := fmt.Sprintf("cus_%d", i%3)
+			id := fmt.Sprintf("e%d", i)
+			resp, err := q.apply(context.Background(), cus, req(id), g.send)
+			if err == nil && resp.GetReason() != cus+"/"+id {
+				err = fmt.Errorf("%s got the answer for %s", id, resp.GetReason())
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, r := range g.requests {
+		total += len(r)
+		if len(r) > maxApplyBatch {
+			t.Fatalf("request of %d events, over %d", len(r), maxApplyBatch)
+		}
+	}
+	if total != n {
+		t.Fatalf("%d events sent, want %d", total, n)
+	}
+}
+
+func equalRequests(a, b [][]string) bool {
+	return slices.EqualFunc(a, b, func(x, y []string) bool { return slices.Equal(x, y) })
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+	}
+}
