@@ -40,15 +40,6 @@ import (
 // writes: beyond that, every other session's snapshots get slower.
 func (s *Store) Commit(ctx context.Context, writes []store.Write) []error {
 	errs := validateWrites(writes)
-	if !s.savepointsOnly && setPlan(writes, errs) {
-		done, err := s.commitSet(ctx, writes, errs)
-		if err != nil {
-			failWrites(writes, errs, err)
-		}
-		if done {
-			return errs
-		}
-	}
 	if err := s.commit(ctx, writes, errs); err != nil {
 		failWrites(writes, errs, err)
 	}

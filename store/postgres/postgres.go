@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -39,12 +38,6 @@ type Store struct {
 	pool      *pgxpool.Pool
 	log       *slog.Logger
 	closeOnce sync.Once
-
-	// savepointsOnly turns the set-based commit path off (tests compare
-	// the paths); setCommits and setFallbacks count its batches.
-	savepointsOnly bool
-	setCommits     atomic.Int64
-	setFallbacks   atomic.Int64
 }
 
 var _ store.Store = (*Store)(nil)

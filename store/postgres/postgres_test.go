@@ -29,17 +29,6 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return pgtest.NewStore(t) })
 }
 
-// TestContractSavepoints runs the contract tests with the set-based commit
-// path turned off, so that both paths keep the contract on their own.
-func TestContractSavepoints(t *testing.T) {
-	t.Parallel()
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s := pgtest.NewStore(t)
-		postgres.SavepointsOnly(s)
-		return s
-	})
-}
-
 // setup opens a migrated store on a fresh database and returns it with the
 // database's URL, for tests that also need a connection of their own.
 func setup(t *testing.T) (*postgres.Store, string) {
