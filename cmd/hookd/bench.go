@@ -37,12 +37,13 @@ type benchConfig struct {
 	Concurrency int
 	Rate        float64 // events/s, open loop; 0: closed loop
 	Duration    time.Duration
-	Events      int     // stop after this many (0: duration only)
-	Duplicates  float64 // fraction of deliveries repeated
-	OutOfOrder  float64 // probability that a sender sends a customer's next two events swapped
-	Mix         string  // benchMixCustomer or benchMixStripe
-	Cover       bool    // visit customers in turn instead of at random
-	PID         int     // hookd's PID for CPU and RSS figures (0: none)
+	Warmup      time.Duration // left out of every figure
+	Events      int           // stop after this many (0: duration only)
+	Duplicates  float64       // fraction of deliveries repeated
+	OutOfOrder  float64       // probability that a sender sends a customer's next two events swapped
+	Mix         string        // benchMixCustomer or benchMixStripe
+	Cover       bool          // visit customers in turn instead of at random
+	PID         int           // hookd's PID for CPU and RSS figures (0: none)
 	JSON        bool
 }
 
@@ -75,6 +76,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&c.Concurrency, "concurrency", 32, "concurrent senders (closed loop), or the most in flight (open loop)")
 	fs.Float64Var(&c.Rate, "rate", 0, "events per second, open loop (0: closed loop)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to send")
+	fs.DurationVar(&c.Warmup, "warmup", 0, "leave the first part of the run out of every figure (actors activating, connections opening, statements being prepared)")
 	fs.IntVar(&c.Events, "events", 0, "stop after this many events (0: run for --duration)")
 	fs.BoolVar(&c.Cover, "cover", false, "send to customers in turn (every customer once before any twice) instead of at random")
 	fs.Float64Var(&c.Duplicates, "duplicates", 0, "fraction of deliveries that repeat an earlier event, byte for byte (0 to 1)")
@@ -102,6 +104,8 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New("bench: --secret is required")
 	case c.Customers < 1 || c.Customers > 1_000_000:
 		return errors.New("bench: --customers must be 1 to 1,000,000")
+	case c.Warmup < 0 || (c.Events == 0 && c.Warmup >= c.Duration):
+		return errors.New("bench: --warmup must be shorter than --duration")
 	case c.Concurrency < 1:
 		return errors.New("bench: --concurrency must be positive")
 	case c.Duplicates < 0 || c.Duplicates > 1:
@@ -355,7 +359,9 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		close(subDone)
 	}
 
-	cpu0, _ := procCPU(c.PID)
+	// Figures cover requests sent from measureFrom on; CPU from then too.
+	var measureFrom time.Time
+	var cpu0 float64
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.Concurrency, MaxConnsPerHost: c.Concurrency}, Timeout: 30 * time.Second}
 	post := func(id string, body []byte) {
 		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, c.URL, bytes.NewReader(body))
@@ -375,6 +381,12 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		done := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
+		if start.Before(measureFrom) {
+			if answer.Status == "parked" {
+				parked[id] = true
+			}
+			return
+		}
 		latencies = append(latencies, done.Sub(start))
 		if resp.StatusCode/100 == 2 {
 			statuses[answer.Status]++
@@ -424,6 +436,19 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	}
 
 	start := time.Now()
+	mu.Lock()
+	measureFrom = start.Add(c.Warmup)
+	mu.Unlock()
+	cpu0, _ = procCPU(c.PID)
+	if c.Warmup > 0 {
+		warm := time.AfterFunc(c.Warmup, func() {
+			v, _ := procCPU(c.PID)
+			mu.Lock()
+			cpu0 = v
+			mu.Unlock()
+		})
+		defer warm.Stop()
+	}
 	var wg sync.WaitGroup
 	if c.Rate > 0 {
 		sem := make(chan struct{}, c.Concurrency)
@@ -479,7 +504,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		}
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed := time.Since(start) - c.Warmup
 	cpu1, _ := procCPU(c.PID)
 
 	// Give the last notifications a moment to arrive.
@@ -572,6 +597,9 @@ func printBench(w io.Writer, c benchConfig, r benchResult) {
 	}
 	fmt.Fprintf(w, "hookd bench: %d customers, %s mix, %s, %v, duplicates %.0f%%, out of order %.0f%%\n",
 		c.Customers, mix, mode, c.Duration, 100*c.Duplicates, 100*c.OutOfOrder)
+	if c.Warmup > 0 {
+		fmt.Fprintf(w, "  %-26s first %v left out of every figure\n", "warm-up", c.Warmup)
+	}
 	fmt.Fprintf(w, "  %-26s %.0f/s (%d answered in %.1fs)\n", "accepted (2xx)", r.EventsPerSec, r.Events, r.Seconds)
 	fmt.Fprintf(w, "  %-26s %s\n", "HTTP latency (ms)", fmtPct(r.LatencyMs))
 	fmt.Fprintf(w, "  %-26s %s\n", "2xx statuses", fmtCounts(r.Statuses))

@@ -292,6 +292,8 @@ func TestBenchFlagValidation(t *testing.T) {
 		{[]string{"--duplicates", "2"}, "--duplicates must be 0 to 1"},
 		{[]string{"--mix", "paypal"}, "--mix must be customer or stripe"},
 		{[]string{"--mix", "customer", "--out-of-order", "0.2"}, "--out-of-order needs --mix stripe"},
+		{[]string{"--duration", "5s", "--warmup", "5s"}, "--warmup must be shorter than --duration"},
+		{[]string{"--warmup", "-1s"}, "--warmup must be shorter than --duration"},
 	} {
 		args := append([]string{"--secret", "whsec_test", "--grpc-addr", ""}, tc.args...)
 		err := benchCmd(context.Background(), args, func(string) string { return "" }, io.Discard)
