@@ -63,6 +63,8 @@ type benchResult struct {
 	CPUSeconds     float64 `json:"hookd_cpu_seconds,omitempty"`
 	CPUPercent     float64 `json:"hookd_cpu_percent,omitempty"`
 	RSSMiB         float64 `json:"hookd_rss_mib,omitempty"`
+	// The generator's own CPU: it shares the machine with what it measures.
+	GeneratorCPUPercent float64 `json:"generator_cpu_percent"`
 }
 
 func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -440,11 +442,13 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	measureFrom = start.Add(c.Warmup)
 	mu.Unlock()
 	cpu0, _ = procCPU(c.PID)
+	self0, _ := procCPU(os.Getpid())
 	if c.Warmup > 0 {
 		warm := time.AfterFunc(c.Warmup, func() {
 			v, _ := procCPU(c.PID)
+			w, _ := procCPU(os.Getpid())
 			mu.Lock()
-			cpu0 = v
+			cpu0, self0 = v, w
 			mu.Unlock()
 		})
 		defer warm.Stop()
@@ -506,6 +510,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	wg.Wait()
 	elapsed := time.Since(start) - c.Warmup
 	cpu1, _ := procCPU(c.PID)
+	self1, _ := procCPU(os.Getpid())
 
 	// Give the last notifications a moment to arrive.
 	if c.GRPCAddr != "" {
@@ -566,6 +571,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	if len(lags) > 0 {
 		res.LagMs = percentiles(lags)
 	}
+	res.GeneratorCPUPercent = 100 * (self1 - self0) / elapsed.Seconds()
 	if c.PID > 0 {
 		res.CPUSeconds = cpu1 - cpu0
 		res.CPUPercent = 100 * res.CPUSeconds / elapsed.Seconds()
@@ -613,6 +619,7 @@ func printBench(w io.Writer, c benchConfig, r benchResult) {
 	if c.PID > 0 {
 		fmt.Fprintf(w, "  %-26s cpu %.0f%% (%.1fs), rss %.0f MiB\n", "hookd process", r.CPUPercent, r.CPUSeconds, r.RSSMiB)
 	}
+	fmt.Fprintf(w, "  %-26s cpu %.0f%%\n", "this generator", r.GeneratorCPUPercent)
 }
 
 func fmtPct(m map[string]float64) string {
