@@ -107,15 +107,14 @@ func DecodeEvent(env *hookdv1.Envelope) (Event, error) {
 	default:
 		return ev, nil
 	}
-	var body struct {
+	// One pass over the payload, straight into the object's type.
+	body := struct {
 		Data struct {
-			Object json.RawMessage `json:"object"`
+			Object any `json:"object"`
 		} `json:"data"`
-	}
+	}{}
+	body.Data.Object = target
 	if err := json.Unmarshal(env.GetPayload(), &body); err != nil {
-		return ev, fmt.Errorf("decode event %s payload: %w", ev.ID, err)
-	}
-	if err := json.Unmarshal(body.Data.Object, target); err != nil {
 		return ev, fmt.Errorf("decode event %s %s object: %w", ev.ID, ev.ObjectType, err)
 	}
 	return ev, nil
