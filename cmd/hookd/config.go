@@ -98,7 +98,7 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest webhook body accepted, bytes")
 	fs.DurationVar(&c.Tolerance, "tolerance", 300*time.Second, "how far a signature timestamp may be from now, either way")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "passivate a customer actor idle this long")
-	fs.IntVar(&c.CommitBatch, "commit-batch", 64, "PostgreSQL group commit: the most events one transaction commits together (1: one transaction per event)")
+	fs.IntVar(&c.CommitBatch, "commit-batch", 64, "PostgreSQL group commit: the most events one transaction commits together (1: one transaction per actor commit: customers do not share transactions)")
 	fs.DurationVar(&c.CommitLinger, "commit-linger", 500*time.Microsecond, "PostgreSQL group commit: how long to wait for more events while a batch is smaller than the previous one")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", time.Second, "with --cluster etcd or k8s: how long a member keeps serving after reporting NOT_SERVING on SIGTERM")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
