@@ -226,3 +226,10 @@ type Store interface {
 type Notifier interface {
 	Listen(ctx context.Context, wake func()) error
 }
+
+// CustomersGetter is implemented by a backend that can read many customers
+// in one query. GetCustomers returns the stored ones by ID; an ID with no
+// row is absent from the map (not an error).
+type CustomersGetter interface {
+	GetCustomers(ctx context.Context, customerIDs []string) (map[string]Customer, error)
+}

@@ -176,6 +176,8 @@ type Store struct {
 	closeOnce sync.Once
 
 	commits, writes, maxBatchSeen atomic.Int64
+
+	loads loads // GetCustomer calls gathered into one query (load.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -479,11 +481,6 @@ func failAll(writes []store.Write, cause error) []error {
 // RecordEvent calls the backend's RecordEvent.
 func (s *Store) RecordEvent(ctx context.Context, e store.Event) error {
 	return s.inner.RecordEvent(ctx, e)
-}
-
-// GetCustomer calls the backend's GetCustomer.
-func (s *Store) GetCustomer(ctx context.Context, customerID string) (store.Customer, error) {
-	return s.inner.GetCustomer(ctx, customerID)
 }
 
 // GetEvent calls the backend's GetEvent.

@@ -181,3 +181,25 @@ func (s *Store) LatestCursor(ctx context.Context) (string, error) {
 	}
 	return position{txid: t, seq: seq}.cursor(), nil
 }
+
+// GetCustomers reads several customers in one query: those stored, by ID;
+// an ID with no row is absent from the map. It implements
+// [store.CustomersGetter], which store/batch uses to serve many actors'
+// loads at once.
+func (s *Store) GetCustomers(ctx context.Context, customerIDs []string) (map[string]store.Customer, error) {
+	rows, err := s.pool.Query(ctx, sqlGetCustomers, customerIDs)
+	if err != nil {
+		return nil, unavailable("get customers", err)
+	}
+	found := make(map[string]store.Customer, len(customerIDs))
+	var c store.Customer
+	_, err = pgx.ForEachRow(rows, []any{&c.CustomerID, &c.Version, &c.State, &c.UpdatedAt}, func() error {
+		found[c.CustomerID] = c
+		c = store.Customer{} // the next row gets its own state bytes
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable("get customers", err)
+	}
+	return found, nil
+}

@@ -140,6 +140,9 @@ func sqlListEvents(byCustomer, byStatus bool) string {
 
 const sqlGetCustomer = `SELECT customer_id, version, state, updated_at FROM customers WHERE customer_id = $1`
 
+// sqlGetCustomers reads the customers whose IDs are in $1.
+const sqlGetCustomers = `SELECT customer_id, version, state, updated_at FROM customers WHERE customer_id = ANY($1::text[])`
+
 const sqlLookupRoute = `SELECT customer_id FROM object_routes WHERE object_id = $1`
 
 // sqlReadNotifications reads outbox rows after the cursor ($1 txid as

@@ -1,0 +1,128 @@
+package batch
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/hookd/hookd/store"
+)
+
+// maxLoad bounds the customers read by one query.
+const maxLoad = 256
+
+// loads gathers concurrent GetCustomer calls into one query of the
+// backend (store.CustomersGetter), as Commit gathers writes. Every actor
+// that activates reads its customer's state once; when thousands activate
+// at once — after a deploy, or when traffic reaches many customers for the
+// first time — one query and one pooled connection per read made the
+// loads cost twice what the commits did. While one query runs, the next
+// callers queue, and the query after it reads them all.
+type loads struct {
+	mu      sync.Mutex
+	queue   []*loadRequest
+	running bool // a goroutine is serving the queue
+}
+
+type loadRequest struct {
+	ctx    context.Context
+	id     string
+	result chan loadResult // buffered: the loader never waits for a caller that has gone
+}
+
+type loadResult struct {
+	c   store.Customer
+	err error
+}
+
+// GetCustomer reads a customer from the backend, in one query with other
+// callers' reads when the backend can (store.CustomersGetter) and
+// batching is on; otherwise it calls the backend's GetCustomer.
+func (s *Store) GetCustomer(ctx context.Context, customerID string) (store.Customer, error) {
+	getter, ok := s.inner.(store.CustomersGetter)
+	if !ok || s.cfg.MaxBatch == 1 {
+		return s.inner.GetCustomer(ctx, customerID)
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Customer{}, fmt.Errorf("get customer %s: %w: %w", customerID, store.ErrUnavailable, err)
+	}
+	req := &loadRequest{ctx: ctx, id: customerID, result: make(chan loadResult, 1)}
+	s.loads.mu.Lock()
+	s.loads.queue = append(s.loads.queue, req)
+	start := !s.loads.running
+	s.loads.running = true
+	s.loads.mu.Unlock()
+	if start {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			s.failLoads(ErrClosed)
+		} else {
+			s.inflight.Add(1) // Close waits for the loader
+			s.mu.Unlock()
+			go func() {
+				defer s.inflight.Done()
+				s.serveLoads(getter)
+			}()
+		}
+	}
+	select {
+	case r := <-req.result:
+		return r.c, r.err
+	case <-ctx.Done():
+		return store.Customer{}, fmt.Errorf("get customer %s: %w: %w", customerID, store.ErrUnavailable, ctx.Err())
+	}
+}
+
+// serveLoads answers queued reads, up to maxLoad per query, until the
+// queue is empty.
+func (s *Store) serveLoads(getter store.CustomersGetter) {
+	for {
+		s.loads.mu.Lock()
+		n := min(len(s.loads.queue), maxLoad)
+		if n == 0 {
+			s.loads.running = false
+			s.loads.mu.Unlock()
+			return
+		}
+		batch := s.loads.queue[:n:n]
+		s.loads.queue = s.loads.queue[n:]
+		s.loads.mu.Unlock()
+
+		var ids []string
+		for _, req := range batch {
+			if req.ctx.Err() == nil {
+				ids = append(ids, req.id)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		// The query runs under a context of its own: one caller giving up
+		// must not fail the others' reads.
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
+		found, err := getter.GetCustomers(ctx, ids)
+		cancel()
+		for _, req := range batch {
+			switch c, ok := found[req.id]; {
+			case err != nil:
+				req.result <- loadResult{err: fmt.Errorf("get customer %s: %w", req.id, err)}
+			case !ok:
+				req.result <- loadResult{err: fmt.Errorf("customer %s: %w", req.id, store.ErrNotFound)}
+			default:
+				req.result <- loadResult{c: c}
+			}
+		}
+	}
+}
+
+// failLoads answers every queued read with cause (the Store is closed).
+func (s *Store) failLoads(cause error) {
+	s.loads.mu.Lock()
+	queue := s.loads.queue
+	s.loads.queue, s.loads.running = nil, false
+	s.loads.mu.Unlock()
+	for _, req := range queue {
+		req.result <- loadResult{err: fmt.Errorf("get customer %s: %w: %w", req.id, store.ErrUnavailable, cause)}
+	}
+}
