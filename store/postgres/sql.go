@@ -140,8 +140,15 @@ func sqlListEvents(byCustomer, byStatus bool) string {
 
 const sqlGetCustomer = `SELECT customer_id, version, state, updated_at FROM customers WHERE customer_id = $1`
 
-// sqlGetCustomers reads the customers whose IDs are in $1.
-const sqlGetCustomers = `SELECT customer_id, version, state, updated_at FROM customers WHERE customer_id = ANY($1::text[])`
+// sqlGetCustomers reads the customers whose IDs are in $1, each by its
+// own index lookup: the LATERAL subquery with LIMIT cannot be turned into
+// a join, so a plan cached while the table was small (a sequential scan
+// or hash join, cheap then) cannot scan the whole table later.
+const sqlGetCustomers = `
+SELECT c.customer_id, c.version, c.state, c.updated_at
+FROM unnest($1::text[]) AS u(id)
+CROSS JOIN LATERAL (SELECT customer_id, version, state, updated_at
+                    FROM customers WHERE customer_id = u.id LIMIT 1) AS c`
 
 const sqlLookupRoute = `SELECT customer_id FROM object_routes WHERE object_id = $1`
 
