@@ -17,8 +17,8 @@ import (
 	"github.com/hookd/hookd/store/storetest"
 )
 
-// envCrashDir tells TestHelperCrashWriter, run in a child process, where
-// the store is. Unset, that test does nothing.
+// envCrashDir tells this test binary, run by TestCrashDurability as its
+// child, to be crashWriter with the store in that directory.
 const envCrashDir = "HOOKD_SQLITE_CRASH_DIR"
 
 // Crash test parameters: the child writes to crashCustomers customers
@@ -31,22 +31,19 @@ const (
 	crashMaxWrites = 100_000 // bounds the child if the parent never kills it
 )
 
-// TestHelperCrashWriter is not a test of its own: TestCrashDurability runs
-// the test binary again with only this test, as a child process that
-// commits events until it is killed. It prints each event ID after Commit
-// returned nil for it, that is, after the store acknowledged it as durable.
-func TestHelperCrashWriter(t *testing.T) {
-	dir := os.Getenv(envCrashDir)
-	if dir == "" {
-		t.Skip("runs only as TestCrashDurability's child process")
-	}
-	s, err := sqlite.Open(t.Context(), dir, nil)
+// crashWriter is the child process of TestCrashDurability: TestMain runs
+// it, instead of the tests, when envCrashDir is set. It commits events
+// until it is killed, and prints each event ID after Commit returned nil
+// for it, that is, after the store acknowledged it as durable.
+func crashWriter(dir string) error {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, dir, nil)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer s.Close()
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
+	if err := s.Migrate(ctx); err != nil {
+		return err
 	}
 	var (
 		mu   sync.Mutex // serializes lines on stdout
@@ -62,7 +59,7 @@ func TestHelperCrashWriter(t *testing.T) {
 				cus := fmt.Sprintf("cus_%d", i%crashCustomers)
 				id := fmt.Sprintf("evt_%06d", i)
 				w := storetest.StateWrite(id, cus, version[cus])
-				if err := s.Commit(t.Context(), []store.Write{w})[0]; err != nil {
+				if err := s.Commit(ctx, []store.Write{w})[0]; err != nil {
 					errc <- fmt.Errorf("Commit(%s): %w", id, err)
 					return
 				}
@@ -79,9 +76,11 @@ func TestHelperCrashWriter(t *testing.T) {
 	}
 	wg.Wait()
 	close(errc)
+	var errs []error
 	for err := range errc {
-		t.Error(err)
+		errs = append(errs, err)
 	}
+	return errors.Join(errs...)
 }
 
 // TestCrashDurability kills a process that is committing (SIGKILL, no
@@ -97,7 +96,7 @@ func TestCrashDurability(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperCrashWriter$", "-test.count=1", "-test.timeout=2m")
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$", "-test.timeout=2m")
 	cmd.Env = append(os.Environ(), envCrashDir+"="+dir)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

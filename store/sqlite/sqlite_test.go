@@ -21,6 +21,13 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(envCrashDir); dir != "" {
+		if err := crashWriter(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m)
 }
 
