@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"testing/fstest"
 )
@@ -53,4 +54,42 @@ func FuzzParsePageToken(f *testing.F) {
 			t.Fatalf("token %q parsed to %d, which encodes as %q", tok, seq, PageToken(seq))
 		}
 	})
+}
+
+// TestFailWrites checks which results survive a transaction that failed as
+// a whole: an invalid write and the writes skipped after it keep theirs,
+// since no retry changes them; everything else, a write skipped after a
+// duplicate or a fence included, becomes unavailable.
+func TestFailWrites(t *testing.T) {
+	t.Parallel()
+	invalid := fmt.Errorf("commit event x: %w: bad", ErrInvalidArgument)
+	chained := Write{AfterPrevious: true}
+	writes := []Write{{}, chained, {}, chained, chained, {}, chained, {}}
+	errs := []error{ErrDuplicate, ErrSkipped, invalid, ErrSkipped, ErrSkipped, ErrFenced, ErrSkipped, nil}
+	FailWrites(writes, errs, errors.New("connection lost"))
+	want := []error{ErrUnavailable, ErrUnavailable, ErrInvalidArgument, ErrSkipped, ErrSkipped,
+		ErrUnavailable, ErrUnavailable, ErrUnavailable}
+	for i := range want {
+		if !errors.Is(errs[i], want[i]) || (want[i] != ErrUnavailable && errors.Is(errs[i], ErrUnavailable)) {
+			t.Errorf("result %d: got %v, want %v", i, errs[i], want[i])
+		}
+	}
+}
+
+// TestValidateWrites: an invalid write, the valid writes chained after it
+// skipped (transitively), the others untouched; the first write's
+// AfterPrevious ignored.
+func TestValidateWrites(t *testing.T) {
+	t.Parallel()
+	ok := Write{Event: Event{Source: "stripe", EventID: "evt_1"}}
+	chained := ok
+	chained.AfterPrevious = true
+	bad := Write{Event: Event{Source: "stripe"}, AfterPrevious: true}
+	errs := ValidateWrites([]Write{chained, bad, chained, chained, ok, chained})
+	want := []error{nil, ErrInvalidArgument, ErrSkipped, ErrSkipped, nil, nil}
+	for i := range want {
+		if (want[i] == nil) != (errs[i] == nil) || !errors.Is(errs[i], want[i]) {
+			t.Errorf("result %d: got %v, want %v", i, errs[i], want[i])
+		}
+	}
 }

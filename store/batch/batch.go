@@ -463,13 +463,13 @@ func (s *Store) count(n int) {
 	}
 }
 
-// failAll returns one error per write wrapping [store.ErrUnavailable] and
-// cause: none of the writes was committed.
+// failAll returns the results of writes none of which was committed, as
+// a backend gives them for a transaction that failed as a whole
+// (store.FailWrites): unavailable, wrapping cause, except invalid writes
+// and those skipped after them.
 func failAll(writes []store.Write, cause error) []error {
-	errs := make([]error, len(writes))
-	for i, w := range writes {
-		errs[i] = fmt.Errorf("commit event %s: %w: %w", w.Event.EventID, store.ErrUnavailable, cause)
-	}
+	errs := store.ValidateWrites(writes)
+	store.FailWrites(writes, errs, cause)
 	return errs
 }
 

@@ -39,28 +39,11 @@ import (
 // caches only 64 of them per transaction, so keep batches to about 64
 // writes: beyond that, every other session's snapshots get slower.
 func (s *Store) Commit(ctx context.Context, writes []store.Write) []error {
-	errs := validateWrites(writes)
+	errs := store.ValidateWrites(writes)
 	if err := s.commit(ctx, writes, errs); err != nil {
-		failWrites(writes, errs, err)
+		store.FailWrites(writes, errs, err)
 	}
 	return errs
-}
-
-// failWrites sets the result of every write to an error wrapping
-// [store.ErrUnavailable] and cause, except that an invalid write stays
-// invalid and a write skipped after one stays skipped: no retry changes
-// either. A write skipped after a duplicate or a fence, which may not
-// recur on retry, becomes ErrUnavailable with the write before it.
-func failWrites(writes []store.Write, errs []error, cause error) {
-	for i, w := range writes {
-		// In order, so that errs[i-1] is final.
-		keep := errors.Is(errs[i], ErrInvalidArgument) ||
-			(i > 0 && errors.Is(errs[i], store.ErrSkipped) &&
-				(errors.Is(errs[i-1], ErrInvalidArgument) || errors.Is(errs[i-1], store.ErrSkipped)))
-		if !keep {
-			errs[i] = fmt.Errorf("commit event %s: %w: %w", w.Event.EventID, store.ErrUnavailable, cause)
-		}
-	}
 }
 
 // skipFollowers sets the result of each write chained (by AfterPrevious,
@@ -82,35 +65,6 @@ func skipFollowers(writes []store.Write, errs []error, failed int) {
 // duplicate.
 func (s *Store) RecordEvent(ctx context.Context, e store.Event) error {
 	return s.Commit(ctx, []store.Write{{Event: e}})[0]
-}
-
-// validateWrites returns the results the writes have before any SQL: an
-// error wrapping [ErrInvalidArgument] for each write that cannot be
-// stored, [store.ErrSkipped] for each valid one chained by AfterPrevious
-// (transitively) to one of those, and nil for the others. The first
-// write's AfterPrevious is ignored: it has no previous write.
-func validateWrites(writes []store.Write) []error {
-	errs := make([]error, len(writes))
-	for i, w := range writes {
-		errs[i] = validateWrite(w)
-		if errs[i] == nil && i > 0 && w.AfterPrevious && errs[i-1] != nil {
-			errs[i] = store.ErrSkipped
-		}
-	}
-	return errs
-}
-
-// validateWrite rejects a write that cannot be stored, before any SQL.
-func validateWrite(w store.Write) error {
-	switch {
-	case w.Event.Source == "" || w.Event.EventID == "":
-		return fmt.Errorf("commit event %q: %w: source and event ID are required", w.Event.EventID, ErrInvalidArgument)
-	case w.State != nil && w.Event.CustomerID == "":
-		return fmt.Errorf("commit event %s: %w: a state write needs a customer ID", w.Event.EventID, ErrInvalidArgument)
-	case w.ReadVersion < 0:
-		return fmt.Errorf("commit event %s: %w: negative read version", w.Event.EventID, ErrInvalidArgument)
-	}
-	return nil
 }
 
 // stepKind says what a queued statement of a commit pipeline does.

@@ -308,25 +308,3 @@ func TestCommitChainAfterInvalidData(t *testing.T) {
 		t.Errorf("GetCustomer(cus_bad): got %v, want ErrNotFound", err)
 	}
 }
-
-// TestCommitChainUnavailable checks the results of a call that fails as a
-// whole (here, its context is canceled): every write is unavailable, a
-// chain all along, except an invalid write and the writes skipped after
-// it, whose results no retry changes.
-func TestCommitChainUnavailable(t *testing.T) {
-	t.Parallel()
-	s, _ := setup(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	writes := storetest.Chain("cus_bad", 0, "", "evt_b2")
-	writes = append(writes, storetest.Chain("cus_good", 0, "evt_g1", "evt_g2")...)
-	errs := s.Commit(ctx, writes)
-	if !errors.Is(errs[0], postgres.ErrInvalidArgument) || errors.Is(errs[0], store.ErrUnavailable) {
-		t.Errorf("Commit result 0: got %v, want ErrInvalidArgument", errs[0])
-	}
-	for i, want := range []error{store.ErrSkipped, store.ErrUnavailable, store.ErrUnavailable} {
-		if err := errs[i+1]; !errors.Is(err, want) {
-			t.Errorf("Commit result %d: got %v, want %v", i+1, err, want)
-		}
-	}
-}

@@ -52,12 +52,12 @@ type commitRequest struct {
 // its writes are committed or not regardless of ctx, and the call waits
 // for the outcome (one transaction, bounded by the busy timeout).
 func (s *Store) Commit(ctx context.Context, writes []store.Write) []error {
-	errs := validateWrites(writes)
+	errs := store.ValidateWrites(writes)
 	if !slices.Contains(errs, nil) {
 		return errs // nothing to write
 	}
 	if err := ctx.Err(); err != nil {
-		failWrites(writes, errs, err)
+		store.FailWrites(writes, errs, err)
 		return errs
 	}
 	req := &commitRequest{ctx: ctx, writes: writes, errs: errs, done: make(chan struct{})}
@@ -79,7 +79,7 @@ func (s *Store) Commit(ctx context.Context, writes []store.Write) []error {
 		s.releaseWriter()
 	case <-ctx.Done():
 		if s.dequeue(req) {
-			failWrites(writes, errs, ctx.Err())
+			store.FailWrites(writes, errs, ctx.Err())
 			return errs
 		}
 		<-req.done // taken up: wait for the transaction's outcome
@@ -94,57 +94,6 @@ func (s *Store) Commit(ctx context.Context, writes []store.Write) []error {
 // duplicate.
 func (s *Store) RecordEvent(ctx context.Context, e store.Event) error {
 	return s.Commit(ctx, []store.Write{{Event: e}})[0]
-}
-
-// validateWrites returns the results the writes have before any SQL: an
-// error wrapping [store.ErrInvalidArgument] for each write that cannot be
-// stored, [store.ErrSkipped] for each valid one chained by AfterPrevious
-// (transitively) to one of those, and nil for the others.
-func validateWrites(writes []store.Write) []error {
-	errs := make([]error, len(writes))
-	for i, w := range writes {
-		if errs[i] = validateWrite(w); errs[i] == nil && chainBroken(writes, errs, i) {
-			errs[i] = store.ErrSkipped
-		}
-	}
-	return errs
-}
-
-// chainBroken reports whether writes[i] has AfterPrevious and the write
-// before it did not succeed (errs holds its result). The first write of a
-// call has no previous write, so its AfterPrevious is ignored.
-func chainBroken(writes []store.Write, errs []error, i int) bool {
-	return i > 0 && writes[i].AfterPrevious && errs[i-1] != nil
-}
-
-// validateWrite rejects a write that cannot be stored, before any SQL.
-func validateWrite(w store.Write) error {
-	switch {
-	case w.Event.Source == "" || w.Event.EventID == "":
-		return fmt.Errorf("commit event %q: %w: source and event ID are required", w.Event.EventID, store.ErrInvalidArgument)
-	case w.State != nil && w.Event.CustomerID == "":
-		return fmt.Errorf("commit event %s: %w: a state write needs a customer ID", w.Event.EventID, store.ErrInvalidArgument)
-	case w.ReadVersion < 0:
-		return fmt.Errorf("commit event %s: %w: negative read version", w.Event.EventID, store.ErrInvalidArgument)
-	}
-	return nil
-}
-
-// failWrites sets the result of every write to an error wrapping
-// [store.ErrUnavailable] and cause, except that an invalid write stays
-// invalid and a write skipped after one stays skipped: no retry changes
-// either. A write skipped after a duplicate or a fence, which may not
-// recur on retry, becomes ErrUnavailable with the write before it.
-func failWrites(writes []store.Write, errs []error, cause error) {
-	for i, w := range writes {
-		// In order, so that errs[i-1] is final.
-		keep := errors.Is(errs[i], store.ErrInvalidArgument) ||
-			(i > 0 && errors.Is(errs[i], store.ErrSkipped) &&
-				(errors.Is(errs[i-1], store.ErrInvalidArgument) || errors.Is(errs[i-1], store.ErrSkipped)))
-		if !keep {
-			errs[i] = fmt.Errorf("commit event %s: %w: %w", w.Event.EventID, store.ErrUnavailable, cause)
-		}
-	}
 }
 
 // dequeue removes req from the queue and reports whether it was there.
@@ -170,7 +119,7 @@ func (s *Store) commitQueued() {
 	var live []*commitRequest
 	for _, r := range reqs {
 		if err := r.ctx.Err(); err != nil {
-			failWrites(r.writes, r.errs, err)
+			store.FailWrites(r.writes, r.errs, err)
 			close(r.done)
 			continue
 		}
@@ -187,7 +136,7 @@ func (s *Store) commitQueued() {
 	}
 	for _, r := range live {
 		if err != nil {
-			failWrites(r.writes, r.errs, err)
+			store.FailWrites(r.writes, r.errs, err)
 		}
 		close(r.done)
 	}
@@ -229,7 +178,7 @@ func (s *Store) commitTx(reqs []*commitRequest) (err error) {
 			if r.errs[i] != nil {
 				continue
 			}
-			if chainBroken(r.writes, r.errs, i) {
+			if store.ChainBroken(r.writes, r.errs, i) {
 				r.errs[i] = store.ErrSkipped
 				continue
 			}

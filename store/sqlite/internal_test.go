@@ -1,11 +1,7 @@
 package sqlite
 
 import (
-	"errors"
-	"fmt"
 	"testing"
-
-	"github.com/hookd/hookd/store"
 )
 
 // TestPragmas checks the settings durability depends on: a kill -9 test
@@ -40,26 +36,6 @@ func TestPragmas(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("%s: PRAGMA %s: got %q, want %q", tt.db, tt.pragma, got, tt.want)
-		}
-	}
-}
-
-// TestFailWrites checks which results survive a transaction that failed as
-// a whole: an invalid write and the writes skipped after it keep theirs,
-// since no retry changes them; everything else, a write skipped after a
-// duplicate or a fence included, becomes unavailable.
-func TestFailWrites(t *testing.T) {
-	t.Parallel()
-	invalid := fmt.Errorf("commit event x: %w: bad", store.ErrInvalidArgument)
-	chained := store.Write{AfterPrevious: true}
-	writes := []store.Write{{}, chained, {}, chained, chained, {}, chained, {}}
-	errs := []error{store.ErrDuplicate, store.ErrSkipped, invalid, store.ErrSkipped, store.ErrSkipped, store.ErrFenced, store.ErrSkipped, nil}
-	failWrites(writes, errs, errors.New("connection lost"))
-	want := []error{store.ErrUnavailable, store.ErrUnavailable, store.ErrInvalidArgument, store.ErrSkipped, store.ErrSkipped,
-		store.ErrUnavailable, store.ErrUnavailable, store.ErrUnavailable}
-	for i := range want {
-		if !errors.Is(errs[i], want[i]) || (want[i] != store.ErrUnavailable && errors.Is(errs[i], store.ErrUnavailable)) {
-			t.Errorf("result %d: got %v, want %v", i, errs[i], want[i])
 		}
 	}
 }

@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ChainSkipsAfterInvalid", testChainSkipsAfterInvalid},
 		{"ChainUnchainedAfterFailure", testChainUnchainedAfterFailure},
 		{"ChainFirstWrite", testChainFirstWrite},
+		{"ChainUnavailable", testChainUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -959,5 +960,25 @@ func testChainFirstWrite(t *testing.T, s store.Store) {
 	checkResults(t, s.Commit(t.Context(), writes), []error{nil, nil})
 	if c, err := s.GetCustomer(t.Context(), "cus_1"); err != nil || c.Version != 3 {
 		t.Errorf("GetCustomer: got version %d, %v; want 3", c.Version, err)
+	}
+}
+
+// testChainUnavailable checks the results of a call that fails as a whole
+// (here, its context is canceled): every write is unavailable, a chain all
+// along, except an invalid write and the writes skipped after it, whose
+// results no retry changes.
+func testChainUnavailable(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	writes := Chain("cus_bad", 0, "", "evt_b2")
+	writes = append(writes, Chain("cus_good", 0, "evt_g1", "evt_g2")...)
+	errs := s.Commit(ctx, writes)
+	if !errors.Is(errs[0], store.ErrInvalidArgument) || errors.Is(errs[0], store.ErrUnavailable) {
+		t.Errorf("Commit result 0: got %v, want ErrInvalidArgument", errs[0])
+	}
+	for i, want := range []error{store.ErrSkipped, store.ErrUnavailable, store.ErrUnavailable} {
+		if err := errs[i+1]; !errors.Is(err, want) {
+			t.Errorf("Commit result %d: got %v, want %v", i+1, err, want)
+		}
 	}
 }
