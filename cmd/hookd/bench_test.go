@@ -302,3 +302,37 @@ func TestBenchFlagValidation(t *testing.T) {
 		}
 	}
 }
+
+// hookd bench against a running hookd: a messy stream (out of order,
+// duplicated) is answered in full, every applied event's notification
+// reaches the bench's subscriber, and every parked event is released.
+func TestBenchAgainstHookd(t *testing.T) {
+	h := startHookd(t)
+	var out bytes.Buffer
+	args := []string{"--url", h.webhookURL, "--grpc-addr", h.grpcAddr, "--secret", testSecret,
+		"--customers", "20", "--concurrency", "8", "--events", "300", "--duration", "60s",
+		"--mix", "stripe", "--out-of-order", "0.3", "--duplicates", "0.1", "--json"}
+	if err := benchCmd(t.Context(), args, func(string) string { return "" }, &out); err != nil {
+		t.Fatal(err)
+	}
+	var res benchResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("bench --json printed %q: %v", out.String(), err)
+	}
+	var answered int64
+	for _, n := range res.Statuses {
+		answered += n
+	}
+	if res.Events < 300 || answered != res.Events || len(res.Non2xx) != 0 || res.Errors != 0 {
+		t.Fatalf("bench: %d answered (%d 2xx, non-2xx %v, transport errors %d), want at least 300, all 2xx", res.Events, answered, res.Non2xx, res.Errors)
+	}
+	if res.Statuses["applied"] == 0 || res.Statuses["duplicate"] == 0 || res.Statuses["parked"] == 0 {
+		t.Errorf("statuses %v: want applied, duplicate and parked events in this mix", res.Statuses)
+	}
+	if res.Notifications != res.Statuses["applied"] {
+		t.Errorf("%d notifications of applied events reached the subscriber, want %d", res.Notifications, res.Statuses["applied"])
+	}
+	if res.ParkedReleased != res.Statuses["parked"] {
+		t.Errorf("%d of %d parked events released", res.ParkedReleased, res.Statuses["parked"])
+	}
+}

@@ -26,6 +26,7 @@ type hookd struct {
 	databaseURL string
 	webhookURL  string
 	baseURL     string
+	grpcAddr    string
 	conn        *grpc.ClientConn
 	http        *http.Client
 }
@@ -77,6 +78,7 @@ func startHookd(t *testing.T, extraArgs ...string) *hookd {
 		databaseURL: dbURL,
 		webhookURL:  "http://" + httpAddr + "/v1/webhooks/stripe",
 		baseURL:     "http://" + httpAddr,
+		grpcAddr:    grpcAddr,
 		conn:        conn,
 		http:        &http.Client{Timeout: 30 * time.Second},
 	}
