@@ -24,7 +24,10 @@ func ParsePageToken(tok string) (int64, error) {
 	if err == nil {
 		if n, ok := strings.CutPrefix(string(b), pageTokenPrefix); ok {
 			seq, err := strconv.ParseInt(n, 10, 64)
-			if err == nil && seq > 0 && strconv.FormatInt(seq, 10) == n {
+			// Only the canonical spelling: base64 decoding also accepts
+			// non-zero padding bits and ignores \r and \n, so that several
+			// tokens would otherwise name one page.
+			if err == nil && seq > 0 && PageToken(seq) == tok {
 				return seq, nil
 			}
 		}

@@ -37,7 +37,7 @@ func TestPageToken(t *testing.T) {
 			t.Errorf("round trip of %d: got %d, %v", seq, got, err)
 		}
 	}
-	for _, tok := range []string{"", "!!", PageToken(0), "c2VxOi0x" /* seq:-1 */, "c2VxOjAx" /* seq:01 */, "eHl6OjE" /* xyz:1 */, "c2VxOjX" /* seq:5 with non-zero padding bits */} {
+	for _, tok := range []string{"", "!!", PageToken(0), "c2VxOi0x" /* seq:-1 */, "c2VxOjAx" /* seq:01 */, "eHl6OjE" /* xyz:1 */, "c2VxOjX" /* seq:5 with non-zero padding bits */, "c2V\rxOjY" /* seq:6 with a CR inside */} {
 		if _, err := ParsePageToken(tok); !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("ParsePageToken(%q): %v, want ErrInvalidArgument", tok, err)
 		}
