@@ -130,6 +130,7 @@ func (s *Store) commit(ctx context.Context, writes []store.Write, errs []error) 
 		}
 		if !begun {
 			queue(stepBegin, -1, "BEGIN")
+			queue(stepBegin, -1, sqlGenericPlans)
 		}
 		if resume >= 0 {
 			if dupFirst {
@@ -147,6 +148,9 @@ func (s *Store) commit(ctx context.Context, writes []store.Write, errs []error) 
 				queue(stepWrite, i, sqlDeleteIgnored, writes[i].Event.Source, writes[i].Event.EventID)
 			}
 			queue(stepWrite, i, sql, args...)
+			for _, rel := range writes[i].Released {
+				queue(stepWrite, i, sqlReleaseParked, rel.Source, rel.EventID, rel.Version, rel.Reason)
+			}
 			queue(stepRelease, i, "RELEASE SAVEPOINT w")
 		}
 		if writesNotifications(writes, errs) {
@@ -263,16 +267,6 @@ func writeStatement(w store.Write) (string, []any) {
 		customers[i] = no.Customer
 		versions[i] = no.Version
 	}
-	r := len(w.Released)
-	var (
-		relSources  = make([]string, r)
-		relIDs      = make([]string, r)
-		relVersions = make([]int64, r)
-		relReasons  = make([]string, r)
-	)
-	for i, rel := range w.Released {
-		relSources[i], relIDs[i], relVersions[i], relReasons[i] = rel.Source, rel.EventID, rel.Version, rel.Reason
-	}
 	routes := w.Routes
 	if routes == nil {
 		routes = []string{}
@@ -282,7 +276,6 @@ func writeStatement(w store.Write) (string, []any) {
 		e.Created, e.APIVersion, e.ObjectID, e.DedupKey, e.Version, payload(e.Payload),
 		customerIDs, kinds, eventIDs, occurredAt, customers, versions,
 		routes,
-		relSources, relIDs, relVersions, relReasons,
 	}
 	switch {
 	case w.State == nil:

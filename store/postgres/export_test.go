@@ -1,0 +1,14 @@
+package postgres
+
+import "context"
+
+// PlanCounts returns how many times a connection of the pool has executed
+// its prepared statements that contain text with a generic and with a
+// custom plan (pg_prepared_statements covers the session only, so give
+// the store a pool of one connection).
+func (s *Store) PlanCounts(ctx context.Context, text string) (generic, custom int64, err error) {
+	err = s.pool.QueryRow(ctx, `
+SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0)
+FROM pg_prepared_statements WHERE strpos(statement, $1) > 0`, text).Scan(&generic, &custom)
+	return generic, custom, err
+}
