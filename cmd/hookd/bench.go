@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -364,13 +362,15 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	// Figures cover requests sent from measureFrom on; CPU from then too.
 	var measureFrom time.Time
 	var cpu0 float64
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.Concurrency, MaxConnsPerHost: c.Concurrency}, Timeout: 30 * time.Second}
+	send, closeClient, err := benchSender(c.URL, c.Concurrency)
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer closeClient()
 	post := func(id string, body []byte) {
-		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, c.URL, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Stripe-Signature", gateway.SignStripe(body, c.Secret, time.Now()))
+		sig := gateway.SignStripe(body, c.Secret, time.Now())
 		start := time.Now()
-		resp, err := client.Do(req)
+		code, respBody, err := send(sig, body)
 		if err != nil {
 			transport.Add(1)
 			return
@@ -378,9 +378,8 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		var answer struct {
 			Status string `json:"status"`
 		}
-		json.NewDecoder(resp.Body).Decode(&answer)
-		resp.Body.Close()
 		done := time.Now()
+		json.Unmarshal(respBody, &answer)
 		mu.Lock()
 		defer mu.Unlock()
 		if start.Before(measureFrom) {
@@ -390,7 +389,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 			return
 		}
 		latencies = append(latencies, done.Sub(start))
-		if resp.StatusCode/100 == 2 {
+		if code/100 == 2 {
 			statuses[answer.Status]++
 			switch answer.Status {
 			case "applied":
@@ -401,7 +400,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 				parked[id] = true
 			}
 		} else {
-			non2xx[strconv.Itoa(resp.StatusCode)]++
+			non2xx[strconv.Itoa(code)]++
 		}
 	}
 	// next returns a sender's next delivery: the second of a swapped pair
