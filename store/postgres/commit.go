@@ -246,45 +246,57 @@ func writeOutcome(eventID string, err error) (outcome error, dedup bool) {
 	return nil, false
 }
 
-// writeStatement returns the statement and arguments for one write (see
-// the parameter list above sqlWriteEventCTE).
+// writeStatement returns the statement and arguments for one write, in
+// the order writeSQL numbers them.
 func writeStatement(w store.Write) (string, []any) {
 	e := w.Event
-	n := len(w.Notifications)
-	var (
-		customerIDs = make([]string, n)
-		kinds       = make([]string, n)
-		eventIDs    = make([]string, n)
-		occurredAt  = make([]time.Time, n)
-		customers   = make([][]byte, n)
-		versions    = make([]int64, n)
-	)
-	for i, no := range w.Notifications {
-		customerIDs[i] = cmp.Or(no.CustomerID, e.CustomerID)
-		kinds[i] = no.Kind
-		eventIDs[i] = cmp.Or(no.EventID, e.EventID)
-		occurredAt[i] = no.OccurredAt
-		customers[i] = no.Customer
-		versions[i] = no.Version
-	}
-	routes := w.Routes
-	if routes == nil {
-		routes = []string{}
-	}
-	args := []any{
+	sh := writeShape{notes: countShape(len(w.Notifications)), routes: countShape(len(w.Routes))}
+	args := make([]any, 0, 13+2+6+1)
+	args = append(args,
 		e.Source, e.EventID, e.Type, e.CustomerID, string(e.Status), e.Reason, e.Routing,
-		e.Created, e.APIVersion, e.ObjectID, e.DedupKey, e.Version, payload(e.Payload),
-		customerIDs, kinds, eventIDs, occurredAt, customers, versions,
-		routes,
-	}
+		e.Created, e.APIVersion, e.ObjectID, e.DedupKey, e.Version, payload(e.Payload))
 	switch {
 	case w.State == nil:
-		return sqlWriteEventOnly, args
+		sh.kind = writeEventOnly
 	case w.ReadVersion == 0:
-		return sqlWriteCreateCustomer, append(args, w.State)
+		sh.kind = writeCreate
+		args = append(args, w.State)
 	default:
-		return sqlWriteUpdateCustomer, append(args, w.State, w.ReadVersion)
+		sh.kind = writeUpdate
+		args = append(args, w.State, w.ReadVersion)
 	}
+	switch sh.notes {
+	case 1:
+		no := w.Notifications[0]
+		args = append(args, cmp.Or(no.CustomerID, e.CustomerID), no.Kind, cmp.Or(no.EventID, e.EventID),
+			no.OccurredAt, no.Customer, no.Version)
+	case 2:
+		n := len(w.Notifications)
+		var (
+			customerIDs = make([]string, n)
+			kinds       = make([]string, n)
+			eventIDs    = make([]string, n)
+			occurredAt  = make([]time.Time, n)
+			customers   = make([][]byte, n)
+			versions    = make([]int64, n)
+		)
+		for i, no := range w.Notifications {
+			customerIDs[i] = cmp.Or(no.CustomerID, e.CustomerID)
+			kinds[i] = no.Kind
+			eventIDs[i] = cmp.Or(no.EventID, e.EventID)
+			occurredAt[i] = no.OccurredAt
+			customers[i] = no.Customer
+			versions[i] = no.Version
+		}
+		args = append(args, customerIDs, kinds, eventIDs, occurredAt, customers, versions)
+	}
+	switch sh.routes {
+	case 1:
+		args = append(args, w.Routes[0])
+	case 2:
+		args = append(args, w.Routes)
+	}
+	return writeSQLs[sh.kind][sh.notes][sh.routes], args
 }
 
 // duplicateArgs returns the arguments of sqlWriteDuplicate.

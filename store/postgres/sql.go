@@ -1,5 +1,10 @@
 package postgres
 
+import (
+	"fmt"
+	"strings"
+)
+
 // This file holds every SQL statement the store runs outside migrations.
 
 // sqlCreateSchemaMigrations creates the table that records applied
@@ -34,23 +39,35 @@ const sqlGenericPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
 
 // Commit's per-write statements. Each is one statement built from data-
 // modifying CTEs, so that a write costs one round trip and fails or
-// succeeds as a whole. Parameters:
+// succeeds as a whole. writeSQL builds one per shape of write (see
+// writeShape); the event's parameters come first, in every shape:
 //
 //	$1 source  $2 event_id  $3 type  $4 customer_id  $5 status  $6 reason
 //	$7 routing  $8 created  $9 api_version  $10 object_id  $11 dedup_key
 //	$12 event version  $13 payload
-//	$14..$19 notifications as parallel arrays: customer_id, kind,
-//	         event_id, occurred_at, customer, version
-//	$20 routes (object IDs)
-//	$21 state (the fenced variants)  $22 read version (the update only)
+//
+// then, numbered on from $14 and only where the shape has them: the state
+// (create and update) and the read version (update); the notification's
+// customer_id, kind, event_id, occurred_at, customer and version (scalars
+// for one notification, parallel arrays for more); the routes (one object
+// ID, or an array for more).
 //
 // The event row is inserted first and everything else reads from it (or
 // from the state write that reads from it), so a duplicate event ID is
 // reported as a unique violation even when the fence would also fail. The
 // state write is fenced: when it matches no row, hookd_fence raises
 // SQLSTATE HK409 and the event row goes with the failed statement.
-const (
-	sqlWriteEventCTE = `
+//
+// Why shapes, not one statement with arrays for everything: each unnest
+// and each CTE costs PostgreSQL's executor a 16 KiB tuplestore array,
+// freed when the statement ends. With arrays everywhere a write's executor
+// memory passed glibc's 128 KiB trim threshold, so a backend often gave
+// it back to the kernel (brk) after every write and took it again for the
+// next: each return is a TLB shootdown across CPUs, and under load that
+// was up to half of the committing backend's CPU, varying from run to
+// run with the heap's layout. Most writes have one notification and no
+// route, and their shape has no unnest at all.
+const sqlWriteEventCTE = `
 WITH ev AS (
     INSERT INTO events (source, event_id, type, customer_id, status, reason, routing,
                         created, api_version, object_id, dedup_key, version, payload)
@@ -58,56 +75,115 @@ WITH ev AS (
     RETURNING 1
 )`
 
-	// sqlWriteEffects inserts the outbox rows, in array order, and the
-	// routes; "done" names the CTE whose one row says the write went ahead.
-	// Released parked events are updated by sqlReleaseParked, one statement
-	// each after this one: few writes release any, and an UPDATE joined to
-	// an array of keys may be planned (a cached generic plan, made while
-	// the table was small) as a scan of every parked event.
-	sqlWriteEffects = `,
+// writeKind says what a write does to the customer's state.
+type writeKind int
+
+const (
+	writeEventOnly writeKind = iota // records the event, no state
+	writeCreate                     // creates the customer at version 1
+	writeUpdate                     // replaces the state at the read version
+	writeKinds
+)
+
+// writeShape is what a write statement has to carry: its kind, and how
+// many notifications and routes (0, 1, or many; see countShape).
+type writeShape struct {
+	kind          writeKind
+	notes, routes int
+}
+
+// countShape maps a count to a shape's 0, 1 or 2 (many).
+func countShape(n int) int { return min(n, 2) }
+
+// writeSQLs holds writeSQL's statement for every shape.
+var writeSQLs = func() (t [writeKinds][3][3]string) {
+	for k := range writeKinds {
+		for n := range 3 {
+			for r := range 3 {
+				t[k][n][r] = writeSQL(writeShape{k, n, r})
+			}
+		}
+	}
+	return t
+}()
+
+// writeSQL builds the write statement of a shape. writeStatement passes
+// the arguments in the order the parameters are numbered here.
+func writeSQL(sh writeShape) string {
+	n := 13 // the event's parameters
+	p := func() int { n++; return n }
+	var b strings.Builder
+	b.WriteString(sqlWriteEventCTE)
+	switch sh.kind {
+	case writeEventOnly:
+		b.WriteString(`,
+done AS (SELECT 1 FROM ev)`)
+	case writeCreate:
+		// A row that already exists means another writer created it first.
+		fmt.Fprintf(&b, `,
+done AS (
+    INSERT INTO customers (customer_id, version, state, updated_at)
+    SELECT $4::text, 1, $%d::bytea, now() FROM ev
+    ON CONFLICT (customer_id) DO NOTHING
+    RETURNING 1
+)`, p())
+	case writeUpdate:
+		// Under READ COMMITTED a concurrent writer of the same row makes
+		// this wait and then re-check the version, so of two writers from
+		// one version exactly one matches.
+		fmt.Fprintf(&b, `,
+done AS (
+    UPDATE customers SET state = $%d::bytea, version = version + 1, updated_at = now()
+    WHERE customer_id = $4::text AND version = $%d::bigint AND EXISTS (SELECT 1 FROM ev)
+    RETURNING 1
+)`, p(), p())
+	}
+	switch sh.notes {
+	case 1:
+		fmt.Fprintf(&b, `,
 ob AS (
-    INSERT INTO outbox (customer_id, version, kind, event_id, occurred_at, customer)
-    SELECT n.customer_id, n.version, n.kind, n.event_id, n.occurred_at, n.customer
-    FROM done, unnest($14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::bytea[], $19::bigint[])
+    INSERT INTO outbox (customer_id, kind, event_id, occurred_at, customer, version)
+    SELECT $%d::text, $%d::text, $%d::text, $%d::timestamptz, $%d::bytea, $%d::bigint FROM done
+)`, p(), p(), p(), p(), p(), p())
+	case 2:
+		// In array order.
+		fmt.Fprintf(&b, `,
+ob AS (
+    INSERT INTO outbox (customer_id, kind, event_id, occurred_at, customer, version)
+    SELECT n.customer_id, n.kind, n.event_id, n.occurred_at, n.customer, n.version
+    FROM done, unnest($%d::text[], $%d::text[], $%d::text[], $%d::timestamptz[], $%d::bytea[], $%d::bigint[])
          WITH ORDINALITY AS n(customer_id, kind, event_id, occurred_at, customer, version, ord)
     ORDER BY n.ord
-),
+)`, p(), p(), p(), p(), p(), p())
+	}
+	switch sh.routes {
+	case 1:
+		fmt.Fprintf(&b, `,
+rt AS (
+    INSERT INTO object_routes (object_id, customer_id)
+    SELECT $%d::text, $4::text FROM done
+    WHERE $4::text <> ''
+    ON CONFLICT (object_id) DO NOTHING
+)`, p())
+	case 2:
+		fmt.Fprintf(&b, `,
 rt AS (
     INSERT INTO object_routes (object_id, customer_id)
     SELECT r.object_id, $4::text
-    FROM done, unnest($20::text[]) AS r(object_id)
+    FROM done, unnest($%d::text[]) AS r(object_id)
     WHERE $4::text <> ''
     ON CONFLICT (object_id) DO NOTHING
-)`
+)`, p())
+	}
+	if sh.kind == writeEventOnly {
+		b.WriteString("\nSELECT true")
+	} else {
+		b.WriteString("\nSELECT hookd_fence(EXISTS (SELECT 1 FROM done))")
+	}
+	return b.String()
+}
 
-	// sqlWriteEventOnly records an event without touching state.
-	sqlWriteEventOnly = sqlWriteEventCTE + `,
-done AS (SELECT 1 FROM ev)` + sqlWriteEffects + `
-SELECT true`
-
-	// sqlWriteCreateCustomer creates the customer at version 1; a row that
-	// already exists means another writer created it first.
-	sqlWriteCreateCustomer = sqlWriteEventCTE + `,
-done AS (
-    INSERT INTO customers (customer_id, version, state, updated_at)
-    SELECT $4::text, 1, $21::bytea, now() FROM ev
-    ON CONFLICT (customer_id) DO NOTHING
-    RETURNING 1
-)` + sqlWriteEffects + `
-SELECT hookd_fence(EXISTS (SELECT 1 FROM done))`
-
-	// sqlWriteUpdateCustomer replaces the state if the version is still
-	// the one read. Under READ COMMITTED a concurrent writer of the same
-	// row makes this wait and then re-check the version, so of two
-	// writers from one version exactly one matches.
-	sqlWriteUpdateCustomer = sqlWriteEventCTE + `,
-done AS (
-    UPDATE customers SET state = $21::bytea, version = version + 1, updated_at = now()
-    WHERE customer_id = $4::text AND version = $22::bigint AND EXISTS (SELECT 1 FROM ev)
-    RETURNING 1
-)` + sqlWriteEffects + `
-SELECT hookd_fence(EXISTS (SELECT 1 FROM done))`
-
+const (
 	// sqlWriteDuplicate records an event whose dedup key another event
 	// already holds: status duplicate, no dedup key, and a reason naming
 	// the original. Parameters: $1 source  $2 event_id  $3 type
