@@ -165,6 +165,7 @@ type System struct {
 	unregister  func()
 	stopped     bool
 	stopSweeper context.CancelFunc
+	dispatcher  *workerDispatcher // runs the customer actors' mailboxes
 
 	sweeper sync.WaitGroup // the parked-event sweeper goroutine
 
@@ -207,13 +208,15 @@ func (s *System) Start(ctx context.Context) error {
 		s.unregister()
 		return err
 	}
+	s.dispatcher = newWorkerDispatcher()
 	remoteCfg := remote.Configure(s.cfg.Host, s.cfg.Port)
 	clusterCfg := cluster.Configure(s.cfg.ClusterName, provider, disthash.New(), remoteCfg,
-		cluster.WithKinds(customer.Kind(s.cfg.IdleTimeout)),
+		cluster.WithKinds(customer.Kind(s.cfg.IdleTimeout, actor.WithDispatcher(s.dispatcher))),
 		cluster.WithRequestTimeout(s.cfg.RequestTimeout),
 	)
 	c := cluster.New(system, clusterCfg)
 	if err := startMember(c); err != nil {
+		s.dispatcher.Close()
 		s.unregister()
 		return err
 	}
@@ -324,6 +327,7 @@ func (s *System) Stop() {
 	s.sweeper.Wait() // the sweeper takes s.mu through current()
 	s.mu.Lock()
 	s.cluster.Shutdown(true)
+	s.dispatcher.Close()
 	s.unregister()
 	s.cluster = nil
 }

@@ -46,9 +46,10 @@ func Register(system *actor.ActorSystem, deps *Deps) (unregister func()) {
 // KindName is the cluster kind of customer grains.
 const KindName = "CustomerGrain"
 
-// Kind returns the cluster kind for customer grains, passivated after idle.
-func Kind(idle time.Duration) *cluster.Kind {
-	return hookdv1.NewCustomerGrainKind(func() hookdv1.CustomerGrain { return &grain{} }, idle)
+// Kind returns the cluster kind for customer grains, passivated after
+// idle; opts set their actors' props (a dispatcher, for one).
+func Kind(idle time.Duration, opts ...actor.PropsOption) *cluster.Kind {
+	return hookdv1.NewCustomerGrainKind(func() hookdv1.CustomerGrain { return &grain{} }, idle, opts...)
 }
 
 // grain adapts a Processor to the generated grain interface. The actor
