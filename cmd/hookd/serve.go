@@ -379,6 +379,8 @@ var registerBatchMetrics = func() func(*batch.Store) {
 					func() float64 { return float64(stats().Writes) }),
 				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookd_store_commit_max_batch", Help: "The most writes one transaction committed."},
 					func() float64 { return float64(stats().MaxBatchSeen) }),
+				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commit_busy_seconds_total", Help: "Time spent committing; its rate is the group committer's utilization (near 1: writes queue behind it)."},
+					func() float64 { return stats().Busy.Seconds() }),
 			)
 		})
 	}

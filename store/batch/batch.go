@@ -133,6 +133,11 @@ type Stats struct {
 	Commits      int64 // backend Commit calls
 	Writes       int64 // writes in them
 	MaxBatchSeen int64 // the most writes in one backend Commit
+	// Busy is the time spent in backend Commit calls, summed. With one
+	// committer its rate is the committer's utilization: near 1, writes
+	// queue behind it and latency grows (with MaxBatch 1 the calls
+	// overlap, and it can exceed the elapsed time).
+	Busy time.Duration
 }
 
 // Request states. A request is queued until the committer takes it (just
@@ -176,6 +181,7 @@ type Store struct {
 	closeOnce sync.Once
 
 	commits, writes, maxBatchSeen atomic.Int64
+	busy                          atomic.Int64 // nanoseconds in backend Commit calls
 
 	loads loads // GetCustomer calls gathered into one query (load.go)
 }
@@ -262,6 +268,8 @@ func (s *Store) commitDirect(ctx context.Context, writes []store.Write) []error 
 	s.mu.Unlock()
 	defer s.inflight.Done()
 	s.count(len(writes))
+	start := time.Now()
+	defer func() { s.busy.Add(int64(time.Since(start))) }()
 	return s.inner.Commit(ctx, writes)
 }
 
@@ -271,6 +279,7 @@ func (s *Store) Stats() Stats {
 		Commits:      s.commits.Load(),
 		Writes:       s.writes.Load(),
 		MaxBatchSeen: s.maxBatchSeen.Load(),
+		Busy:         time.Duration(s.busy.Load()),
 	}
 }
 
@@ -430,7 +439,9 @@ func (s *Store) commitBatch(reqs []*request, buf []store.Write) ([]store.Write, 
 
 	s.count(len(buf))
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
+	start := time.Now()
 	errs := s.inner.Commit(ctx, buf)
+	s.busy.Add(int64(time.Since(start)))
 	cancel()
 	if len(errs) != len(buf) {
 		err := fmt.Errorf("backend returned %d results for %d writes", len(errs), len(buf))

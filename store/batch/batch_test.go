@@ -191,6 +191,8 @@ func TestBatching(t *testing.T) {
 			go func() { errs <- s.Commit(t.Context(), writes[i:i+1])[0] }()
 		}
 		waitFor(t, "the other callers to queue", func() bool { return s.Queued() == callers-1 })
+		const held = 50 * time.Millisecond
+		time.Sleep(held) // the first transaction stays in the backend at least this long
 		close(inner.gate)
 		for range callers {
 			if err := <-errs; err != nil {
@@ -202,6 +204,9 @@ func TestBatching(t *testing.T) {
 		}
 		if st := s.Stats(); st.MaxBatchSeen != callers-1 {
 			t.Errorf("Stats.MaxBatchSeen: got %d, want %d", st.MaxBatchSeen, callers-1)
+		}
+		if st := s.Stats(); st.Busy < held {
+			t.Errorf("Stats.Busy: got %v, want at least %v (the first transaction was held that long)", st.Busy, held)
 		}
 	})
 
