@@ -51,6 +51,6 @@ go run ./cmd/hookd send --type customer.created --customer cus_123
 # README, "Watch notifications"
 out=$(grpcurl -plaintext -max-time 5 -d '{"customer_id":"cus_123"}' 127.0.0.1:9090 hookd.v1.NotificationService/Subscribe || true)
 echo "$out"
-echo "$out" | grep -q '"kind": "customer.created"' || { echo "no customer.created notification arrived" >&2; exit 1; }
+grep -q '"kind": "customer.created"' <<<"$out" || { echo "no customer.created notification arrived" >&2; exit 1; }
 [ -s hookd-data/hookd.db ] || { echo "no embedded store in ./hookd-data" >&2; exit 1; }
 echo "quickstart works"
