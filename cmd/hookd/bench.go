@@ -61,8 +61,13 @@ type benchResult struct {
 	CPUSeconds     float64 `json:"hookd_cpu_seconds,omitempty"`
 	CPUPercent     float64 `json:"hookd_cpu_percent,omitempty"`
 	RSSMiB         float64 `json:"hookd_rss_mib,omitempty"`
+	// CPU per answered event, hookd's and the generator's: on a shared or
+	// virtual machine throughput moves with the neighbours, CPU per event
+	// much less, so it is the figure to compare changes by.
+	CPUPerEventUs float64 `json:"hookd_cpu_us_per_event,omitempty"`
 	// The generator's own CPU: it shares the machine with what it measures.
-	GeneratorCPUPercent float64 `json:"generator_cpu_percent"`
+	GeneratorCPUPercent    float64 `json:"generator_cpu_percent"`
+	GeneratorCPUPerEventUs float64 `json:"generator_cpu_us_per_event,omitempty"`
 }
 
 func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -571,9 +576,15 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		res.LagMs = percentiles(lags)
 	}
 	res.GeneratorCPUPercent = 100 * (self1 - self0) / elapsed.Seconds()
+	if res.Events > 0 {
+		res.GeneratorCPUPerEventUs = 1e6 * (self1 - self0) / float64(res.Events)
+	}
 	if c.PID > 0 {
 		res.CPUSeconds = cpu1 - cpu0
 		res.CPUPercent = 100 * res.CPUSeconds / elapsed.Seconds()
+		if res.Events > 0 {
+			res.CPUPerEventUs = 1e6 * res.CPUSeconds / float64(res.Events)
+		}
 		res.RSSMiB, _ = procRSS(c.PID)
 	}
 	return res, nil
@@ -616,9 +627,9 @@ func printBench(w io.Writer, c benchConfig, r benchResult) {
 		fmt.Fprintf(w, "  %-26s %d of %d notified\n", "parked, then released", r.ParkedReleased, r.Statuses["parked"])
 	}
 	if c.PID > 0 {
-		fmt.Fprintf(w, "  %-26s cpu %.0f%% (%.1fs), rss %.0f MiB\n", "hookd process", r.CPUPercent, r.CPUSeconds, r.RSSMiB)
+		fmt.Fprintf(w, "  %-26s cpu %.0f%% (%.1fs, %.0f µs per event), rss %.0f MiB\n", "hookd process", r.CPUPercent, r.CPUSeconds, r.CPUPerEventUs, r.RSSMiB)
 	}
-	fmt.Fprintf(w, "  %-26s cpu %.0f%%\n", "this generator", r.GeneratorCPUPercent)
+	fmt.Fprintf(w, "  %-26s cpu %.0f%% (%.0f µs per event)\n", "this generator", r.GeneratorCPUPercent, r.GeneratorCPUPerEventUs)
 }
 
 func fmtPct(m map[string]float64) string {

@@ -332,6 +332,9 @@ func TestBenchAgainstHookd(t *testing.T) {
 	if res.Notifications != res.Statuses["applied"] {
 		t.Errorf("%d notifications of applied events reached the subscriber, want %d", res.Notifications, res.Statuses["applied"])
 	}
+	if res.GeneratorCPUPerEventUs <= 0 {
+		t.Errorf("generator CPU per event %v µs, want a positive figure", res.GeneratorCPUPerEventUs)
+	}
 	if res.ParkedReleased != res.Statuses["parked"] {
 		t.Errorf("%d of %d parked events released", res.ParkedReleased, res.Statuses["parked"])
 	}
