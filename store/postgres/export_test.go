@@ -12,3 +12,14 @@ SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0)
 FROM pg_prepared_statements WHERE strpos(statement, $1) > 0`, text).Scan(&generic, &custom)
 	return generic, custom, err
 }
+
+// WriteStatements returns every shape's write statement.
+func WriteStatements() []string {
+	var all []string
+	for _, byNotes := range writeSQLs {
+		for _, byRoutes := range byNotes {
+			all = append(all, byRoutes[:]...)
+		}
+	}
+	return all
+}

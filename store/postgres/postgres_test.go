@@ -32,9 +32,17 @@ func TestContract(t *testing.T) {
 
 // setup opens a migrated store on a fresh database and returns it with the
 // database's URL, for tests that also need a connection of their own.
-func setup(t *testing.T) (*postgres.Store, string) {
+// params are added to the URL the store opens (pool_max_conns=1, say).
+func setup(t *testing.T, params ...string) (*postgres.Store, string) {
 	t.Helper()
 	url := pgtest.NewDatabase(t)
+	for _, p := range params {
+		sep := "&"
+		if !strings.Contains(url, "?") {
+			sep = "?"
+		}
+		url += sep + p
+	}
 	s, err := postgres.Open(t.Context(), url, nil)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -316,15 +324,8 @@ func TestCommitChainAfterInvalidData(t *testing.T) {
 // was a quarter of PostgreSQL's CPU under load.
 func TestCommitUsesGenericPlans(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t) + "&pool_max_conns=1"
-	s, err := postgres.Open(t.Context(), url, nil)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(s.Close)
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
+	// One connection: pg_prepared_statements shows its own session only.
+	s, _ := setup(t, "pool_max_conns=1")
 	const rounds = 12
 	for v := range int64(rounds) {
 		w := storetest.StateWrite(fmt.Sprintf("evt_plan_%d", v), "cus_plan", v)
@@ -338,5 +339,24 @@ func TestCommitUsesGenericPlans(t *testing.T) {
 	}
 	if custom != 0 || generic < rounds {
 		t.Errorf("write statements ran with %d generic and %d custom plans, want >= %d generic and no custom", generic, custom, rounds)
+	}
+}
+
+// TestWriteStatementsPrepare prepares the write statement of every shape
+// (kind × notifications × routes) on a migrated database: most shapes
+// are rare in the contract tests, and a typo in one would only show when
+// a write of that shape came along.
+func TestWriteStatementsPrepare(t *testing.T) {
+	t.Parallel()
+	_, url := setup(t)
+	conn := connect(t, url)
+	stmts := postgres.WriteStatements()
+	if len(stmts) != 27 {
+		t.Fatalf("%d write statements, want 27 (3 kinds × 3 × 3)", len(stmts))
+	}
+	for i, sql := range stmts {
+		if _, err := conn.Prepare(t.Context(), fmt.Sprintf("w%d", i), sql); err != nil {
+			t.Errorf("shape %d does not prepare: %v\n%s", i, err, sql)
+		}
 	}
 }
