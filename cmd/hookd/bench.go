@@ -43,16 +43,23 @@ type benchConfig struct {
 	Cover       bool          // visit customers in turn instead of at random
 	PID         int           // hookd's PID for CPU and RSS figures (0: none)
 	JSON        bool
+	// Timeline, when positive, adds figures per interval of this length,
+	// with the garbage collections hookd completed in each (polled from its
+	// /metrics).
+	Timeline time.Duration
 }
 
 type benchResult struct {
-	Events        int64              `json:"events"`
-	Seconds       float64            `json:"seconds"`
-	EventsPerSec  float64            `json:"events_per_sec"`
-	LatencyMs     map[string]float64 `json:"latency_ms"`
-	Statuses      map[string]int64   `json:"statuses"`
-	Non2xx        map[string]int64   `json:"non_2xx"`
-	Errors        int64              `json:"transport_errors"`
+	Events       int64              `json:"events"`
+	Seconds      float64            `json:"seconds"`
+	EventsPerSec float64            `json:"events_per_sec"`
+	LatencyMs    map[string]float64 `json:"latency_ms"`
+	Statuses     map[string]int64   `json:"statuses"`
+	Non2xx       map[string]int64   `json:"non_2xx"`
+	Errors       int64              `json:"transport_errors"`
+	// Dropped counts open-loop deliveries never sent because --concurrency
+	// requests were already in flight; they are in no latency figure.
+	Dropped       int64              `json:"dropped,omitempty"`
 	Notifications int64              `json:"notifications"`
 	LagMs         map[string]float64 `json:"notification_lag_ms,omitempty"`
 	// ParkedReleased counts events answered "parked" whose notification
@@ -68,6 +75,8 @@ type benchResult struct {
 	// The generator's own CPU: it shares the machine with what it measures.
 	GeneratorCPUPercent    float64 `json:"generator_cpu_percent"`
 	GeneratorCPUPerEventUs float64 `json:"generator_cpu_us_per_event,omitempty"`
+	// Timeline is set by --timeline.
+	Timeline *benchTimeline `json:"timeline,omitempty"`
 }
 
 func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -94,6 +103,8 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		"(default customer, or stripe when --out-of-order is above 0)")
 	fs.IntVar(&c.PID, "pid", 0, "hookd's process ID, for its CPU and RSS")
 	fs.BoolVar(&c.JSON, "json", false, "print the figures as JSON")
+	fs.DurationVar(&c.Timeline, "timeline", 0, "also print latency per interval of this length (e.g. 100ms), with the garbage collections\n"+
+		"hookd completed in each, polled from its /metrics (0: off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,6 +122,8 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New("bench: --customers must be 1 to 1,000,000")
 	case c.Warmup < 0 || (c.Events == 0 && c.Warmup >= c.Duration):
 		return errors.New("bench: --warmup must be shorter than --duration")
+	case c.Timeline < 0 || (c.Timeline > 0 && c.Timeline < 10*time.Millisecond):
+		return errors.New("bench: --timeline must be 0 (off) or at least 10ms")
 	case c.Concurrency < 1:
 		return errors.New("bench: --concurrency must be positive")
 	case c.Duplicates < 0 || c.Duplicates > 1:
@@ -310,12 +323,14 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	var (
 		mu        sync.Mutex // guards the fields below
 		latencies []time.Duration
+		sentAt    []time.Time // when each of latencies' requests was sent
 		statuses  = map[string]int64{}
 		non2xx    = map[string]int64{}
 		acked     = map[string]time.Time{} // applied event → when its 2xx arrived
 		parked    = map[string]bool{}      // events answered "parked"
 		received  = map[string]time.Time{} // event → when its first notification arrived
 		transport atomic.Int64
+		dropped   atomic.Int64
 		sent      atomic.Int64
 		perCust   = make([]atomic.Int64, c.Customers)
 	)
@@ -394,6 +409,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 			return
 		}
 		latencies = append(latencies, done.Sub(start))
+		sentAt = append(sentAt, start)
 		if code/100 == 2 {
 			statuses[answer.Status]++
 			switch answer.Status {
@@ -457,6 +473,10 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		})
 		defer warm.Stop()
 	}
+	var gcs *gcPoller
+	if c.Timeline > 0 {
+		gcs = pollGCs(ctx, c.URL, max(c.Timeline, 100*time.Millisecond))
+	}
 	var wg sync.WaitGroup
 	if c.Rate > 0 {
 		sem := make(chan struct{}, c.Concurrency)
@@ -485,8 +505,8 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 					}
 					select {
 					case sem <- struct{}{}:
-					default: // too many in flight: count as a transport error, stay open loop
-						transport.Add(1)
+					default: // too many in flight: count it, stay open loop
+						dropped.Add(1)
 						continue
 					}
 					wg.Add(1)
@@ -512,6 +532,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		}
 	}
 	wg.Wait()
+	gcSamples := gcs.stop()
 	elapsed := time.Since(start) - c.Warmup
 	cpu1, _ := procCPU(c.PID)
 	self1, _ := procCPU(os.Getpid())
@@ -555,13 +576,20 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 			released++
 		}
 	}
+	// Before percentiles, which sorts latencies.
+	var tl *benchTimeline
+	if c.Timeline > 0 {
+		tl = timeline(measureFrom, c.Timeline, sentAt, latencies, gcSamples)
+	}
 	res := benchResult{
+		Timeline:      tl,
 		Events:        int64(len(latencies)),
 		Seconds:       elapsed.Seconds(),
 		LatencyMs:     percentiles(latencies),
 		Statuses:      statuses,
 		Non2xx:        non2xx,
 		Errors:        transport.Load(),
+		Dropped:       dropped.Load(),
 		Notifications: int64(len(lags)),
 	}
 	if c.GRPCAddr != "" {
@@ -620,6 +648,9 @@ func printBench(w io.Writer, c benchConfig, r benchResult) {
 	fmt.Fprintf(w, "  %-26s %s\n", "HTTP latency (ms)", fmtPct(r.LatencyMs))
 	fmt.Fprintf(w, "  %-26s %s\n", "2xx statuses", fmtCounts(r.Statuses))
 	fmt.Fprintf(w, "  %-26s %s, transport errors %d\n", "non-2xx by code", fmtCounts(r.Non2xx), r.Errors)
+	if r.Dropped > 0 {
+		fmt.Fprintf(w, "  %-26s %d (--concurrency requests were in flight; in no latency figure)\n", "not sent", r.Dropped)
+	}
 	if r.LagMs != nil {
 		fmt.Fprintf(w, "  %-26s %s (%d notifications of applied events)\n", "notification lag (ms)", fmtPct(r.LagMs), r.Notifications)
 	}
@@ -630,6 +661,9 @@ func printBench(w io.Writer, c benchConfig, r benchResult) {
 		fmt.Fprintf(w, "  %-26s cpu %.0f%% (%.1fs, %.0f µs per event), rss %.0f MiB\n", "hookd process", r.CPUPercent, r.CPUSeconds, r.CPUPerEventUs, r.RSSMiB)
 	}
 	fmt.Fprintf(w, "  %-26s cpu %.0f%% (%.0f µs per event)\n", "this generator", r.GeneratorCPUPercent, r.GeneratorCPUPerEventUs)
+	if r.Timeline != nil {
+		printTimeline(w, r.Timeline)
+	}
 }
 
 func fmtPct(m map[string]float64) string {

@@ -294,6 +294,7 @@ func TestBenchFlagValidation(t *testing.T) {
 		{[]string{"--mix", "customer", "--out-of-order", "0.2"}, "--out-of-order needs --mix stripe"},
 		{[]string{"--duration", "5s", "--warmup", "5s"}, "--warmup must be shorter than --duration"},
 		{[]string{"--warmup", "-1s"}, "--warmup must be shorter than --duration"},
+		{[]string{"--timeline", "5ms"}, "--timeline must be 0 (off) or at least 10ms"},
 	} {
 		args := append([]string{"--secret", "whsec_test", "--grpc-addr", ""}, tc.args...)
 		err := benchCmd(context.Background(), args, func(string) string { return "" }, io.Discard)
@@ -311,7 +312,7 @@ func TestBenchAgainstHookd(t *testing.T) {
 	var out bytes.Buffer
 	args := []string{"--url", h.webhookURL, "--grpc-addr", h.grpcAddr, "--secret", testSecret,
 		"--customers", "20", "--concurrency", "8", "--events", "300", "--duration", "60s",
-		"--mix", "stripe", "--out-of-order", "0.3", "--duplicates", "0.1", "--json"}
+		"--mix", "stripe", "--out-of-order", "0.3", "--duplicates", "0.1", "--json", "--timeline", "50ms"}
 	if err := benchCmd(t.Context(), args, func(string) string { return "" }, &out); err != nil {
 		t.Fatal(err)
 	}
@@ -337,5 +338,17 @@ func TestBenchAgainstHookd(t *testing.T) {
 	}
 	if res.ParkedReleased != res.Statuses["parked"] {
 		t.Errorf("%d of %d parked events released", res.ParkedReleased, res.Statuses["parked"])
+	}
+	// --timeline: every answered request in one interval, and hookd's
+	// collections read from its /metrics (-1 would mean it was not read).
+	if res.Timeline == nil {
+		t.Fatal("--timeline: no timeline in the JSON")
+	}
+	var inRows int64
+	for _, r := range res.Timeline.Rows {
+		inRows += int64(r.Sent)
+	}
+	if inRows != res.Events || res.Timeline.GCs < 0 {
+		t.Errorf("timeline: %d requests in its rows (want %d), hookd GCs %d (want a count)", inRows, res.Events, res.Timeline.GCs)
 	}
 }
