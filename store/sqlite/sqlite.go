@@ -39,8 +39,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlitedriver "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/hookd/hookd/store"
 )
@@ -129,7 +131,7 @@ func Open(ctx context.Context, dir string, logger *slog.Logger) (*Store, error) 
 	wdb.SetConnMaxIdleTime(0)
 	// Connect now, so that WAL mode is set before a reader opens the file
 	// and a database that cannot be opened fails Open.
-	if err := wdb.PingContext(ctx); err != nil {
+	if err := connect(ctx, wdb); err != nil {
 		wdb.Close()
 		return nil, unavailable("open sqlite "+path, err)
 	}
@@ -153,6 +155,27 @@ func Open(ctx context.Context, dir string, logger *slog.Logger) (*Store, error) 
 		writer: make(chan struct{}, 1),
 		rdb:    rdb,
 	}, nil
+}
+
+// connect opens db's first connection, retrying for up to busyTimeoutMS
+// while SQLite answers SQLITE_BUSY. Setting WAL mode takes an exclusive
+// lock, and when two processes open a new database at once SQLite can
+// answer one of them SQLITE_BUSY at once instead of waiting out the busy
+// timeout (it would otherwise risk a deadlock between them).
+func connect(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeoutMS * time.Millisecond)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		err := db.PingContext(ctx)
+		var se *sqlitedriver.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 // dsn returns the driver's name for the database file at the absolute
