@@ -387,9 +387,16 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		return benchResult{}, err
 	}
 	defer closeClient()
-	post := func(id string, body []byte) {
+	// post sends one delivery and records its answer. Latency counts from
+	// due, the time the open-loop schedule meant it to go (so that a
+	// generator running late adds to it instead of hiding it), or from now
+	// when due is zero (closed loop).
+	post := func(id string, body []byte, due time.Time) {
 		sig := gateway.SignStripe(body, c.Secret, time.Now())
 		start := time.Now()
+		if !due.IsZero() {
+			start = due
+		}
 		code, respBody, err := send(sig, body)
 		if err != nil {
 			transport.Add(1)
@@ -494,7 +501,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 			case <-ctx.Done():
 				for len(pending) > 0 { // the rest of a swapped pair
 					id, body, _ := next(rng, &pending)
-					post(id, body)
+					post(id, body, time.Time{})
 				}
 				break loop
 			case <-tick.C:
@@ -510,7 +517,10 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 						continue
 					}
 					wg.Add(1)
-					go func() { defer wg.Done(); post(id, body); <-sem }()
+					// The schedule's time for this delivery: the loop sends
+					// delivery k once (k+1)/rate has elapsed.
+					at := start.Add(time.Duration(float64(issued+1) / c.Rate * float64(time.Second)))
+					go func() { defer wg.Done(); post(id, body, at); <-sem }()
 				}
 			}
 		}
@@ -526,7 +536,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 					if !ok {
 						return
 					}
-					post(id, body)
+					post(id, body, time.Time{})
 				}
 			}()
 		}
