@@ -354,13 +354,14 @@ func TestBenchAgainstHookd(t *testing.T) {
 }
 
 // Open loop against a running hookd: the schedule is kept (every delivery
-// due within --duration is sent, and none is skipped at this light rate),
-// every delivery is answered 2xx, and the timeline holds them all.
+// due within --duration is sent, or counted as not sent when the in-flight
+// limit is reached), every delivery sent is answered 2xx, and the timeline
+// holds them all.
 func TestBenchOpenLoopAgainstHookd(t *testing.T) {
 	h := startHookd(t)
 	var out bytes.Buffer
 	args := []string{"--url", h.webhookURL, "--grpc-addr", h.grpcAddr, "--secret", testSecret,
-		"--customers", "50", "--rate", "200", "--concurrency", "64", "--duration", "2s",
+		"--customers", "50", "--rate", "200", "--concurrency", "512", "--duration", "2s",
 		"--json", "--timeline", "100ms"}
 	if err := benchCmd(t.Context(), args, func(string) string { return "" }, &out); err != nil {
 		t.Fatal(err)
@@ -374,9 +375,12 @@ func TestBenchOpenLoopAgainstHookd(t *testing.T) {
 		answered += n
 	}
 	// 200/s for 2 s schedules 400 deliveries; a generator starved for a
-	// while under -race still catches up on its next tick.
-	if res.Events < 300 || res.Events > 410 || answered != res.Events || len(res.Non2xx) != 0 || res.Errors != 0 || res.Dropped != 0 {
-		t.Fatalf("open loop: %d answered (%d 2xx, non-2xx %v, transport errors %d, not sent %d), want about 400, all 2xx",
+	// while under -race still catches up on its next tick. The in-flight
+	// limit is far above what this rate needs, but a loaded CI machine
+	// (50 actors activating at once, under -race) may still reach it.
+	scheduled := res.Events + res.Dropped
+	if scheduled < 300 || scheduled > 410 || res.Events < 200 || answered != res.Events || len(res.Non2xx) != 0 || res.Errors != 0 {
+		t.Fatalf("open loop: %d answered (%d 2xx, non-2xx %v, transport errors %d), %d not sent; want about 400 scheduled, all sent ones 2xx",
 			res.Events, answered, res.Non2xx, res.Errors, res.Dropped)
 	}
 	if res.LatencyMs["p50"] <= 0 || res.Notifications != res.Statuses["applied"] {
