@@ -147,16 +147,21 @@ func Apply(st State, ev Event, now int64) (State, Effect) {
 	if objectKey(ev) == "" {
 		return st, Effect{Outcome: Ignored, Reason: "event type " + ev.Type + " is not projected"}
 	}
-	next := st.clone()
-	if m, ok := next.Marks[objectKey(ev)]; ok && (Mark{ev.Created, rank(ev.Type)}).less(m) {
+	// Superseded events and repeats of a parked one leave the state as it
+	// is: decide them before paying for a copy.
+	if m, ok := st.Marks[objectKey(ev)]; ok && (Mark{ev.Created, rank(ev.Type)}).less(m) {
 		return st, Effect{Outcome: Superseded, Reason: "a newer event for " + objectKey(ev) + " was already applied"}
 	}
-	if sub := waitsFor(next, ev); sub != "" {
-		for _, p := range next.Parked {
+	sub := waitsFor(st, ev)
+	if sub != "" {
+		for _, p := range st.Parked {
 			if p.Event.ID == ev.ID {
 				return st, Effect{Outcome: Parked, Reason: "waiting for subscription " + sub}
 			}
 		}
+	}
+	next := st.clone()
+	if sub != "" {
 		next.Parked = append(next.Parked, ParkedEvent{Event: ev, WaitingFor: sub, Since: now})
 		return next, Effect{Outcome: Parked, Reason: "waiting for subscription " + sub}
 	}
