@@ -206,7 +206,7 @@ func Resolve(st State, deadline, now int64, fetched map[string]*SubscriptionObje
 		// event created before now.
 		synthetic := Event{ID: "", Type: "customer.subscription.updated", Created: now, ObjectID: subID,
 			ObjectType: "subscription", Livemode: next.Livemode, Subscription: obj}
-		ch := next.applyOne(synthetic)
+		ch := next.applyNext(synthetic)
 		ch.EventID = evID // the resolution happens on behalf of the parked event
 		changes = append(changes, ch)
 		released, stale := next.release()
@@ -273,12 +273,21 @@ func (st *State) release() (changes []Change, stale []string) {
 			stale = append(stale, p.Event.ID) // a newer event for its invoice applied meanwhile
 			continue
 		}
-		changes = append(changes, st.applyOne(p.Event))
+		changes = append(changes, st.applyNext(p.Event))
 	}
 }
 
+// applyNext is applyOne on a state that may share its maps with changes
+// already returned (their snapshots): it gives st maps of its own first.
+func (st *State) applyNext(ev Event) Change {
+	*st = st.clone()
+	return st.applyOne(ev)
+}
+
 // applyOne applies an event whose prerequisites are present and returns
-// its change. It mutates st, which must be a private copy.
+// its change. It mutates st, which must be a private copy, shared with no
+// earlier change. The change's snapshot shares st's maps: st must not be
+// mutated again except through applyNext.
 func (st *State) applyOne(ev Event) Change {
 	key := objectKey(ev)
 	if st.Marks == nil {
@@ -363,7 +372,7 @@ func (st *State) applyOne(ev Event) Change {
 		}
 		st.Invoices[in.ID] = inv
 	}
-	ch := Change{EventID: ev.ID, Created: ev.Created, Version: st.Version, Kinds: kinds, State: st.clone()}
+	ch := Change{EventID: ev.ID, Created: ev.Created, Version: st.Version, Kinds: kinds, State: *st}
 	switch {
 	case ev.Subscription != nil:
 		ch.Subscription = ev.Subscription.ID

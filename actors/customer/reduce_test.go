@@ -3,6 +3,7 @@ package customer
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -209,4 +210,43 @@ func TestReleaseDropsStaleParkedEvents(t *testing.T) {
 	if st.Invoices["in_1"].PaymentFailures != 1 || st.Invoices["in_1"].Status != "paid" {
 		t.Fatalf("invoice %+v: the stale paid event must not overwrite the newer failure", st.Invoices["in_1"])
 	}
+}
+
+// Each change's snapshot is the state at its version, also when the state
+// already has the maps later changes of the same Apply or Resolve write
+// into (an invoice before, a second invoice released after).
+func TestChangeSnapshotsAreTheStateAtTheirVersion(t *testing.T) {
+	t.Parallel()
+	st := State{CustomerID: "cus_1"}
+	st, _ = Apply(st, subEvent("evt_s0", "customer.subscription.created", 100, "sub_0", "active"), 1000)
+	st, _ = Apply(st, invEvent("evt_i0", "invoice.paid", 110, "in_0", "sub_0"), 1000)
+	st, _ = Apply(st, invEvent("evt_i1", "invoice.paid", 300, "in_1", "sub_1"), 1000) // parked
+	st, _ = Apply(st, invEvent("evt_i2", "invoice.paid", 310, "in_2", "sub_2"), 1000) // parked
+
+	check := func(name string, changes []Change, want [][]string) {
+		t.Helper()
+		if len(changes) != len(want) {
+			t.Fatalf("%s: %d changes, want %d", name, len(changes), len(want))
+		}
+		for i, c := range changes {
+			if got := slices.Sorted(maps.Keys(c.State.Invoices)); !slices.Equal(got, want[i]) {
+				t.Errorf("%s: snapshot of change %d (%v) holds invoices %v, want %v", name, i, c.Kinds, got, want[i])
+			}
+			if c.State.Version != c.Version {
+				t.Errorf("%s: snapshot of change %d has version %d, want %d", name, i, c.State.Version, c.Version)
+			}
+		}
+	}
+
+	// sub_1 arrives: its change, then in_1 released by it.
+	_, eff := Apply(st, subEvent("evt_s1", "customer.subscription.created", 200, "sub_1", "active"), 1001)
+	check("apply", eff.Changes, [][]string{{"in_0"}, {"in_0", "in_1"}})
+	if _, ok := eff.Changes[0].State.Marks["in_1"]; ok {
+		t.Errorf("apply: sub_1's own snapshot has in_1's mark, applied after it")
+	}
+
+	// Both deadlines pass: a subscription synthesized for in_1, which
+	// releases it, then the same for in_2.
+	_, changes, _ := Resolve(st, 1000, 2000, nil)
+	check("resolve", changes, [][]string{{"in_0"}, {"in_0", "in_1"}, {"in_0", "in_1"}, {"in_0", "in_1", "in_2"}})
 }
