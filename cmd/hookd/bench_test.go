@@ -309,21 +309,10 @@ func TestBenchFlagValidation(t *testing.T) {
 // reaches the bench's subscriber, and every parked event is released.
 func TestBenchAgainstHookd(t *testing.T) {
 	h := startHookd(t)
-	var out bytes.Buffer
 	args := []string{"--url", h.webhookURL, "--grpc-addr", h.grpcAddr, "--secret", testSecret,
 		"--customers", "20", "--concurrency", "8", "--events", "300", "--duration", "60s",
 		"--mix", "stripe", "--out-of-order", "0.3", "--duplicates", "0.1", "--json", "--timeline", "50ms"}
-	if err := benchCmd(t.Context(), args, func(string) string { return "" }, &out); err != nil {
-		t.Fatal(err)
-	}
-	var res benchResult
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		t.Fatalf("bench --json printed %q: %v", out.String(), err)
-	}
-	var answered int64
-	for _, n := range res.Statuses {
-		answered += n
-	}
+	res, answered := runBenchJSON(t, args)
 	if res.Events < 300 || answered != res.Events || len(res.Non2xx) != 0 || res.Errors != 0 {
 		t.Fatalf("bench: %d answered (%d 2xx, non-2xx %v, transport errors %d), want at least 300, all 2xx", res.Events, answered, res.Non2xx, res.Errors)
 	}
@@ -359,21 +348,10 @@ func TestBenchAgainstHookd(t *testing.T) {
 // holds them all.
 func TestBenchOpenLoopAgainstHookd(t *testing.T) {
 	h := startHookd(t)
-	var out bytes.Buffer
 	args := []string{"--url", h.webhookURL, "--grpc-addr", h.grpcAddr, "--secret", testSecret,
 		"--customers", "50", "--rate", "200", "--concurrency", "512", "--duration", "2s",
 		"--json", "--timeline", "100ms"}
-	if err := benchCmd(t.Context(), args, func(string) string { return "" }, &out); err != nil {
-		t.Fatal(err)
-	}
-	var res benchResult
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		t.Fatalf("bench --json printed %q: %v", out.String(), err)
-	}
-	var answered int64
-	for _, n := range res.Statuses {
-		answered += n
-	}
+	res, answered := runBenchJSON(t, args)
 	// 200/s for 2 s schedules 400 deliveries; a generator starved for a
 	// while under -race still catches up on its next tick. The in-flight
 	// limit is far above what this rate needs, but a loaded CI machine
@@ -393,4 +371,21 @@ func TestBenchOpenLoopAgainstHookd(t *testing.T) {
 	if inRows != res.Events || len(res.Timeline.Rows) < 15 {
 		t.Errorf("timeline: %d requests in %d rows, want %d in about 20", inRows, len(res.Timeline.Rows), res.Events)
 	}
+}
+
+// runBenchJSON runs hookd bench with args (which include --json) and
+// returns its figures and the number of 2xx answers.
+func runBenchJSON(t *testing.T, args []string) (res benchResult, answered int64) {
+	t.Helper()
+	var out bytes.Buffer
+	if err := benchCmd(t.Context(), args, func(string) string { return "" }, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("bench --json printed %q: %v", out.String(), err)
+	}
+	for _, n := range res.Statuses {
+		answered += n
+	}
+	return res, answered
 }

@@ -275,22 +275,10 @@ Previous write at 0x00c000a69680 by main goroutine:
       /root/go/pkg/mod/github.com/asynkron/gofun/set/immutable_set.go:29 +0x3ee
 ==================
 `
-	// A map of hookd's under the runtime frame still fails.
-	const oursMap = `
-WARNING: DATA RACE
-Read at 0x00c000a69680 by goroutine 31:
-  runtime.mapaccess2_faststr()
-      /usr/local/go/src/internal/runtime/maps/runtime_faststr.go:161 +0x0
-  github.com/hookd/hookd/actors.(*System).Stop()
-      /work/main/actors/system.go:329 +0x13d
-
-Previous write at 0x00c000a69680 by main goroutine:
-  runtime.mapassign_faststr()
-      /usr/local/go/src/internal/runtime/maps/runtime_faststr.go:263 +0x0
-  github.com/asynkron/gofun/set.(*ImmutableSet[go.shape.string]).AddRange()
-      /root/go/pkg/mod/github.com/asynkron/gofun/set/immutable_set.go:29 +0x3ee
-==================
-`
+	// The same report with a hookd frame under the runtime's still fails.
+	oursMap := strings.Replace(upstreamMap,
+		"github.com/asynkron/gofun/set.(*ImmutableSet[go.shape.string]).Contains()",
+		"github.com/hookd/hookd/actors.(*System).Stop()", 1)
 	if err := checkRaces(oursMap); err == nil {
 		t.Error("a race on a map read by hookd passed the check")
 	}
