@@ -211,7 +211,8 @@ func (s *System) Start(ctx context.Context) error {
 	s.dispatcher = newWorkerDispatcher()
 	remoteCfg := remote.Configure(s.cfg.Host, s.cfg.Port)
 	clusterCfg := cluster.Configure(s.cfg.ClusterName, provider, disthash.New(), remoteCfg,
-		cluster.WithKinds(customer.Kind(s.cfg.IdleTimeout, actor.WithDispatcher(s.dispatcher))),
+		cluster.WithKinds(customer.Kind(s.cfg.IdleTimeout,
+			actor.WithDispatcher(s.dispatcher), actor.WithMailbox(newCompactMailbox))),
 		cluster.WithRequestTimeout(s.cfg.RequestTimeout),
 	)
 	c := cluster.New(system, clusterCfg)
