@@ -53,10 +53,11 @@ func Kind(idle time.Duration, opts ...actor.PropsOption) *cluster.Kind {
 }
 
 // grain adapts a Processor to the generated grain interface. The actor
-// runtime calls it one message at a time.
+// runtime calls it one message at a time. It holds the Processor itself,
+// not a pointer: one object less for each resident customer.
 type grain struct {
 	deps *Deps
-	proc *Processor
+	proc Processor
 }
 
 func (g *grain) Init(ctx cluster.GrainContext) {
@@ -65,7 +66,7 @@ func (g *grain) Init(ctx cluster.GrainContext) {
 		panic("customer grain: no dependencies registered for this actor system")
 	}
 	g.deps = d.(*Deps)
-	g.proc = NewProcessor(ctx.Identity(), g.deps.Store, g.deps.Logger, g.deps.Committed)
+	g.proc = *NewProcessor(ctx.Identity(), g.deps.Store, g.deps.Logger, g.deps.Committed)
 }
 
 func (g *grain) Terminate(cluster.GrainContext) {}

@@ -24,14 +24,14 @@ type State struct {
 	Name     string            `json:"name,omitempty"`
 	Deleted  bool              `json:"deleted,omitempty"`
 	Livemode bool              `json:"livemode,omitempty"`
-	Metadata map[string]string `json:"metadata,omitempty"`
+	Metadata smallMap[string] `json:"metadata,omitempty"`
 
 	Subscriptions map[string]*Subscription `json:"subscriptions,omitempty"`
 	Invoices      map[string]*Invoice      `json:"invoices,omitempty"`
 
 	// Marks holds, per object ID, the newest (created, rank) applied, so
 	// that an older event never overwrites newer state.
-	Marks map[string]Mark `json:"marks,omitempty"`
+	Marks smallMap[Mark] `json:"marks,omitempty"`
 	// UpdatedAt is the newest provider created applied, seconds.
 	UpdatedAt int64 `json:"updated_at,omitempty"`
 
@@ -149,7 +149,7 @@ func Apply(st State, ev Event, now int64) (State, Effect) {
 	}
 	// Superseded events and repeats of a parked one leave the state as it
 	// is: decide them before paying for a copy.
-	if m, ok := st.Marks[objectKey(ev)]; ok && (Mark{ev.Created, rank(ev.Type)}).less(m) {
+	if m, ok := st.Marks.get(objectKey(ev)); ok && (Mark{ev.Created, rank(ev.Type)}).less(m) {
 		return st, Effect{Outcome: Superseded, Reason: "a newer event for " + objectKey(ev) + " was already applied"}
 	}
 	sub := waitsFor(st, ev)
@@ -269,7 +269,7 @@ func (st *State) release() (changes []Change, stale []string) {
 		if len(st.Parked) == 0 {
 			st.Parked = nil
 		}
-		if m, ok := st.Marks[objectKey(p.Event)]; ok && (Mark{p.Event.Created, rank(p.Event.Type)}).less(m) {
+		if m, ok := st.Marks.get(objectKey(p.Event)); ok && (Mark{p.Event.Created, rank(p.Event.Type)}).less(m) {
 			stale = append(stale, p.Event.ID) // a newer event for its invoice applied meanwhile
 			continue
 		}
@@ -290,10 +290,7 @@ func (st *State) applyNext(ev Event) Change {
 // mutated again except through applyNext.
 func (st *State) applyOne(ev Event) Change {
 	key := objectKey(ev)
-	if st.Marks == nil {
-		st.Marks = map[string]Mark{}
-	}
-	st.Marks[key] = Mark{Created: ev.Created, Rank: rank(ev.Type)}
+	st.Marks.set(key, Mark{Created: ev.Created, Rank: rank(ev.Type)})
 	if ev.Created > st.UpdatedAt {
 		st.UpdatedAt = ev.Created
 	}
@@ -311,7 +308,7 @@ func (st *State) applyOne(ev Event) Change {
 	case ev.Customer != nil:
 		c := ev.Customer
 		st.Email, st.Name = c.Email, c.Name
-		st.Metadata = maps.Clone(c.Metadata)
+		st.Metadata = smallMapOf(c.Metadata)
 		switch {
 		case ev.Type == "customer.deleted":
 			st.Deleted = true
@@ -385,8 +382,8 @@ func (st *State) applyOne(ev Event) Change {
 // clone returns a deep copy, so that Reduce never aliases its input.
 func (st State) clone() State {
 	c := st
-	c.Metadata = maps.Clone(st.Metadata)
-	c.Marks = maps.Clone(st.Marks)
+	c.Metadata = slices.Clone(st.Metadata)
+	c.Marks = slices.Clone(st.Marks)
 	c.Parked = slices.Clone(st.Parked)
 	if st.Subscriptions != nil {
 		c.Subscriptions = make(map[string]*Subscription, len(st.Subscriptions))
@@ -414,7 +411,7 @@ func (st State) Proto() *hookdv1.Customer {
 		Email:      st.Email,
 		Name:       st.Name,
 		Deleted:    st.Deleted,
-		Metadata:   maps.Clone(st.Metadata),
+		Metadata:   st.Metadata.goMap(),
 		Livemode:   st.Livemode,
 	}
 	if st.UpdatedAt > 0 {

@@ -241,7 +241,7 @@ func TestChangeSnapshotsAreTheStateAtTheirVersion(t *testing.T) {
 	// sub_1 arrives: its change, then in_1 released by it.
 	_, eff := Apply(st, subEvent("evt_s1", "customer.subscription.created", 200, "sub_1", "active"), 1001)
 	check("apply", eff.Changes, [][]string{{"in_0"}, {"in_0", "in_1"}})
-	if _, ok := eff.Changes[0].State.Marks["in_1"]; ok {
+	if _, ok := eff.Changes[0].State.Marks.get("in_1"); ok {
 		t.Errorf("apply: sub_1's own snapshot has in_1's mark, applied after it")
 	}
 
