@@ -19,11 +19,11 @@ type State struct {
 	// writes, also counts writes that only park an event.)
 	Version int64 `json:"version"`
 	// Known is true once a customer.created notification has been emitted.
-	Known    bool              `json:"known"`
-	Email    string            `json:"email,omitempty"`
-	Name     string            `json:"name,omitempty"`
-	Deleted  bool              `json:"deleted,omitempty"`
-	Livemode bool              `json:"livemode,omitempty"`
+	Known    bool             `json:"known"`
+	Email    string           `json:"email,omitempty"`
+	Name     string           `json:"name,omitempty"`
+	Deleted  bool             `json:"deleted,omitempty"`
+	Livemode bool             `json:"livemode,omitempty"`
 	Metadata smallMap[string] `json:"metadata,omitempty"`
 
 	Subscriptions map[string]*Subscription `json:"subscriptions,omitempty"`
