@@ -1,11 +1,12 @@
 package customer
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"maps"
 	"slices"
+	"strconv"
+	"unicode/utf8"
 )
 
 // smallMap is a map from strings kept as a slice sorted by key. A
@@ -72,31 +73,61 @@ func (m smallMap[V]) goMap() map[string]V {
 	return out
 }
 
-// MarshalJSON writes a JSON object, keys in order.
+// MarshalJSON writes a JSON object, keys in order. Strings that need no
+// escaping and marks are written directly (a state is encoded for every
+// applied event); anything else goes through encoding/json.
 func (m smallMap[V]) MarshalJSON() ([]byte, error) {
 	if m == nil {
 		return []byte("null"), nil
 	}
-	var b bytes.Buffer
-	b.WriteByte('{')
+	b := make([]byte, 0, 2+len(m)*32)
+	b = append(b, '{')
 	for i, e := range m {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		k, err := json.Marshal(e.Key)
-		if err != nil {
+		var err error
+		if b, err = appendJSON(b, e.Key); err != nil {
 			return nil, err
 		}
-		v, err := json.Marshal(e.Value)
-		if err != nil {
+		b = append(b, ':')
+		if b, err = appendJSON(b, e.Value); err != nil {
 			return nil, err
 		}
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(v)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}'), nil
+}
+
+// appendJSON appends v's JSON encoding, as encoding/json writes it.
+func appendJSON(b []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case string:
+		if plainJSONString(v) {
+			b = append(b, '"')
+			b = append(b, v...)
+			return append(b, '"'), nil
+		}
+	case Mark:
+		b = append(b, `{"c":`...)
+		b = strconv.AppendInt(b, v.Created, 10)
+		b = append(b, `,"r":`...)
+		b = strconv.AppendInt(b, int64(v.Rank), 10)
+		return append(b, '}'), nil
+	}
+	enc, err := json.Marshal(v)
+	return append(b, enc...), err
+}
+
+// plainJSONString reports whether encoding/json writes s as it is, between
+// quotes: printable ASCII with no quote, backslash or HTML-escaped byte.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // UnmarshalJSON reads a JSON object (or null); a key given twice keeps its
