@@ -107,6 +107,13 @@ func newTestMailbox(inv actor.MessageInvoker, d actor.Dispatcher) *compactMailbo
 	return m
 }
 
+// newManualMailbox returns a mailbox that records what it invokes and
+// runs only when the test calls d.runAll.
+func newManualMailbox() (*recorder, *manualDispatcher, *compactMailbox) {
+	rec, d := newRecorder(), &manualDispatcher{}
+	return rec, d, newTestMailbox(rec, d)
+}
+
 // idle reports whether the mailbox is at rest and holds no queue arrays.
 func (m *compactMailbox) idle() bool {
 	m.mu.Lock()
@@ -188,9 +195,7 @@ func TestCompactMailboxConcurrentPosters(t *testing.T) {
 // system messages do not, and ResumeMailbox lets the waiting ones run in
 // order. One run is scheduled at a time, however many messages arrive.
 func TestCompactMailboxSystemFirstAndSuspend(t *testing.T) {
-	rec := newRecorder()
-	d := &manualDispatcher{}
-	m := newTestMailbox(rec, d)
+	rec, d, m := newManualMailbox()
 
 	m.PostUserMessage("u1")
 	m.PostUserMessage("u2")
@@ -236,9 +241,7 @@ func TestCompactMailboxSystemFirstAndSuspend(t *testing.T) {
 // TestCompactMailboxPanicIsEscalated: a handler's panic is escalated with
 // the message that caused it, and the messages behind it still run.
 func TestCompactMailboxPanicIsEscalated(t *testing.T) {
-	rec := newRecorder()
-	d := &manualDispatcher{}
-	m := newTestMailbox(rec, d)
+	rec, d, m := newManualMailbox()
 	m.PostUserMessage("before")
 	m.PostUserMessage("panic")
 	m.PostUserMessage("after")
