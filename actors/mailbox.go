@@ -29,6 +29,8 @@ type compactMailbox struct {
 
 	invoker    actor.MessageInvoker
 	dispatcher actor.Dispatcher
+
+	afterRun func() // tests: called between a run and the decision to stop
 }
 
 var _ actor.Mailbox = (*compactMailbox)(nil)
@@ -117,6 +119,9 @@ func (m *compactMailbox) UserMessageCount() int {
 func (m *compactMailbox) process() {
 	for {
 		m.run()
+		if m.afterRun != nil {
+			m.afterRun()
+		}
 		m.mu.Lock()
 		if m.sys.len() == 0 && (m.suspended || m.user.len() == 0) {
 			m.scheduled = false

@@ -311,3 +311,31 @@ func TestCompactMailboxInActorSystem(t *testing.T) {
 		t.Fatalf("actor started %d times, want 2 (once, and once after its restart)", started)
 	}
 }
+
+// TestCompactMailboxNoLostWakeups: a message posted after a run found
+// the queues empty, but before the mailbox gave up its worker, is still
+// invoked: the mailbox is already scheduled, so that post schedules
+// nothing, and the run must see it.
+func TestCompactMailboxNoLostWakeups(t *testing.T) {
+	rec, d, m := newManualMailbox()
+	late := 0
+	m.afterRun = func() {
+		if late < 3 {
+			late++
+			m.PostUserMessage(fmt.Sprint("late ", late))
+		}
+	}
+	m.PostUserMessage("first")
+	if n := d.runAll(); n != 1 {
+		t.Fatalf("%d runs scheduled, want 1", n)
+	}
+	if n := d.runAll(); n != 0 {
+		t.Fatalf("posts during a run scheduled %d more runs, want none", n)
+	}
+	if want := []any{"first", "late 1", "late 2", "late 3"}; !slices.Equal(rec.user, want) {
+		t.Fatalf("invoked %v, want %v", rec.user, want)
+	}
+	if !m.idle() {
+		t.Fatal("mailbox not idle after draining")
+	}
+}
