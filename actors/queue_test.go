@@ -14,7 +14,15 @@ import (
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// protoactor-go leaves throttle and TTL goroutines running after
+		// Shutdown; they belong to the library, not to hookd.
+		goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/cluster.(*Gossiper).StartGossiping.NewThrottle.func3.1"),
+		goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
+		goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/cluster/clusterproviders/test.(*Provider).startTtlReport.func1"),
+	)
+}
 
 // fakeGrain records the requests it gets and holds each until released.
 type fakeGrain struct {

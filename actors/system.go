@@ -166,6 +166,7 @@ type System struct {
 	stopped     bool
 	stopSweeper context.CancelFunc
 	dispatcher  *workerDispatcher // runs the customer actors' mailboxes
+	deps        *customer.Deps    // set by Start
 
 	sweeper sync.WaitGroup // the parked-event sweeper goroutine
 
@@ -181,6 +182,19 @@ func New(cfg Config) (*System, error) {
 	return &System{cfg: cfg}, nil
 }
 
+// Actors returns how many customer grains this member holds now (they
+// are passivated after Config.IdleTimeout without a message) and how many
+// activations there have been since Start.
+func (s *System) Actors() (resident, activations int64) {
+	s.mu.Lock()
+	d := s.deps
+	s.mu.Unlock()
+	if d == nil {
+		return 0, 0
+	}
+	return d.Actors()
+}
+
 // Start starts the actor system and joins the cluster. protoactor's
 // StartMember takes about a second.
 func (s *System) Start(ctx context.Context) error {
@@ -194,13 +208,14 @@ func (s *System) Start(ctx context.Context) error {
 	system := actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }),
 	))
-	s.unregister = customer.Register(system, &customer.Deps{
+	s.deps = &customer.Deps{
 		Store:        s.cfg.Store,
 		Logger:       logger,
 		Committed:    s.cfg.Committed,
 		ApplyTimeout: s.cfg.ApplyTimeout,
 		Fetcher:      s.cfg.Fetcher,
-	})
+	}
+	s.unregister = customer.Register(system, s.deps)
 	startMu.Lock()
 	defer startMu.Unlock()
 	provider, err := s.cfg.provider()

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -29,6 +30,14 @@ type Deps struct {
 	// Fetcher gets missing subscriptions from the provider when resolving
 	// parked events; nil resolves with what hookd knows.
 	Fetcher SubscriptionFetcher
+
+	resident, activations atomic.Int64 // counted by the grains
+}
+
+// Actors returns how many customer grains are active now and how many
+// activations there have been.
+func (d *Deps) Actors() (resident, activations int64) {
+	return d.resident.Load(), d.activations.Load()
 }
 
 // The generated grain code keeps one package-global factory, so the
@@ -67,9 +76,17 @@ func (g *grain) Init(ctx cluster.GrainContext) {
 	}
 	g.deps = d.(*Deps)
 	g.proc = *NewProcessor(ctx.Identity(), g.deps.Store, g.deps.Logger, g.deps.Committed)
+	g.deps.activations.Add(1)
+	g.deps.resident.Add(1)
 }
 
-func (g *grain) Terminate(cluster.GrainContext) {}
+// Terminate is called when the grain stops: passivated after idle, or its
+// member leaving.
+func (g *grain) Terminate(cluster.GrainContext) {
+	if g.deps != nil {
+		g.deps.resident.Add(-1)
+	}
+}
 
 func (g *grain) ReceiveDefault(cluster.GrainContext) {}
 

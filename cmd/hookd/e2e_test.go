@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -368,6 +369,14 @@ func TestGRPCReflectionAndHealth(t *testing.T) {
 			for _, m := range []string{`hookd_webhook_requests_total{code="200"}`, `hookd_webhook_events_total{status="applied"}`, "hookd_webhook_duration_seconds_bucket", "hookd_store_commits_total"} {
 				if !strings.Contains(string(body), m) {
 					t.Errorf("/metrics lacks %s", m)
+				}
+			}
+			// The customer just applied has an actor, activated once at least.
+			for _, m := range []string{"hookd_customer_actors ", "hookd_customer_actor_activations_total "} {
+				_, rest, ok := strings.Cut(string(body), "\n"+m)
+				v, _, _ := strings.Cut(rest, "\n")
+				if n, err := strconv.ParseFloat(v, 64); !ok || err != nil || n < 1 {
+					t.Errorf("/metrics: %s%q, want at least 1", m, v)
 				}
 			}
 		}

@@ -105,6 +105,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		if err := sys.Start(ctx); err != nil {
 			return err
 		}
+		registerActorMetrics(sys)
 		// protoactor's StartMember sleeps a fixed second; the rest is hookd's.
 		clusterTime = time.Since(clusterStart)
 		if n, ok := st.(store.Notifier); ok {
@@ -350,6 +351,39 @@ func ingestClient(target string) (*grpc.ClientConn, error) {
 	}
 	return grpc.NewClient(target, opts...)
 }
+
+// registerActorMetrics exposes the customer grains' figures on /metrics.
+// It registers once per process (tests run several hookds); the newest
+// system is the one measured.
+var registerActorMetrics = func() func(*actors.System) {
+	var (
+		mu      sync.Mutex
+		current *actors.System
+		once    sync.Once
+	)
+	get := func() (resident, activations int64) {
+		mu.Lock()
+		sys := current
+		mu.Unlock()
+		if sys == nil {
+			return 0, 0
+		}
+		return sys.Actors()
+	}
+	return func(sys *actors.System) {
+		mu.Lock()
+		current = sys
+		mu.Unlock()
+		once.Do(func() {
+			prometheus.MustRegister(
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookd_customer_actors", Help: "Customer actors resident on this member (passivated after --idle-timeout without an event); each holds its customer's state."},
+					func() float64 { r, _ := get(); return float64(r) }),
+				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_customer_actor_activations_total", Help: "Customer actor activations on this member; each reads the customer's state from the store."},
+					func() float64 { _, a := get(); return float64(a) }),
+			)
+		})
+	}
+}()
 
 // registerBatchMetrics exposes group-commit figures on /metrics. It
 // registers once per process (tests run several hookds).

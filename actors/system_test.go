@@ -1,0 +1,89 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/store/postgres/pgtest"
+)
+
+// customerEvent is an Apply request for a Stripe customer event.
+func customerEvent(eventID, typ, customerID string, created int64) *hookdv1.ApplyRequest {
+	payload := fmt.Sprintf(`{"id":%q,"object":"event","type":%q,"created":%d,"data":{"object":{"id":%q,"object":"customer","email":"%s@example.com"}}}`,
+		eventID, typ, created, customerID, customerID)
+	return &hookdv1.ApplyRequest{Routing: "object.id", Envelope: &hookdv1.Envelope{
+		Source: "stripe", EventId: eventID, Type: typ, Created: created,
+		ObjectId: customerID, ObjectType: "customer", CustomerId: customerID, Routing: "object.id", Payload: []byte(payload)}}
+}
+
+// TestIdleCustomersArePassivated: a customer's actor leaves memory after
+// the idle timeout without an event (through the compact mailbox: the
+// receive timeout poisons the actor), one that keeps getting events
+// stays, and a passivated customer's next event is applied on the state
+// it reloads, at the next version. Against PostgreSQL, through the
+// cluster as the ingest service calls it.
+func TestIdleCustomersArePassivated(t *testing.T) {
+	st := pgtest.NewStore(t)
+	const idle = 400 * time.Millisecond
+	sys, err := New(Config{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), IdleTimeout: idle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := sys.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Stop()
+
+	apply := func(req *hookdv1.ApplyRequest, wantVersion int64) {
+		t.Helper()
+		resp, err := sys.Apply(ctx, req.GetEnvelope().GetCustomerId(), req)
+		if err != nil || resp.GetError() != "" || resp.GetStatus() != "applied" || resp.GetVersion() != wantVersion {
+			t.Fatalf("apply %s: %v, %v; want applied at version %d", req.GetEnvelope().GetEventId(), resp, err, wantVersion)
+		}
+	}
+	const customers = 20
+	for i := range customers {
+		apply(customerEvent(fmt.Sprint("evt_c", i), "customer.created", fmt.Sprint("cus_", i), 100), 1)
+	}
+	if resident, activations := sys.Actors(); resident != customers || activations != customers {
+		t.Fatalf("after one event each for %d customers: %d resident, %d activations", customers, resident, activations)
+	}
+
+	// cus_0 gets an event every idle/4 for three idle timeouts; the
+	// others get none and leave.
+	for i := range 12 {
+		apply(customerEvent(fmt.Sprint("evt_busy", i), "customer.updated", "cus_0", int64(101+i)), int64(2+i))
+		time.Sleep(idle / 4)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resident, activations := sys.Actors()
+		if activations != customers {
+			t.Fatalf("%d activations while only the resident cus_0 got events, want %d", activations, customers)
+		}
+		if resident == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d customers still resident 10 s after their last event (idle timeout %v)", resident, idle)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A passivated customer comes back with its state: the next version.
+	apply(customerEvent("evt_back", "customer.updated", "cus_7", 200), 2)
+	if resident, activations := sys.Actors(); resident != 2 || activations != customers+1 {
+		t.Fatalf("after an event for a passivated customer: %d resident, %d activations; want 2 and %d", resident, activations, customers+1)
+	}
+	c, err := st.GetCustomer(ctx, "cus_7")
+	if err != nil || c.Version != 2 {
+		t.Fatalf("cus_7 stored at version %d (%v), want 2", c.Version, err)
+	}
+}
