@@ -29,7 +29,7 @@ func customerEvent(eventID, typ, customerID string, created int64) *hookdv1.Appl
 // cluster as the ingest service calls it.
 func TestIdleCustomersArePassivated(t *testing.T) {
 	st := pgtest.NewStore(t)
-	const idle = 400 * time.Millisecond
+	const idle = time.Second
 	sys, err := New(Config{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), IdleTimeout: idle})
 	if err != nil {
 		t.Fatal(err)
@@ -56,16 +56,24 @@ func TestIdleCustomersArePassivated(t *testing.T) {
 		t.Fatalf("after one event each for %d customers: %d resident, %d activations", customers, resident, activations)
 	}
 
-	// cus_0 gets an event every idle/4 for three idle timeouts; the
-	// others get none and leave.
-	for i := range 12 {
+	// cus_0 gets an event every idle/10 for two idle timeouts; the others
+	// get none and leave. (If the machine is so loaded that cus_0 itself
+	// went idle/2 without an event, its staying is not checked.)
+	var maxGap time.Duration
+	last := time.Now()
+	for i := range 20 {
 		apply(customerEvent(fmt.Sprint("evt_busy", i), "customer.updated", "cus_0", int64(101+i)), int64(2+i))
-		time.Sleep(idle / 4)
+		maxGap, last = max(maxGap, time.Since(last)), time.Now()
+		time.Sleep(idle / 10)
+	}
+	busyStayed := maxGap < idle/2
+	if !busyStayed {
+		t.Logf("cus_0 went %v without an event (idle timeout %v): not checking that it stayed", maxGap, idle)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resident, activations := sys.Actors()
-		if activations != customers {
+		if busyStayed && activations != customers {
 			t.Fatalf("%d activations while only the resident cus_0 got events, want %d", activations, customers)
 		}
 		if resident == 1 {
@@ -79,8 +87,8 @@ func TestIdleCustomersArePassivated(t *testing.T) {
 
 	// A passivated customer comes back with its state: the next version.
 	apply(customerEvent("evt_back", "customer.updated", "cus_7", 200), 2)
-	if resident, activations := sys.Actors(); resident != 2 || activations != customers+1 {
-		t.Fatalf("after an event for a passivated customer: %d resident, %d activations; want 2 and %d", resident, activations, customers+1)
+	if resident, activations := sys.Actors(); resident < 1 || (busyStayed && activations != customers+1) {
+		t.Fatalf("after an event for a passivated customer: %d resident, %d activations; want it resident again, activated once more (%d)", resident, activations, customers+1)
 	}
 	c, err := st.GetCustomer(ctx, "cus_7")
 	if err != nil || c.Version != 2 {
