@@ -3,6 +3,7 @@ package actors
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -29,9 +30,11 @@ type compactMailbox struct {
 
 	invoker    actor.MessageInvoker
 	dispatcher actor.Dispatcher
-
-	afterRun func() // tests: called between a run and the decision to stop
 }
+
+// afterRunHook, set by tests, is called between a run and the decision to
+// stop (a global, so that mailboxes carry no field for it).
+var afterRunHook atomic.Pointer[func(*compactMailbox)]
 
 var _ actor.Mailbox = (*compactMailbox)(nil)
 
@@ -119,8 +122,8 @@ func (m *compactMailbox) UserMessageCount() int {
 func (m *compactMailbox) process() {
 	for {
 		m.run()
-		if m.afterRun != nil {
-			m.afterRun()
+		if hook := afterRunHook.Load(); hook != nil {
+			(*hook)(m)
 		}
 		m.mu.Lock()
 		if m.sys.len() == 0 && (m.suspended || m.user.len() == 0) {

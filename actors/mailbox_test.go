@@ -319,12 +319,14 @@ func TestCompactMailboxInActorSystem(t *testing.T) {
 func TestCompactMailboxNoLostWakeups(t *testing.T) {
 	rec, d, m := newManualMailbox()
 	late := 0
-	m.afterRun = func() {
-		if late < 3 {
+	hook := func(run *compactMailbox) {
+		if run == m && late < 3 {
 			late++
 			m.PostUserMessage(fmt.Sprint("late ", late))
 		}
 	}
+	afterRunHook.Store(&hook)
+	defer afterRunHook.Store(nil)
 	m.PostUserMessage("first")
 	if n := d.runAll(); n != 1 {
 		t.Fatalf("%d runs scheduled, want 1", n)
