@@ -59,8 +59,13 @@ type benchResult struct {
 	Errors       int64              `json:"transport_errors"`
 	// Dropped counts open-loop deliveries never sent because --concurrency
 	// requests were already in flight; they are in no latency figure.
-	Dropped       int64              `json:"dropped,omitempty"`
-	Notifications int64              `json:"notifications"`
+	Dropped       int64 `json:"dropped,omitempty"`
+	Notifications int64 `json:"notifications"`
+	// Missing counts applied events whose notification had not arrived
+	// when notifications stopped coming (none for notificationQuiet);
+	// MissingSample names the first few.
+	Missing       int64              `json:"notifications_missing,omitempty"`
+	MissingSample []string           `json:"notifications_missing_sample,omitempty"`
 	LagMs         map[string]float64 `json:"notification_lag_ms,omitempty"`
 	// ParkedReleased counts events answered "parked" whose notification
 	// (sent when a later event released them) reached the subscriber.
@@ -547,10 +552,12 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	cpu1, _ := procCPU(c.PID)
 	self1, _ := procCPU(os.Getpid())
 
-	// Give the last notifications a moment to arrive.
+	// Give the last notifications time to arrive: wait while they keep
+	// coming, until none has come for notificationQuiet (or a minute).
 	if c.GRPCAddr != "" {
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
+		hard := time.Now().Add(time.Minute)
+		seen, progress := -1, time.Now()
+		for time.Now().Before(hard) {
 			mu.Lock()
 			done := true
 			for id := range acked {
@@ -559,8 +566,14 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 					break
 				}
 			}
+			n := len(received)
 			mu.Unlock()
 			if done {
+				break
+			}
+			if n != seen {
+				seen, progress = n, time.Now()
+			} else if time.Since(progress) > notificationQuiet {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -575,11 +588,15 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	// a later event releases it, and notifications of events this run did
 	// not send (or not see applied) are ignored.
 	var lags []time.Duration
+	var missing []string
 	for id, ack := range acked {
 		if got, ok := received[id]; ok {
 			lags = append(lags, max(0, got.Sub(ack)))
+		} else if c.GRPCAddr != "" {
+			missing = append(missing, id)
 		}
 	}
+	slices.Sort(missing)
 	var released int64
 	for id := range parked {
 		if _, ok := received[id]; ok {
@@ -601,6 +618,8 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		Errors:        transport.Load(),
 		Dropped:       dropped.Load(),
 		Notifications: int64(len(lags)),
+		Missing:       int64(len(missing)),
+		MissingSample: missing[:min(len(missing), 5)],
 	}
 	if c.GRPCAddr != "" {
 		res.ParkedReleased = released
@@ -627,6 +646,10 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	}
 	return res, nil
 }
+
+// notificationQuiet is how long the generator waits, after sending, for a
+// notification before it reports the ones still missing.
+const notificationQuiet = 5 * time.Second
 
 func percentiles(ds []time.Duration) map[string]float64 {
 	if len(ds) == 0 {
@@ -663,6 +686,9 @@ func printBench(w io.Writer, c benchConfig, r benchResult) {
 	}
 	if r.LagMs != nil {
 		fmt.Fprintf(w, "  %-26s %s (%d notifications of applied events)\n", "notification lag (ms)", fmtPct(r.LagMs), r.Notifications)
+		if r.Missing > 0 {
+			fmt.Fprintf(w, "  %-26s %d applied events without one %v after the last arrived (%s)\n", "notifications missing", r.Missing, notificationQuiet, strings.Join(r.MissingSample, ", "))
+		}
 	}
 	if c.GRPCAddr != "" && r.Statuses["parked"] > 0 {
 		fmt.Fprintf(w, "  %-26s %d of %d notified\n", "parked, then released", r.ParkedReleased, r.Statuses["parked"])

@@ -10,11 +10,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hookd/hookd/actors/customer"
 	"github.com/hookd/hookd/gateway"
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 )
 
 const benchTestBase = 1_700_000_000
@@ -320,7 +322,8 @@ func TestBenchAgainstHookd(t *testing.T) {
 		t.Errorf("statuses %v: want applied, duplicate and parked events in this mix", res.Statuses)
 	}
 	if res.Notifications != res.Statuses["applied"] {
-		t.Errorf("%d notifications of applied events reached the subscriber, want %d", res.Notifications, res.Statuses["applied"])
+		t.Errorf("%d notifications of applied events reached the subscriber, want %d; %d reported missing %v, of which now on the stream read from its start: %v",
+			res.Notifications, res.Statuses["applied"], res.Missing, res.MissingSample, onStream(t, h, res.MissingSample))
 	}
 	if res.GeneratorCPUPerEventUs <= 0 {
 		t.Errorf("generator CPU per event %v µs, want a positive figure", res.GeneratorCPUPerEventUs)
@@ -375,6 +378,52 @@ func TestBenchOpenLoopAgainstHookd(t *testing.T) {
 
 // runBenchJSON runs hookd bench with args (which include --json) and
 // returns its figures and the number of 2xx answers.
+// onStream reports which of ids have a notification on hookd's stream,
+// read from its start until nothing has come for two seconds: it tells a
+// notification that came late from one that was never written.
+func onStream(t *testing.T, h *hookd, ids []string) map[string]bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	stream, err := h.notifications().Subscribe(ctx, &hookdv1.SubscribeRequest{})
+	if err != nil {
+		t.Errorf("subscribe from the start: %v", err)
+		return nil
+	}
+	ids2 := make(chan string)
+	go func() {
+		defer close(ids2)
+		for {
+			n, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			select {
+			case ids2 <- n.GetEventId():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	found := map[string]bool{}
+	for _, id := range ids {
+		found[id] = false
+	}
+	for {
+		select {
+		case id, ok := <-ids2:
+			if !ok {
+				return found
+			}
+			if _, want := found[id]; want {
+				found[id] = true
+			}
+		case <-time.After(2 * time.Second):
+			return found
+		}
+	}
+}
+
 func runBenchJSON(t *testing.T, args []string) (res benchResult, answered int64) {
 	t.Helper()
 	var out bytes.Buffer
@@ -388,4 +437,23 @@ func runBenchJSON(t *testing.T, args []string) (res benchResult, answered int64)
 		answered += n
 	}
 	return res, answered
+}
+
+// The table names notifications that never came, and only when some did
+// not.
+func TestBenchPrintsMissingNotifications(t *testing.T) {
+	c := benchConfig{GRPCAddr: "127.0.0.1:9090", Customers: 1, Concurrency: 1}
+	r := benchResult{Events: 3, Statuses: map[string]int64{"applied": 3}, Notifications: 1,
+		LagMs: map[string]float64{"p50": 1}, Missing: 2, MissingSample: []string{"evt_a", "evt_b"}}
+	var out bytes.Buffer
+	printBench(&out, c, r)
+	if !strings.Contains(out.String(), "notifications missing") || !strings.Contains(out.String(), "2 applied events without one 5s after the last arrived (evt_a, evt_b)") {
+		t.Errorf("table lacks the missing notifications:\n%s", out.String())
+	}
+	r.Missing, r.MissingSample, r.Notifications = 0, nil, 3
+	out.Reset()
+	printBench(&out, c, r)
+	if strings.Contains(out.String(), "missing") {
+		t.Errorf("table reports missing notifications when none are:\n%s", out.String())
+	}
 }
