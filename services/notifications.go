@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -41,6 +42,12 @@ func (s *NotificationServer) Subscribe(req *hookdv1.SubscribeRequest, stream hoo
 			return toStatus(fmt.Errorf("latest cursor: %w", err))
 		}
 		cursor = c
+	}
+	// Headers now tell the client where the stream starts is settled: a
+	// from_now client that sends events after receiving them gets their
+	// notifications, whenever this handler got to run.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()

@@ -209,7 +209,8 @@ type Store interface {
 
 	// LatestCursor returns the cursor of the newest notification whose
 	// position is final ("" when there is none): reading after it gives
-	// only notifications committed later.
+	// every notification committed later, and those committed earlier
+	// whose position was not final yet (an older transaction was open).
 	LatestCursor(ctx context.Context) (string, error)
 
 	// ValidateCursor reports whether a cursor is well formed.

@@ -364,6 +364,19 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		if err != nil {
 			return benchResult{}, fmt.Errorf("subscribe: %w", err)
 		}
+		// hookd sends the stream's headers once it has fixed where "now"
+		// is; events sent before could fall before it and never be seen.
+		// (A hookd too old to send them early sends them with the first
+		// notification: then go on after a while.)
+		header := make(chan error, 1)
+		go func() { _, err := stream.Header(); header <- err }()
+		select {
+		case err := <-header:
+			if err != nil {
+				return benchResult{}, fmt.Errorf("subscribe: %w", err)
+			}
+		case <-time.After(10 * time.Second):
+		}
 		go func() {
 			defer close(subDone)
 			for {

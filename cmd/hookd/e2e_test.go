@@ -424,3 +424,47 @@ func summarize(ns []*hookdv1.Notification) []string {
 	}
 	return out
 }
+
+// A from_now subscriber that waits for the stream's headers before
+// sending sees every event it sends after: the headers come once the
+// stream's start is fixed, not with the first notification (before, a
+// subscriber that sent at once could lose its first events'
+// notifications to a "now" fixed after they committed). An event
+// committed just before the call may come too, if an older transaction
+// was still open then (its place in the order was not final yet).
+func TestFromNowSubscriberGetsHeadersBeforeNotifications(t *testing.T) {
+	h := startHookd(t)
+	h.post(t, customerEvent("evt_before", "customer.created", "cus_before", 1700000000, "b@example.com"))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	stream, err := h.notifications().Subscribe(ctx, &hookdv1.SubscribeRequest{FromNow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := make(chan error, 1)
+	go func() { _, err := stream.Header(); header <- err }()
+	select {
+	case err := <-header:
+		if err != nil {
+			t.Fatalf("headers: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no headers 10 s after subscribing, with no notification to send")
+	}
+	want := map[string]bool{}
+	for i := range 5 {
+		id := fmt.Sprint("evt_after_", i)
+		want[id] = true
+		h.post(t, customerEvent(id, "customer.created", fmt.Sprint("cus_after_", i), 1700000001, "a@example.com"))
+	}
+	for len(want) > 0 {
+		n, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("waiting for %v: %v", want, err)
+		}
+		if id := n.GetEventId(); id != "evt_before" && !want[id] {
+			t.Fatalf("notification of %s, want one of %v", id, want)
+		}
+		delete(want, n.GetEventId())
+	}
+}

@@ -129,7 +129,10 @@ type SubscribeRequest struct {
 	// Only this customer's notifications; empty for all.
 	CustomerId string `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	// Start after the newest notification at the time of the call, instead
-	// of from the beginning. Ignored when after_cursor is set.
+	// of from the beginning: after the newest whose place in the commit order
+	// was final then, so notifications committed just before the call, while
+	// an older transaction was still open, may follow. Ignored when
+	// after_cursor is set.
 	FromNow       bool `protobuf:"varint,3,opt,name=from_now,json=fromNow,proto3" json:"from_now,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -27,7 +27,10 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type NotificationServiceClient interface {
 	// Subscribe streams notifications in commit order, starting after
-	// after_cursor (empty: from the beginning), and then tails new ones.
+	// after_cursor (empty: from the beginning), and then tails new ones. It
+	// sends its response headers as soon as its starting position is fixed:
+	// a from_now subscriber that waits for them before sending events sees
+	// the notifications of all of them.
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Notification], error)
 }
 
@@ -63,7 +66,10 @@ type NotificationService_SubscribeClient = grpc.ServerStreamingClient[Notificati
 // for forward compatibility.
 type NotificationServiceServer interface {
 	// Subscribe streams notifications in commit order, starting after
-	// after_cursor (empty: from the beginning), and then tails new ones.
+	// after_cursor (empty: from the beginning), and then tails new ones. It
+	// sends its response headers as soon as its starting position is fixed:
+	// a from_now subscriber that waits for them before sending events sees
+	// the notifications of all of them.
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[Notification]) error
 	mustEmbedUnimplementedNotificationServiceServer()
 }
