@@ -364,18 +364,11 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		if err != nil {
 			return benchResult{}, fmt.Errorf("subscribe: %w", err)
 		}
-		// hookd sends the stream's headers once it has fixed where "now"
-		// is; events sent before could fall before it and never be seen.
-		// (A hookd too old to send them early sends them with the first
-		// notification: then go on after a while.)
-		header := make(chan error, 1)
-		go func() { _, err := stream.Header(); header <- err }()
-		select {
-		case err := <-header:
-			if err != nil {
-				return benchResult{}, fmt.Errorf("subscribe: %w", err)
-			}
-		case <-time.After(10 * time.Second):
+		// Events sent before the stream's start is fixed could fall before
+		// it and never be seen. (A hookd too old to send its headers early
+		// sends them with the first notification: then go on.)
+		if err := awaitStreamStart(stream, 10*time.Second); err != nil && !errors.Is(err, errHeadersLate) {
+			return benchResult{}, fmt.Errorf("subscribe: %w", err)
 		}
 		go func() {
 			defer close(subDone)
@@ -658,6 +651,23 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		res.RSSMiB, _ = procRSS(c.PID)
 	}
 	return res, nil
+}
+
+// errHeadersLate is awaitStreamStart's answer when no headers came in time.
+var errHeadersLate = errors.New("no response headers yet")
+
+// awaitStreamStart waits for a NotificationService/Subscribe stream's
+// response headers, which hookd sends once the stream's starting position
+// is fixed: events sent after them are all in the stream.
+func awaitStreamStart(stream grpc.ClientStream, wait time.Duration) error {
+	header := make(chan error, 1)
+	go func() { _, err := stream.Header(); header <- err }()
+	select {
+	case err := <-header:
+		return err
+	case <-time.After(wait):
+		return fmt.Errorf("%w after %v", errHeadersLate, wait)
+	}
 }
 
 // notificationQuiet is how long the generator waits, after sending, for a

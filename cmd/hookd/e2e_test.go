@@ -441,15 +441,8 @@ func TestFromNowSubscriberGetsHeadersBeforeNotifications(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	header := make(chan error, 1)
-	go func() { _, err := stream.Header(); header <- err }()
-	select {
-	case err := <-header:
-		if err != nil {
-			t.Fatalf("headers: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no headers 10 s after subscribing, with no notification to send")
+	if err := awaitStreamStart(stream, 10*time.Second); err != nil {
+		t.Fatalf("headers, with no notification to send: %v", err)
 	}
 	want := map[string]bool{}
 	for i := range 5 {

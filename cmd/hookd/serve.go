@@ -352,73 +352,74 @@ func ingestClient(target string) (*grpc.ClientConn, error) {
 	return grpc.NewClient(target, opts...)
 }
 
+// metricsSource holds what a process's metrics read: the newest of the
+// sources given to it (tests run several hookds in one process, and a
+// collector can be registered only once).
+type metricsSource[T any] struct {
+	mu      sync.Mutex
+	current T
+	once    sync.Once
+}
+
+// use makes src the one measured, and registers the collectors the first
+// time.
+func (m *metricsSource[T]) use(src T, collectors func() []prometheus.Collector) {
+	m.mu.Lock()
+	m.current = src
+	m.mu.Unlock()
+	m.once.Do(func() { prometheus.MustRegister(collectors()...) })
+}
+
+func (m *metricsSource[T]) get() T {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.current
+}
+
+var (
+	actorMetrics metricsSource[*actors.System]
+	batchMetrics metricsSource[*batch.Store]
+)
+
 // registerActorMetrics exposes the customer grains' figures on /metrics.
-// It registers once per process (tests run several hookds); the newest
-// system is the one measured.
-var registerActorMetrics = func() func(*actors.System) {
-	var (
-		mu      sync.Mutex
-		current *actors.System
-		once    sync.Once
-	)
-	get := func() (resident, activations int64) {
-		mu.Lock()
-		sys := current
-		mu.Unlock()
-		if sys == nil {
+func registerActorMetrics(sys *actors.System) {
+	actorMetrics.use(sys, func() []prometheus.Collector {
+		get := func() (resident, activations int64) {
+			if sys := actorMetrics.get(); sys != nil {
+				return sys.Actors()
+			}
 			return 0, 0
 		}
-		return sys.Actors()
-	}
-	return func(sys *actors.System) {
-		mu.Lock()
-		current = sys
-		mu.Unlock()
-		once.Do(func() {
-			prometheus.MustRegister(
-				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookd_customer_actors", Help: "Customer actors resident on this member (passivated after --idle-timeout without an event); each holds its customer's state."},
-					func() float64 { r, _ := get(); return float64(r) }),
-				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_customer_actor_activations_total", Help: "Customer actor activations on this member; each reads the customer's state from the store."},
-					func() float64 { _, a := get(); return float64(a) }),
-			)
-		})
-	}
-}()
+		return []prometheus.Collector{
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookd_customer_actors", Help: "Customer actors resident on this member (passivated after --idle-timeout without an event); each holds its customer's state."},
+				func() float64 { r, _ := get(); return float64(r) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_customer_actor_activations_total", Help: "Customer actor activations on this member; each reads the customer's state from the store."},
+				func() float64 { _, a := get(); return float64(a) }),
+		}
+	})
+}
 
-// registerBatchMetrics exposes group-commit figures on /metrics. It
-// registers once per process (tests run several hookds).
-var registerBatchMetrics = func() func(*batch.Store) {
-	var (
-		mu      sync.Mutex
-		current *batch.Store
-		once    sync.Once
-	)
-	stats := func() batch.Stats {
-		mu.Lock()
-		defer mu.Unlock()
-		if current == nil {
+// registerBatchMetrics exposes group-commit figures on /metrics.
+func registerBatchMetrics(b *batch.Store) {
+	batchMetrics.use(b, func() []prometheus.Collector {
+		stats := func() batch.Stats {
+			if b := batchMetrics.get(); b != nil {
+				return b.Stats()
+			}
 			return batch.Stats{}
 		}
-		return current.Stats()
-	}
-	return func(b *batch.Store) {
-		mu.Lock()
-		current = b
-		mu.Unlock()
-		once.Do(func() {
-			prometheus.MustRegister(
-				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commits_total", Help: "PostgreSQL transactions that committed events."},
-					func() float64 { return float64(stats().Commits) }),
-				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commit_writes_total", Help: "Event writes committed (several per transaction with group commit)."},
-					func() float64 { return float64(stats().Writes) }),
-				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookd_store_commit_max_batch", Help: "The most writes one transaction committed."},
-					func() float64 { return float64(stats().MaxBatchSeen) }),
-				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commit_busy_seconds_total", Help: "Time spent committing; its rate is the group committer's utilization (near 1: writes queue behind it)."},
-					func() float64 { return stats().Busy.Seconds() }),
-			)
-		})
-	}
-}()
+		return []prometheus.Collector{
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commits_total", Help: "PostgreSQL transactions that committed events."},
+				func() float64 { return float64(stats().Commits) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commit_writes_total", Help: "Event writes committed (several per transaction with group commit)."},
+				func() float64 { return float64(stats().Writes) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookd_store_commit_max_batch", Help: "The most writes one transaction committed."},
+				func() float64 { return float64(stats().MaxBatchSeen) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commit_busy_seconds_total", Help: "Time spent committing; its rate is the group committer's utilization (near 1: writes queue behind it)."},
+				func() float64 { return stats().Busy.Seconds() }),
+		}
+	})
+}
 
 // openStore opens and migrates the store cfg selects: PostgreSQL for a
 // postgres:// URL, else the embedded store in the data dir. It also says
