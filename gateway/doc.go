@@ -2,11 +2,10 @@
 // webhook.
 //
 // A provider (Stripe first) POSTs an event to /v1/webhooks/stripe. The
-// gateway limits the body, checks the content type, verifies the
-// Stripe-Signature header against every active secret within a timestamp
-// tolerance (in both directions), decodes only the envelope fields hookd
-// needs (event ID, type, object, and the routing key: the customer the
-// event belongs to), and hands the envelope with the raw bytes to
+// gateway limits the body, checks the content type, has the provider's
+// package (provider/stripe) verify the signature against every active
+// secret within a timestamp tolerance (in both directions) and decode the
+// envelope, and hands the envelope with the raw bytes to
 // hookd.v1.IngestService/Ingest over gRPC. It answers the sender from the
 // outcome:
 //
@@ -17,12 +16,6 @@
 //   - 503 with Retry-After when the event could not be made durable, so
 //     that the sender retries.
 //
-// The gateway holds no state of its own. It never decodes the full Stripe
-// object model and never rejects an event for its API version: versions
-// and event types hookd does not project are stored as "ignored" further
-// down the flow, not refused here.
-//
-// New builds the http.Handler; the signature scheme (ParseSignatureHeader,
-// VerifyStripe, SignStripe) and envelope decoding (DecodeStripeEnvelope)
-// are exported for `hookd send` and for tests.
+// The gateway is HTTP only: it holds no state of its own and knows nothing
+// of a provider's wire format.
 package gateway

@@ -10,6 +10,10 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/hookd/hookd/internal/fixtures"
+
+	"github.com/hookd/hookd/provider/stripe"
 )
 
 // stripeFixture is one JSON file from shared/fixtures/stripe.
@@ -23,7 +27,7 @@ type stripeFixture struct {
 // skipping the test when there is none.
 func loadStripeFixtures(t *testing.T) []stripeFixture {
 	t.Helper()
-	dir := fixtureDir(t)
+	dir := fixtures.Dir(t, "stripe")
 	var fixtures []stripeFixture
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || filepath.Ext(path) != ".json" {
@@ -53,7 +57,7 @@ func loadStripeFixtures(t *testing.T) []stripeFixture {
 }
 
 // oracleRouting computes an event's expected customer and routing from a
-// generic decoding of the fixture, independently of DecodeStripeEnvelope.
+// generic decoding of the fixture, independently of stripe.DecodeEnvelope.
 func oracleRouting(t *testing.T, raw []byte) (customerID, routing, apiVersion string) {
 	t.Helper()
 	var ev map[string]any
@@ -128,8 +132,8 @@ func TestStripeFixtures(t *testing.T) {
 			rec := serve(env.handler, signedRequest(fx.raw, testSecret, testNow))
 
 			if !fx.isEvent {
-				if _, err := DecodeStripeEnvelope(fx.raw); !errors.Is(err, ErrMalformed) {
-					t.Errorf("DecodeStripeEnvelope: got %v, want %v", err, ErrMalformed)
+				if _, err := stripe.DecodeEnvelope(fx.raw); !errors.Is(err, stripe.ErrMalformed) {
+					t.Errorf("stripe.DecodeEnvelope: got %v, want %v", err, stripe.ErrMalformed)
 				}
 				if rec.Code != http.StatusBadRequest {
 					t.Errorf("status: got %v, want %v (body %s)", rec.Code, http.StatusBadRequest, rec.Body)

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/provider/stripe"
 )
 
 // Defaults for the zero values of Config's fields.
@@ -98,7 +99,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.Secrets = secrets
 	if c.Tolerance == 0 {
-		c.Tolerance = DefaultTolerance
+		c.Tolerance = stripe.DefaultTolerance
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
@@ -212,13 +213,13 @@ func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		h.reject(ctx, w, http.StatusBadRequest, "empty body", nil)
 		return
 	}
-	err = VerifyStripe(body, r.Header.Get(StripeSignatureHeader), h.cfg.Secrets, h.cfg.Tolerance, h.cfg.Now())
+	err = stripe.Verify(body, r.Header.Get(stripe.SignatureHeaderName), h.cfg.Secrets, h.cfg.Tolerance, h.cfg.Now())
 	if err != nil {
 		// The sentinel messages name the problem and never a secret.
 		h.reject(ctx, w, http.StatusBadRequest, err.Error(), nil)
 		return
 	}
-	env, err := DecodeStripeEnvelope(body)
+	env, err := stripe.DecodeEnvelope(body)
 	if err != nil {
 		h.reject(ctx, w, http.StatusBadRequest, err.Error(), nil)
 		return
@@ -388,4 +389,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// truncate shortens a string from elsewhere before it goes into an answer,
+// so that it cannot inflate the response.
+func truncate(s string) string {
+	const limit = 64
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit] + "…"
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/provider/stripe"
 )
 
 func TestNewValidatesConfig(t *testing.T) {
@@ -77,7 +78,7 @@ func TestWebhookRejectsBadInput(t *testing.T) {
 	withHeader := func(body []byte, header string) func() *http.Request {
 		return func() *http.Request {
 			req := signedRequest(body, testSecret, testNow)
-			req.Header.Set(StripeSignatureHeader, header)
+			req.Header.Set(stripe.SignatureHeaderName, header)
 			return req
 		}
 	}
@@ -94,7 +95,7 @@ func TestWebhookRejectsBadInput(t *testing.T) {
 			name: "missing signature header",
 			req: func() *http.Request {
 				req := signedRequest(valid, testSecret, testNow)
-				req.Header.Del(StripeSignatureHeader)
+				req.Header.Del(stripe.SignatureHeaderName)
 				return req
 			},
 			wantCode: http.StatusBadRequest, wantError: "missing Stripe-Signature header",
@@ -102,10 +103,10 @@ func TestWebhookRejectsBadInput(t *testing.T) {
 		{name: "garbled header", req: withHeader(valid, "t=yesterday;v1=0xdeadbeef"), wantCode: http.StatusBadRequest, wantError: "invalid Stripe-Signature header"},
 		{name: "wrong signature", req: withHeader(valid, "t=1700000000,v1="+hex64), wantCode: http.StatusBadRequest, wantError: "signature does not match"},
 		{name: "wrong secret", req: func() *http.Request { return signedRequest(valid, "whsec_someone_else", testNow) }, wantCode: http.StatusBadRequest, wantError: "signature does not match"},
-		{name: "signed for another payload", req: withHeader(valid, SignStripe([]byte(`{}`), testSecret, testNow)), wantCode: http.StatusBadRequest, wantError: "signature does not match"},
+		{name: "signed for another payload", req: withHeader(valid, stripe.Sign([]byte(`{}`), testSecret, testNow)), wantCode: http.StatusBadRequest, wantError: "signature does not match"},
 		{name: "timestamp 301s old", req: func() *http.Request { return signedRequest(valid, testSecret, testNow.Add(-301*time.Second)) }, wantCode: http.StatusBadRequest, wantError: "too old"},
 		{name: "timestamp 301s in the future", req: func() *http.Request { return signedRequest(valid, testSecret, testNow.Add(301*time.Second)) }, wantCode: http.StatusBadRequest, wantError: "in the future"},
-		{name: "v0 only", req: withHeader(valid, "t=1700000000,v0="+strings.TrimPrefix(SignStripe(valid, testSecret, testNow), "t=1700000000,v1=")), wantCode: http.StatusBadRequest, wantError: "no v1 signature"},
+		{name: "v0 only", req: withHeader(valid, "t=1700000000,v0="+strings.TrimPrefix(stripe.Sign(valid, testSecret, testNow), "t=1700000000,v1=")), wantCode: http.StatusBadRequest, wantError: "no v1 signature"},
 		{name: "truncated JSON", req: func() *http.Request { return signedRequest(valid[:len(valid)/2], testSecret, testNow) }, wantCode: http.StatusBadRequest, wantError: "malformed"},
 		{name: "not an event", req: func() *http.Request {
 			return signedRequest([]byte(`{"id":"cus_1","object":"customer"}`), testSecret, testNow)
@@ -236,17 +237,17 @@ func TestWebhookSecretRotation(t *testing.T) {
 	t.Parallel()
 	const oldSecret, newSecret = "whsec_old_secret", "whsec_new_secret"
 	payload := []byte(testEvent)
-	newSig := strings.TrimPrefix(SignStripe(payload, newSecret, testNow), "t=1700000000,v1=")
+	newSig := strings.TrimPrefix(stripe.Sign(payload, newSecret, testNow), "t=1700000000,v1=")
 	tests := []struct {
 		name     string
 		header   string
 		wantCode int
 	}{
-		{name: "signed with the first secret", header: SignStripe(payload, oldSecret, testNow), wantCode: http.StatusOK},
-		{name: "signed with the second secret", header: SignStripe(payload, newSecret, testNow), wantCode: http.StatusOK},
+		{name: "signed with the first secret", header: stripe.Sign(payload, oldSecret, testNow), wantCode: http.StatusOK},
+		{name: "signed with the second secret", header: stripe.Sign(payload, newSecret, testNow), wantCode: http.StatusOK},
 		{name: "several v1, one matches", header: "t=1700000000,v1=" + hex64 + ",v1=" + newSig + ",v0=" + hex64, wantCode: http.StatusOK},
 		{name: "v0 only", header: "t=1700000000,v0=" + newSig, wantCode: http.StatusBadRequest},
-		{name: "retired secret", header: SignStripe(payload, "whsec_retired", testNow), wantCode: http.StatusBadRequest},
+		{name: "retired secret", header: stripe.Sign(payload, "whsec_retired", testNow), wantCode: http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -255,7 +256,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 				cfg.Secrets = []string{oldSecret, " " + newSecret} // as split from "old, new"
 			})
 			req := signedRequest(payload, oldSecret, testNow)
-			req.Header.Set(StripeSignatureHeader, tt.header)
+			req.Header.Set(stripe.SignatureHeaderName, tt.header)
 			rec := serve(env.handler, req)
 			if rec.Code != tt.wantCode {
 				t.Errorf("status: got %v, want %v (body %s)", rec.Code, tt.wantCode, rec.Body)
@@ -411,7 +412,7 @@ func TestWebhookOverHTTP(t *testing.T) {
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
-	req.Header.Set(StripeSignatureHeader, SignStripe(payload, testSecret, testNow))
+	req.Header.Set(stripe.SignatureHeaderName, stripe.Sign(payload, testSecret, testNow))
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatalf("POST: %v", err)

@@ -8,8 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/provider/stripe"
 )
 
 func TestMain(m *testing.M) {
@@ -157,7 +157,7 @@ func (b *syncBuffer) String() string {
 func signedRequest(body []byte, secret string, at time.Time) *http.Request {
 	req := httptest.NewRequest(http.MethodPost, StripeWebhookPath, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set(StripeSignatureHeader, SignStripe(body, secret, at))
+	req.Header.Set(stripe.SignatureHeaderName, stripe.Sign(body, secret, at))
 	return req
 }
 
@@ -182,36 +182,5 @@ func decodeBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]string 
 	return body
 }
 
-// fixtureDir finds shared/fixtures/stripe by walking up from the working
-// directory (the repository is checked out next to shared/). It skips the
-// test when the fixtures are absent, unless HOOKD_REQUIRE_FIXTURES is set.
-func fixtureDir(t testing.TB) string {
-	t.Helper()
-	dir, err := findFixtureDir()
-	if err != nil {
-		const msg = "Stripe fixtures not found (looked for shared/fixtures/stripe in every parent of the working directory): %v"
-		if os.Getenv("HOOKD_REQUIRE_FIXTURES") != "" { // CI, where they are checked out
-			t.Fatalf(msg, err)
-		}
-		t.Skipf(msg, err)
-	}
-	return dir
-}
-
-func findFixtureDir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		candidate := filepath.Join(dir, "shared", "fixtures", "stripe")
-		if fi, err := os.Stat(candidate); err == nil && fi.IsDir() {
-			return candidate, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", os.ErrNotExist
-		}
-		dir = parent
-	}
-}
+// hex64 is a well-formed but wrong v1 signature.
+var hex64 = strings.Repeat("ab", 32)

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hookd/hookd/actors/customer"
-	"github.com/hookd/hookd/gateway"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/store"
 )
 
@@ -103,10 +103,10 @@ func (s *EventServer) ReplayEvent(ctx context.Context, req *hookdv1.ReplayEventR
 	if err != nil {
 		return nil, toStatus(fmt.Errorf("event %s: %w", req.GetEventId(), err))
 	}
-	if source != gateway.SourceStripe {
+	if source != stripe.Source {
 		return nil, status.Errorf(codes.FailedPrecondition, "events from %q cannot be replayed", source)
 	}
-	env, err := gateway.DecodeStripeEnvelope(e.Payload)
+	env, err := stripe.DecodeEnvelope(e.Payload)
 	if err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "stored payload of %s does not decode: %v", e.EventID, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/store"
 )
 
@@ -34,10 +35,12 @@ type Result struct {
 }
 
 // SubscriptionFetcher gets a subscription as the provider has it now, for
-// resolving an event parked past its deadline. It returns store.ErrNotFound
-// when the provider does not know the subscription.
+// resolving an event parked past its deadline; account, when not empty, is
+// the Connect account the customer belongs to. It returns an error
+// wrapping stripe.ErrNotFound when the provider does not know the
+// subscription. *stripe.Client implements it.
 type SubscriptionFetcher interface {
-	FetchSubscription(ctx context.Context, id string) (*SubscriptionObject, error)
+	FetchSubscription(ctx context.Context, id, account string) (*stripe.Subscription, error)
 }
 
 // Processor applies events to one customer, one at a time. It is the
@@ -236,7 +239,7 @@ func (p *Processor) Resolve(ctx context.Context, deadline, now time.Time, fetch 
 	if err := p.load(ctx); err != nil {
 		return 0, err
 	}
-	fetched := map[string]*SubscriptionObject{}
+	fetched := map[string]*stripe.Subscription{}
 	for _, pk := range p.state.Parked {
 		if pk.Since > deadline.Unix() || fetch == nil {
 			continue
@@ -244,9 +247,9 @@ func (p *Processor) Resolve(ctx context.Context, deadline, now time.Time, fetch 
 		if _, done := fetched[pk.WaitingFor]; done {
 			continue
 		}
-		obj, err := fetch.FetchSubscription(ctx, pk.WaitingFor)
+		obj, err := fetch.FetchSubscription(ctx, pk.WaitingFor, "")
 		switch {
-		case errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, stripe.ErrNotFound):
 			fetched[pk.WaitingFor] = nil
 		case err != nil:
 			// The provider is unreachable: try again at the next sweep.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+
+	"github.com/hookd/hookd/provider/stripe"
 )
 
 // randomHistory returns one customer's events in created order: the
@@ -15,7 +17,7 @@ func randomHistory(rng *rand.Rand, customerID string) []Event {
 	id := func(kind string, n int) string { return fmt.Sprintf("evt_%s_%s_%d_%d", customerID, kind, n, created) }
 	cust := func(typ string, n int) Event {
 		return Event{ID: id("c", n), Type: typ, Created: next(), ObjectID: customerID, ObjectType: "customer",
-			Customer: &CustomerObject{ID: customerID, Email: fmt.Sprintf("%s-%d@example.com", customerID, n), Metadata: map[string]string{"n": fmt.Sprint(n)}}}
+			Customer: &stripe.Customer{ID: customerID, Email: fmt.Sprintf("%s-%d@example.com", customerID, n), Metadata: map[string]string{"n": fmt.Sprint(n)}}}
 	}
 	events := []Event{cust("customer.created", 0)}
 	for i := range rng.IntN(3) {
@@ -25,7 +27,7 @@ func randomHistory(rng *rand.Rand, customerID string) []Event {
 		sub := fmt.Sprintf("sub_%s_%d", strings.TrimPrefix(customerID, "cus_"), s)
 		subEv := func(typ, status string, n int) Event {
 			return Event{ID: id(sub, n), Type: typ, Created: next(), ObjectID: sub, ObjectType: "subscription",
-				Subscription: &SubscriptionObject{ID: sub, Status: status}}
+				Subscription: &stripe.Subscription{ID: sub, Status: status}}
 		}
 		events = append(events, subEv("customer.subscription.created", "trialing", 0))
 		for i := range rng.IntN(3) {

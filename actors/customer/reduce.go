@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/provider/stripe"
 )
 
 // State is one customer's projection, as the actor keeps it in memory and
@@ -180,7 +181,7 @@ func Apply(st State, ev Event, now int64) (State, Effect) {
 // released event, how it was resolved.
 //
 // A parked event dropped as stale gets the reason "superseded".
-func Resolve(st State, deadline, now int64, fetched map[string]*SubscriptionObject) (State, []Change, map[string]string) {
+func Resolve(st State, deadline, now int64, fetched map[string]*stripe.Subscription) (State, []Change, map[string]string) {
 	next := st.clone()
 	var changes []Change
 	reasons := map[string]string{}
@@ -199,7 +200,7 @@ func Resolve(st State, deadline, now int64, fetched map[string]*SubscriptionObje
 		obj := fetched[subID]
 		how := "released after its deadline with subscription " + subID + " fetched from the provider"
 		if obj == nil {
-			obj = &SubscriptionObject{ID: subID, Status: "unknown"}
+			obj = &stripe.Subscription{ID: subID, Status: "unknown"}
 			how = "released after its deadline without subscription " + subID + " (not fetched); the subscription was synthesized from the invoice"
 		}
 		// The fetched object is the provider's state now: newer than any

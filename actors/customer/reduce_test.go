@@ -1,29 +1,29 @@
 package customer
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/hookd/hookd/provider/stripe"
 )
 
 func custEvent(id, typ string, created int64, email string) Event {
 	return Event{ID: id, Type: typ, Created: created, ObjectID: "cus_1", ObjectType: "customer",
-		Customer: &CustomerObject{ID: "cus_1", Email: email}}
+		Customer: &stripe.Customer{ID: "cus_1", Email: email}}
 }
 
 func subEvent(id, typ string, created int64, subID, status string) Event {
 	return Event{ID: id, Type: typ, Created: created, ObjectID: subID, ObjectType: "subscription",
-		Subscription: &SubscriptionObject{ID: subID, Status: status}}
+		Subscription: &stripe.Subscription{ID: subID, Status: status}}
 }
 
 func invEvent(id, typ string, created int64, invID, subID string) Event {
-	raw, _ := json.Marshal(subID)
 	return Event{ID: id, Type: typ, Created: created, ObjectID: invID, ObjectType: "invoice",
-		Invoice: &InvoiceObject{ID: invID, Subscription: raw, Status: "paid", AmountPaid: 100}}
+		Invoice: &stripe.Invoice{ID: invID, Subscription: stripe.ID(subID), Status: "paid", AmountPaid: 100}}
 }
 
 // notes flattens an effect's changes into "kind@version" strings.
@@ -91,7 +91,7 @@ func TestResolveAfterDeadline(t *testing.T) {
 	if next, changes, _ := Resolve(st, 999, 2000, nil); len(changes) != 0 || len(next.Parked) != 1 {
 		t.Fatalf("before the deadline: %d changes, %d parked; want none released", len(changes), len(next.Parked))
 	}
-	fetched := map[string]*SubscriptionObject{"sub_1": {ID: "sub_1", Status: "past_due"}}
+	fetched := map[string]*stripe.Subscription{"sub_1": {ID: "sub_1", Status: "past_due"}}
 	next, changes, reasons := Resolve(st, 1000, 2000, fetched)
 	if len(changes) != 2 || len(next.Parked) != 0 || reasons["evt_inv"] == "" {
 		t.Fatalf("after the deadline: %d changes, %d parked, reasons %v; want 2, 0, one for evt_inv", len(changes), len(next.Parked), reasons)

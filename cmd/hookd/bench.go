@@ -21,8 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/hookd/hookd/gateway"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/provider/stripe"
 )
 
 // benchConfig configures `hookd bench`, a load generator that signs
@@ -403,7 +403,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	// generator running late adds to it instead of hiding it), or from now
 	// when due is zero (closed loop).
 	post := func(id string, body []byte, due time.Time) {
-		sig := gateway.SignStripe(body, c.Secret, time.Now())
+		sig := stripe.Sign(body, c.Secret, time.Now())
 		start := time.Now()
 		if !due.IsZero() {
 			start = due

@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/provider/stripe"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hookd/hookd/actors/customer"
-	"github.com/hookd/hookd/gateway"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 )
 
@@ -54,7 +55,7 @@ type benchDecoded struct {
 func decodeBenchEvent(t *testing.T, mix string, cu int, n int64) benchDecoded {
 	t.Helper()
 	id, body := benchEventFor(mix, "run", cu, n, benchTestBase)
-	env, err := gateway.DecodeStripeEnvelope(body)
+	env, err := stripe.DecodeEnvelope(body)
 	if err != nil {
 		t.Fatalf("%s mix: customer %d event %d does not decode: %v\n%s", mix, cu, n, err, body)
 	}
@@ -84,9 +85,9 @@ func TestBenchEventsDecodeAndRouteToTheirCustomer(t *testing.T) {
 				if ev.customerID != want {
 					t.Fatalf("%s mix: customer %d event %d (%s) routes to %q, want %q", mix, cu, n, ev.typ, ev.customerID, want)
 				}
-				wantRouting := gateway.RoutingObjectCustomer
+				wantRouting := stripe.RoutingObjectCustomer
 				if strings.HasPrefix(ev.typ, "customer.") && !strings.HasPrefix(ev.typ, "customer.subscription.") {
-					wantRouting = gateway.RoutingObjectID
+					wantRouting = stripe.RoutingObjectID
 				}
 				if ev.routing != wantRouting {
 					t.Fatalf("%s mix: event %d (%s) routing %q, want %q", mix, n, ev.typ, ev.routing, wantRouting)
@@ -158,7 +159,7 @@ func TestBenchStripeMixOutOfOrderOutcomes(t *testing.T) {
 		outcomes := map[string]int{}
 		for _, n := range order {
 			_, body := benchStripeEvent("run", 1, n, benchTestBase)
-			env, err := gateway.DecodeStripeEnvelope(body)
+			env, err := stripe.DecodeEnvelope(body)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,10 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/provider/stripe"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/hookd/hookd/gateway"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store/postgres/pgtest"
 )
@@ -213,7 +214,7 @@ func sendLoad(ctx context.Context, webhook string, customers, perCustomer int, r
 		for {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, webhook, bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Stripe-Signature", gateway.SignStripe(body, testSecret, time.Now()))
+			req.Header.Set("Stripe-Signature", stripe.Sign(body, testSecret, time.Now()))
 			resp, err := client.Do(req)
 			code := "transport"
 			if err == nil {

@@ -14,13 +14,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/internal/fixtures"
+
+	"github.com/hookd/hookd/provider/stripe"
+
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/hookd/hookd/gateway"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 )
 
@@ -179,7 +182,7 @@ func TestSubscriberResumesWithoutGapsOrRepeats(t *testing.T) {
 					}
 					eventID := fmt.Sprintf("evt_load_%04d_%02d", c, v)
 					body := customerEvent(eventID, typ, id, 1700000000+int64(v), fmt.Sprintf("v%d@example.com", v))
-					env, err := gateway.DecodeStripeEnvelope(body)
+					env, err := stripe.DecodeEnvelope(body)
 					if err != nil {
 						errs <- err
 						return
@@ -225,7 +228,7 @@ func TestSubscriberResumesWithoutGapsOrRepeats(t *testing.T) {
 // whatever its API version, and stored with its routing or the reason it
 // was ignored.
 func TestRealFixturesAreAccepted(t *testing.T) {
-	dir := fixtureDir(t)
+	dir := fixtures.Dir(t, "stripe")
 	h := startHookd(t)
 	var files []string
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -240,7 +243,7 @@ func TestRealFixturesAreAccepted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		env, err := gateway.DecodeStripeEnvelope(body)
+		env, err := stripe.DecodeEnvelope(body)
 		if err != nil {
 			// stripe-cli trigger recipes and bare API objects are not events.
 			if a := h.post(t, body); a.Code != 400 {
@@ -289,18 +292,18 @@ func TestBadInputIsRejectedAndStoresNothing(t *testing.T) {
 	}{
 		{"missing signature", good, "application/json", "", 400},
 		{"garbled signature", good, "application/json", "garbage", 400},
-		{"wrong signature", good, "application/json", gateway.SignStripe(good, "whsec_wrong", now), 400},
-		{"signature of other body", good, "application/json", gateway.SignStripe([]byte("{}"), testSecret, now), 400},
+		{"wrong signature", good, "application/json", stripe.Sign(good, "whsec_wrong", now), 400},
+		{"signature of other body", good, "application/json", stripe.Sign([]byte("{}"), testSecret, now), 400},
 		// Signatures carry whole seconds and this table is signed before
 		// the cases run, so a case 301 s out could land inside the window
 		// a second later; the exact boundary is tested with a fixed clock
 		// in gateway.
-		{"timestamp 310s old", good, "application/json", gateway.SignStripe(good, testSecret, now.Add(-310*time.Second)), 400},
-		{"timestamp 310s ahead", good, "application/json", gateway.SignStripe(good, testSecret, now.Add(310*time.Second)), 400},
-		{"truncated json", good[:len(good)/2], "application/json", gateway.SignStripe(good[:len(good)/2], testSecret, now), 400},
-		{"2 MiB body", huge, "application/json", gateway.SignStripe(huge, testSecret, now), 413},
-		{"wrong content type", good, "text/plain", gateway.SignStripe(good, testSecret, now), 415},
-		{"empty body", nil, "application/json", gateway.SignStripe(nil, testSecret, now), 400},
+		{"timestamp 310s old", good, "application/json", stripe.Sign(good, testSecret, now.Add(-310*time.Second)), 400},
+		{"timestamp 310s ahead", good, "application/json", stripe.Sign(good, testSecret, now.Add(310*time.Second)), 400},
+		{"truncated json", good[:len(good)/2], "application/json", stripe.Sign(good[:len(good)/2], testSecret, now), 400},
+		{"2 MiB body", huge, "application/json", stripe.Sign(huge, testSecret, now), 413},
+		{"wrong content type", good, "text/plain", stripe.Sign(good, testSecret, now), 415},
+		{"empty body", nil, "application/json", stripe.Sign(nil, testSecret, now), 400},
 	}
 	for _, tc := range cases {
 		a := h.postWith(t, tc.body, tc.contentType, tc.signature)

@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/hookd/hookd/provider/stripe"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/hookd/hookd/gateway"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store/postgres/pgtest"
 )
@@ -95,7 +94,7 @@ type webhookAnswer struct {
 // post signs body as Stripe does (now) and posts it.
 func (h *hookd) post(t *testing.T, body []byte) webhookAnswer {
 	t.Helper()
-	return h.postWith(t, body, "application/json", gateway.SignStripe(body, testSecret, time.Now()))
+	return h.postWith(t, body, "application/json", stripe.Sign(body, testSecret, time.Now()))
 }
 
 func (h *hookd) postWith(t *testing.T, body []byte, contentType, signature string) webhookAnswer {
@@ -120,25 +119,4 @@ func (h *hookd) postWith(t *testing.T, body []byte, contentType, signature strin
 		t.Errorf("answer %d is not JSON: %q", resp.StatusCode, raw)
 	}
 	return a
-}
-
-// fixtureDir finds ../shared/fixtures/stripe beside the repository, or
-// skips the test with a clear message (fails, if HOOKD_REQUIRE_FIXTURES is
-// set).
-func fixtureDir(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "shared", "fixtures", "stripe")
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			return p
-		}
-		if filepath.Dir(d) == d {
-			const msg = "no shared/fixtures/stripe above %s: the shared fixtures are not checked out beside the repo"
-			if os.Getenv("HOOKD_REQUIRE_FIXTURES") != "" { // CI, where they are checked out
-				t.Fatalf(msg, dir)
-			}
-			t.Skipf(msg, dir)
-		}
-	}
 }

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookd/hookd/gateway"
+	"github.com/hookd/hookd/provider/stripe"
 )
 
 // send signs a Stripe event file exactly as Stripe does and POSTs it, so
@@ -75,7 +75,7 @@ func send(ctx context.Context, args []string, getenv func(string) string, stdout
 		return fmt.Errorf("send: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Stripe-Signature", gateway.SignStripe(body, *secret, time.Now()))
+	req.Header.Set("Stripe-Signature", stripe.Sign(body, *secret, time.Now()))
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {

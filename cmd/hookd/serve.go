@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookd/hookd/provider/stripe"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
@@ -84,7 +86,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		wakeup := services.NewWakeup()
 		var fetcher customer.SubscriptionFetcher
 		if cfg.StripeAPIKey != "" {
-			fetcher = customer.NewStripeFetcher(cfg.StripeAPIKey, cfg.StripeAPIURL, log)
+			fetcher = stripe.NewClient(cfg.StripeAPIKey, cfg.StripeAPIURL, log)
 		}
 		sys, err = actors.New(actors.Config{
 			Store:         st,

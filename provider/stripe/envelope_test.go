@@ -1,4 +1,4 @@
-package gateway
+package stripe
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ func eventWithObject(object string) string {
 		`"livemode":true,"account":"acct_1","data":{"object":` + object + `}}`
 }
 
-func TestDecodeStripeEnvelopeRouting(t *testing.T) {
+func TestDecodeEnvelopeRouting(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name         string
@@ -94,15 +94,15 @@ func TestDecodeStripeEnvelopeRouting(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			raw := []byte(eventWithObject(tt.object))
-			env, err := DecodeStripeEnvelope(raw)
+			env, err := DecodeEnvelope(raw)
 			if err != nil {
-				t.Fatalf("DecodeStripeEnvelope: got %v, want nil", err)
+				t.Fatalf("DecodeEnvelope: got %v, want nil", err)
 			}
 			checks := []struct {
 				field     string
 				got, want any
 			}{
-				{"source", env.GetSource(), SourceStripe},
+				{"source", env.GetSource(), Source},
 				{"event_id", env.GetEventId(), "evt_1"},
 				{"type", env.GetType(), "test.event"},
 				{"created", env.GetCreated(), int64(1700000000)},
@@ -129,7 +129,7 @@ func TestDecodeStripeEnvelopeRouting(t *testing.T) {
 	}
 }
 
-func TestDecodeStripeEnvelopeFields(t *testing.T) {
+func TestDecodeEnvelopeFields(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name           string
@@ -158,9 +158,9 @@ func TestDecodeStripeEnvelopeFields(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			env, err := DecodeStripeEnvelope([]byte(tt.raw))
+			env, err := DecodeEnvelope([]byte(tt.raw))
 			if err != nil {
-				t.Fatalf("DecodeStripeEnvelope: got %v, want nil", err)
+				t.Fatalf("DecodeEnvelope: got %v, want nil", err)
 			}
 			if got := env.GetApiVersion(); got != tt.wantAPIVersion {
 				t.Errorf("api_version: got %q, want %q", got, tt.wantAPIVersion)
@@ -178,7 +178,7 @@ func TestDecodeStripeEnvelopeFields(t *testing.T) {
 	}
 }
 
-func TestDecodeStripeEnvelopeMalformed(t *testing.T) {
+func TestDecodeEnvelopeMalformed(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
@@ -211,25 +211,25 @@ func TestDecodeStripeEnvelopeMalformed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			env, err := DecodeStripeEnvelope([]byte(tt.raw))
+			env, err := DecodeEnvelope([]byte(tt.raw))
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error: got %v (envelope %v), want %v", err, env, ErrMalformed)
 			}
 			if !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Errorf("error: got %q, want it to contain %q", err, tt.wantMsg)
 			}
-			if strings.Contains(err.Error(), "gateway.") || strings.Contains(err.Error(), "Go ") {
+			if strings.Contains(err.Error(), "stripe.") || strings.Contains(err.Error(), "Go ") {
 				t.Errorf("error %q names Go types, want JSON field names", err)
 			}
 		})
 	}
 }
 
-func BenchmarkDecodeStripeEnvelope(b *testing.B) {
+func BenchmarkDecodeEnvelope(b *testing.B) {
 	raw := []byte(eventWithObject(`{"id":"in_1","object":"invoice","customer":{"id":"cus_3","object":"customer"},"subscription":"sub_1","lines":{"data":[{"id":"il_1","amount":100}]}}`))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := DecodeStripeEnvelope(raw); err != nil {
+		if _, err := DecodeEnvelope(raw); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package gateway
+package stripe
 
 import (
 	"crypto/hmac"
@@ -11,50 +11,50 @@ import (
 	"time"
 )
 
-// StripeSignatureHeader is the HTTP header that carries Stripe's webhook
+// SignatureHeaderName is the HTTP header that carries Stripe's webhook
 // signature.
-const StripeSignatureHeader = "Stripe-Signature"
+const SignatureHeaderName = "Stripe-Signature"
 
 // DefaultTolerance is how far a signature's timestamp may lie from the
 // receiver's clock, in either direction. It matches Stripe's own libraries.
 const DefaultTolerance = 300 * time.Second
 
-// Errors returned by ParseSignatureHeader and VerifyStripe. Each is wrapped
+// Errors returned by ParseSignatureHeader and Verify. Each is wrapped
 // with detail; test for them with errors.Is. None of their messages contain
 // a secret or a signature, so they are safe to show to the sender.
 var (
-	// ErrNoSignature is returned by ParseSignatureHeader and VerifyStripe
+	// ErrNoSignature is returned by ParseSignatureHeader and Verify
 	// when the Stripe-Signature header is absent or empty.
-	ErrNoSignature = errors.New("missing " + StripeSignatureHeader + " header")
+	ErrNoSignature = errors.New("missing " + SignatureHeaderName + " header")
 
-	// ErrInvalidHeader is returned by ParseSignatureHeader and VerifyStripe
+	// ErrInvalidHeader is returned by ParseSignatureHeader and Verify
 	// when the header is present but cannot be parsed: an element without
 	// "=", no timestamp, a timestamp that is not a decimal Unix time, or
 	// more than one timestamp.
-	ErrInvalidHeader = errors.New("invalid " + StripeSignatureHeader + " header")
+	ErrInvalidHeader = errors.New("invalid " + SignatureHeaderName + " header")
 
-	// ErrNoV1Signature is returned by ParseSignatureHeader and VerifyStripe
+	// ErrNoV1Signature is returned by ParseSignatureHeader and Verify
 	// when the header parses but carries no usable v1 signature (for
 	// example only v0 signatures, or v1 values that are not 32 hex-encoded
 	// bytes).
-	ErrNoV1Signature = errors.New("no v1 signature in " + StripeSignatureHeader + " header")
+	ErrNoV1Signature = errors.New("no v1 signature in " + SignatureHeaderName + " header")
 
-	// ErrBadSignature is returned by VerifyStripe when no configured secret
+	// ErrBadSignature is returned by Verify when no configured secret
 	// produces any of the header's v1 signatures for this payload and
 	// timestamp (wrong secret, tampered payload, or no secret configured).
 	ErrBadSignature = errors.New("signature does not match payload")
 
 	// ErrTimestampOutOfTolerance is returned (wrapped in ErrTimestampTooOld
-	// or ErrTimestampInFuture) by VerifyStripe when a correctly signed
+	// or ErrTimestampInFuture) by Verify when a correctly signed
 	// header's timestamp lies further than the tolerance from now.
 	ErrTimestampOutOfTolerance = errors.New("signature timestamp outside tolerance")
 
-	// ErrTimestampTooOld is returned by VerifyStripe when the timestamp is
+	// ErrTimestampTooOld is returned by Verify when the timestamp is
 	// older than the tolerance: most likely a replay. It wraps
 	// ErrTimestampOutOfTolerance.
 	ErrTimestampTooOld = fmt.Errorf("%w: too old", ErrTimestampOutOfTolerance)
 
-	// ErrTimestampInFuture is returned by VerifyStripe when the timestamp
+	// ErrTimestampInFuture is returned by Verify when the timestamp
 	// is further in the future than the tolerance (stripe-go v76 accepts
 	// these; hookd does not). It wraps ErrTimestampOutOfTolerance.
 	ErrTimestampInFuture = fmt.Errorf("%w: in the future", ErrTimestampOutOfTolerance)
@@ -155,7 +155,7 @@ func parseUnixSeconds(s string) (int64, error) {
 	return sec, nil
 }
 
-// VerifyStripe checks that header is a valid Stripe signature of payload.
+// Verify checks that header is a valid Stripe signature of payload.
 //
 // It computes HMAC-SHA256 over "<t>.<payload>" with each non-empty secret
 // and accepts when any secret produces any of the header's v1 signatures;
@@ -169,9 +169,9 @@ func parseUnixSeconds(s string) (int64, error) {
 // (ErrTimestampInFuture). A non-positive tolerance means DefaultTolerance.
 //
 // The returned error wraps one of the package's sentinel errors and is safe
-// to show to the sender. VerifyStripe never looks at the payload's content,
+// to show to the sender. Verify never looks at the payload's content,
 // so it accepts any Stripe API version.
-func VerifyStripe(payload []byte, header string, secrets []string, tolerance time.Duration, now time.Time) error {
+func Verify(payload []byte, header string, secrets []string, tolerance time.Duration, now time.Time) error {
 	sh, err := ParseSignatureHeader(header)
 	if err != nil {
 		return err
@@ -224,11 +224,11 @@ func stripeMAC(dst, payload []byte, secret string, t time.Time) []byte {
 	return mac.Sum(dst)
 }
 
-// SignStripe returns a Stripe-Signature header value for payload, exactly
+// Sign returns a Stripe-Signature header value for payload, exactly
 // as Stripe produces it: "t=<unix seconds>,v1=<lowercase hex HMAC>". It is
-// used by `hookd send` and by tests; VerifyStripe accepts its output for
+// used by `hookd send` and by tests; Verify accepts its output for
 // the same secret within tolerance of t.
-func SignStripe(payload []byte, secret string, t time.Time) string {
+func Sign(payload []byte, secret string, t time.Time) string {
 	var sum [sha256.Size]byte
 	mac := stripeMAC(sum[:0], payload, secret, t)
 	return "t=" + strconv.FormatInt(t.Unix(), 10) + ",v1=" + hex.EncodeToString(mac)

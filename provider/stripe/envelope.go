@@ -1,4 +1,4 @@
-package gateway
+package stripe
 
 import (
 	"bytes"
@@ -9,8 +9,8 @@ import (
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 )
 
-// SourceStripe is the Envelope source for Stripe events.
-const SourceStripe = "stripe"
+// Source is the Envelope source for Stripe events.
+const Source = "stripe"
 
 // Routing values for Envelope.routing, saying how customer_id was found.
 const (
@@ -23,7 +23,7 @@ const (
 )
 
 // ErrMalformed is returned (wrapped, with the reason) by
-// DecodeStripeEnvelope when the body is not a Stripe Event: not JSON,
+// DecodeEnvelope when the body is not a Stripe Event: not JSON,
 // truncated, not an object, missing id, type or data.object, an "object"
 // other than "event", or a field of the wrong JSON type. Retrying cannot
 // fix such a body.
@@ -57,7 +57,7 @@ type stripeObject struct {
 	Subscription  json.RawMessage `json:"subscription"`
 }
 
-// DecodeStripeEnvelope decodes the envelope fields of a Stripe Event and
+// DecodeEnvelope decodes the envelope fields of a Stripe Event and
 // finds its routing key.
 //
 // customer_id and routing are set as follows: for an object of type
@@ -70,9 +70,9 @@ type stripeObject struct {
 //
 // The API version is copied, never checked: any version, and null, is
 // accepted. The returned envelope's payload aliases raw, so the caller must
-// not modify raw afterwards. Errors wrap ErrMalformed. DecodeStripeEnvelope
+// not modify raw afterwards. Errors wrap ErrMalformed. DecodeEnvelope
 // never panics, whatever its input.
-func DecodeStripeEnvelope(raw []byte) (*hookdv1.Envelope, error) {
+func DecodeEnvelope(raw []byte) (*hookdv1.Envelope, error) {
 	if first := firstNonSpace(raw); first != '{' {
 		if first == 0 {
 			return nil, fmt.Errorf("%w: empty body", ErrMalformed)
@@ -96,7 +96,7 @@ func DecodeStripeEnvelope(raw []byte) (*hookdv1.Envelope, error) {
 	obj := ev.Data.Object
 
 	env := &hookdv1.Envelope{
-		Source:     SourceStripe,
+		Source:     Source,
 		EventId:    ev.ID,
 		Type:       ev.Type,
 		Created:    ev.Created,

@@ -1,4 +1,4 @@
-package gateway
+package stripe
 
 import (
 	"bytes"
@@ -87,9 +87,9 @@ func TestParseSignatureHeaderErrorsDoNotEchoSignatures(t *testing.T) {
 	}
 }
 
-func TestSignStripeFormat(t *testing.T) {
+func TestSignFormat(t *testing.T) {
 	t.Parallel()
-	got := SignStripe([]byte(testEvent), testSecret, testNow)
+	got := Sign([]byte(testEvent), testSecret, testNow)
 	if !regexp.MustCompile(`^t=1700000000,v1=[0-9a-f]{64}$`).MatchString(got) {
 		t.Fatalf("header: got %q, want t=1700000000,v1=<64 lowercase hex>", got)
 	}
@@ -102,38 +102,38 @@ func TestSignStripeFormat(t *testing.T) {
 	}
 }
 
-// TestVerifyStripeAgainstStripeGo cross-checks the verifier with what
-// stripe-go v76 signs, and stripe-go's verifier with what SignStripe signs.
-func TestVerifyStripeAgainstStripeGo(t *testing.T) {
+// TestVerifyAgainstStripeGo cross-checks the verifier with what
+// stripe-go v76 signs, and stripe-go's verifier with what Sign signs.
+func TestVerifyAgainstStripeGo(t *testing.T) {
 	t.Parallel()
 	payloads := [][]byte{[]byte(testEvent), []byte("{}"), {}, []byte("not json at all \x00\xff"), bytes.Repeat([]byte("x"), 10000)}
 	for _, payload := range payloads {
 		signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{
 			Payload: payload, Secret: testSecret, Timestamp: testNow,
 		})
-		if err := VerifyStripe(payload, signed.Header, []string{testSecret}, 0, testNow); err != nil {
-			t.Errorf("VerifyStripe(stripe-go header %q): got %v, want nil", signed.Header, err)
+		if err := Verify(payload, signed.Header, []string{testSecret}, 0, testNow); err != nil {
+			t.Errorf("Verify(stripe-go header %q): got %v, want nil", signed.Header, err)
 		}
-		sh, err := ParseSignatureHeader(SignStripe(payload, testSecret, testNow))
+		sh, err := ParseSignatureHeader(Sign(payload, testSecret, testNow))
 		if err != nil {
-			t.Fatalf("ParseSignatureHeader(SignStripe(...)): got %v, want nil", err)
+			t.Fatalf("ParseSignatureHeader(Sign(...)): got %v, want nil", err)
 		}
 		if want := webhook.ComputeSignature(testNow, payload, testSecret); !bytes.Equal(sh.V1[0], want) {
 			t.Errorf("signature: got %x, want %x", sh.V1[0], want)
 		}
 		// stripe-go's verifier uses the real clock.
 		now := time.Now()
-		if err := webhook.ValidatePayload(payload, SignStripe(payload, testSecret, now), testSecret); err != nil {
-			t.Errorf("stripe-go ValidatePayload(SignStripe(...)): got %v, want nil", err)
+		if err := webhook.ValidatePayload(payload, Sign(payload, testSecret, now), testSecret); err != nil {
+			t.Errorf("stripe-go ValidatePayload(Sign(...)): got %v, want nil", err)
 		}
 	}
 }
 
-func TestVerifyStripe(t *testing.T) {
+func TestVerify(t *testing.T) {
 	t.Parallel()
 	payload := []byte(testEvent)
 	sign := func(secret string, offset time.Duration) string {
-		return SignStripe(payload, secret, testNow.Add(offset))
+		return Sign(payload, secret, testNow.Add(offset))
 	}
 	tests := []struct {
 		name      string
@@ -154,8 +154,8 @@ func TestVerifyStripe(t *testing.T) {
 
 		{name: "301s old", header: sign(testSecret, -301*time.Second), secrets: []string{testSecret}, wantErr: ErrTimestampTooOld},
 		{name: "301s ahead", header: sign(testSecret, 301*time.Second), secrets: []string{testSecret}, wantErr: ErrTimestampInFuture},
-		{name: "year 9999", header: SignStripe(payload, testSecret, time.Unix(maxUnixSeconds, 0)), secrets: []string{testSecret}, wantErr: ErrTimestampInFuture},
-		{name: "epoch", header: SignStripe(payload, testSecret, time.Unix(0, 0)), secrets: []string{testSecret}, wantErr: ErrTimestampTooOld},
+		{name: "year 9999", header: Sign(payload, testSecret, time.Unix(maxUnixSeconds, 0)), secrets: []string{testSecret}, wantErr: ErrTimestampInFuture},
+		{name: "epoch", header: Sign(payload, testSecret, time.Unix(0, 0)), secrets: []string{testSecret}, wantErr: ErrTimestampTooOld},
 		{name: "custom tolerance exceeded", header: sign(testSecret, -11*time.Second), secrets: []string{testSecret}, tolerance: 10 * time.Second, wantErr: ErrTimestampTooOld},
 		{name: "wrong secret", header: sign("whsec_other", 0), secrets: []string{testSecret}, wantErr: ErrBadSignature},
 		{name: "wrong signature", header: "t=1700000000,v1=" + hex64, secrets: []string{testSecret}, wantErr: ErrBadSignature},
@@ -175,7 +175,7 @@ func TestVerifyStripe(t *testing.T) {
 			if tt.payload != nil {
 				p = tt.payload
 			}
-			err := VerifyStripe(p, tt.header, tt.secrets, tt.tolerance, testNow)
+			err := Verify(p, tt.header, tt.secrets, tt.tolerance, testNow)
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
 				t.Fatalf("error: got %v, want %v", err, tt.wantErr)
 			}

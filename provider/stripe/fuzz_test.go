@@ -1,4 +1,4 @@
-package gateway
+package stripe
 
 import (
 	"bytes"
@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/internal/fixtures"
+
 	"github.com/stripe/stripe-go/v76/webhook"
 )
 
 func FuzzParseSignatureHeader(f *testing.F) {
-	sig := SignStripe([]byte(testEvent), testSecret, testNow)
+	sig := Sign([]byte(testEvent), testSecret, testNow)
 	for _, seed := range []string{
 		"",
 		sig,
@@ -54,7 +56,7 @@ func FuzzParseSignatureHeader(f *testing.F) {
 			t.Fatalf("timestamp: got %v, want within [0, %v]", u, maxUnixSeconds)
 		}
 		// Verification of an arbitrary header never panics either.
-		_ = VerifyStripe([]byte(testEvent), h, []string{testSecret}, 0, testNow)
+		_ = Verify([]byte(testEvent), h, []string{testSecret}, 0, testNow)
 	})
 }
 
@@ -68,7 +70,7 @@ func slicesContainsIs(targets []error, err error) bool {
 	return false
 }
 
-func FuzzDecodeStripeEnvelope(f *testing.F) {
+func FuzzDecodeEnvelope(f *testing.F) {
 	for _, seed := range []string{
 		testEvent,
 		eventWithObject(`{"id":"cus_1","object":"customer"}`),
@@ -83,7 +85,7 @@ func FuzzDecodeStripeEnvelope(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	// The real fixtures, when present, are the best seeds.
-	if dir, err := findFixtureDir(); err == nil {
+	if dir, err := fixtures.Find("stripe"); err == nil {
 		paths, _ := filepath.Glob(filepath.Join(dir, "*", "*.json"))
 		for _, p := range paths {
 			if raw, err := os.ReadFile(p); err == nil {
@@ -92,7 +94,7 @@ func FuzzDecodeStripeEnvelope(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		env, err := DecodeStripeEnvelope(raw)
+		env, err := DecodeEnvelope(raw)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error: got %v, want it to wrap %v", err, ErrMalformed)
@@ -108,8 +110,8 @@ func FuzzDecodeStripeEnvelope(f *testing.F) {
 		if env.GetEventId() == "" || env.GetType() == "" {
 			t.Fatalf("envelope: got id %q type %q, want both non-empty", env.GetEventId(), env.GetType())
 		}
-		if env.GetSource() != SourceStripe {
-			t.Fatalf("source: got %q, want %q", env.GetSource(), SourceStripe)
+		if env.GetSource() != Source {
+			t.Fatalf("source: got %q, want %q", env.GetSource(), Source)
 		}
 		if !bytes.Equal(env.GetPayload(), raw) {
 			t.Fatalf("payload: got %q, want the raw bytes", env.GetPayload())
@@ -138,10 +140,10 @@ func FuzzDecodeStripeEnvelope(f *testing.F) {
 	})
 }
 
-// FuzzSignVerifyStripe checks that VerifyStripe accepts SignStripe's output
+// FuzzSignVerify checks that Verify accepts Sign's output
 // for any payload, secret and time, that stripe-go computes the same
 // signature, and that changing the payload or secret breaks it.
-func FuzzSignVerifyStripe(f *testing.F) {
+func FuzzSignVerify(f *testing.F) {
 	f.Add([]byte(testEvent), testSecret, int64(1_700_000_000))
 	f.Add([]byte{}, "s", int64(0))
 	f.Add([]byte("\x00\xff,t=1,v1="), "whsec_,=", int64(maxUnixSeconds))
@@ -150,8 +152,8 @@ func FuzzSignVerifyStripe(f *testing.F) {
 			sec = -(sec + 1)
 		}
 		at := time.Unix(sec%(maxUnixSeconds+1), 0)
-		header := SignStripe(payload, secret, at)
-		err := VerifyStripe(payload, header, []string{secret}, time.Second, at)
+		header := Sign(payload, secret, at)
+		err := Verify(payload, header, []string{secret}, time.Second, at)
 		if secret == "" {
 			if !errors.Is(err, ErrBadSignature) {
 				t.Fatalf("empty secret: got %v, want %v", err, ErrBadSignature)
@@ -159,7 +161,7 @@ func FuzzSignVerifyStripe(f *testing.F) {
 			return
 		}
 		if err != nil {
-			t.Fatalf("VerifyStripe(SignStripe(...)): got %v, want nil", err)
+			t.Fatalf("Verify(Sign(...)): got %v, want nil", err)
 		}
 		sh, err := ParseSignatureHeader(header)
 		if err != nil {
@@ -169,10 +171,10 @@ func FuzzSignVerifyStripe(f *testing.F) {
 			t.Fatalf("signature: got %x, want stripe-go's %x", sh.V1[0], want)
 		}
 		tampered := append(bytes.Clone(payload), 'x')
-		if err := VerifyStripe(tampered, header, []string{secret}, time.Second, at); !errors.Is(err, ErrBadSignature) {
+		if err := Verify(tampered, header, []string{secret}, time.Second, at); !errors.Is(err, ErrBadSignature) {
 			t.Fatalf("tampered payload: got %v, want %v", err, ErrBadSignature)
 		}
-		if err := VerifyStripe(payload, header, []string{secret + "x"}, time.Second, at); !errors.Is(err, ErrBadSignature) {
+		if err := Verify(payload, header, []string{secret + "x"}, time.Second, at); !errors.Is(err, ErrBadSignature) {
 			t.Fatalf("other secret: got %v, want %v", err, ErrBadSignature)
 		}
 	})

@@ -1,0 +1,90 @@
+package stripe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	stripego "github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/client"
+)
+
+// ErrNotFound is returned (wrapped) by the Client's fetches when Stripe
+// answers that the object does not exist (HTTP 404).
+var ErrNotFound = errors.New("not found at Stripe")
+
+// Client reads objects from the Stripe API with stripe-go, to resolve
+// events parked past their deadline. It is safe for concurrent use.
+type Client struct {
+	api *client.API
+}
+
+// NewClient returns a client using key; apiURL, when not empty, replaces
+// https://api.stripe.com (tests, stripe-mock).
+func NewClient(key, apiURL string, log *slog.Logger) *Client {
+	cfg := &stripego.BackendConfig{
+		HTTPClient:        &http.Client{Timeout: 10 * time.Second},
+		LeveledLogger:     stripeLogger{log},
+		MaxNetworkRetries: stripego.Int64(1),
+	}
+	if apiURL != "" {
+		cfg.URL = stripego.String(apiURL)
+	}
+	return &Client{api: client.New(key, &stripego.Backends{
+		API: stripego.GetBackendWithConfig(stripego.APIBackend, cfg),
+	})}
+}
+
+// FetchSubscription returns the subscription as Stripe has it now. A
+// non-empty account (a Connect account ID, acct_...) makes the request on
+// that account's behalf (the Stripe-Account header). It returns an error
+// wrapping ErrNotFound when Stripe does not know the subscription.
+func (c *Client) FetchSubscription(ctx context.Context, id, account string) (*Subscription, error) {
+	params := &stripego.SubscriptionParams{}
+	params.Context = ctx
+	if account != "" {
+		params.SetStripeAccount(account)
+	}
+	sub, err := c.api.Subscriptions.Get(id, params)
+	if err != nil {
+		var se *stripego.Error
+		if errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound {
+			return nil, fmt.Errorf("subscription %s: %w", id, ErrNotFound)
+		}
+		return nil, fmt.Errorf("get subscription %s: %w", id, err)
+	}
+	obj := &Subscription{
+		ID:                sub.ID,
+		Status:            string(sub.Status),
+		CancelAtPeriodEnd: sub.CancelAtPeriodEnd,
+		CurrentPeriodEnd:  sub.CurrentPeriodEnd,
+	}
+	if sub.Customer != nil {
+		obj.Customer = ID(sub.Customer.ID)
+	}
+	if sub.Items != nil {
+		for _, it := range sub.Items.Data {
+			if it.Price != nil {
+				var item SubscriptionItem
+				item.Price.ID = it.Price.ID
+				obj.Items.Data = append(obj.Items.Data, item)
+			}
+		}
+	}
+	return obj, nil
+}
+
+// stripeLogger routes stripe-go's logs into slog, quietly.
+type stripeLogger struct{ log *slog.Logger }
+
+func (l stripeLogger) Debugf(string, ...any) {}
+func (l stripeLogger) Infof(string, ...any)  {}
+func (l stripeLogger) Warnf(f string, v ...any) {
+	l.log.Warn(fmt.Sprintf(f, v...), "component", "stripe-go")
+}
+func (l stripeLogger) Errorf(f string, v ...any) {
+	l.log.Error(fmt.Sprintf(f, v...), "component", "stripe-go")
+}

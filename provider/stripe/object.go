@@ -1,0 +1,225 @@
+package stripe
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// ID is a Stripe reference: in JSON a string ID, an expanded object whose
+// "id" is the ID, or null/absent (""). Whichever shape the payload had, it
+// holds the ID. It also reads hookd's own stored form (a plain string).
+type ID string
+
+// UnmarshalJSON accepts a string, an object with an "id", or null. An
+// object without "id" yields "".
+func (id *ID) UnmarshalJSON(b []byte) error {
+	switch firstNonSpace(b) {
+	case 'n':
+		*id = ""
+		return nil
+	case '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*id = ID(s)
+		return nil
+	case '{':
+		var o struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(b, &o); err != nil {
+			return err
+		}
+		*id = ID(o.ID)
+		return nil
+	}
+	return fmt.Errorf("a Stripe reference must be a string, an object or null, not %s", truncate(string(b)))
+}
+
+// Customer is the part of a Stripe Customer hookd projects. It is the same
+// in every API version.
+type Customer struct {
+	ID       string            `json:"id"`
+	Email    string            `json:"email"`
+	Name     string            `json:"name"`
+	Metadata map[string]string `json:"metadata"`
+}
+
+// Subscription is the part of a Stripe Subscription hookd projects,
+// normalized across API versions: CurrentPeriodEnd is the subscription's
+// own field up to 2025-02-24.acacia and the latest of its items' periods
+// from 2025-03-31.basil on, which moved it there.
+type Subscription struct {
+	ID                string `json:"id"`
+	Customer          ID     `json:"customer,omitempty"`
+	Status            string `json:"status"`
+	CancelAtPeriodEnd bool   `json:"cancel_at_period_end"`
+	CurrentPeriodEnd  int64  `json:"current_period_end"`
+	Items             struct {
+		Data []SubscriptionItem `json:"data"`
+	} `json:"items"`
+}
+
+// SubscriptionItem is one item of a subscription: hookd keeps its price.
+// CurrentPeriodEnd is set from 2025-03-31.basil on.
+type SubscriptionItem struct {
+	Price struct {
+		ID string `json:"id"`
+	} `json:"price"`
+	CurrentPeriodEnd int64 `json:"current_period_end,omitempty"`
+}
+
+// Invoice is the part of a Stripe Invoice hookd projects, normalized across
+// API versions: Subscription is the invoice's own field up to
+// 2025-02-24.acacia and parent.subscription_details.subscription from
+// 2025-03-31.basil on (or the one subscription its lines name).
+type Invoice struct {
+	ID           string `json:"id"`
+	Subscription ID     `json:"subscription"`
+	Status       string `json:"status"`
+	AmountPaid   int64  `json:"amount_paid"`
+	AmountDue    int64  `json:"amount_due"`
+	Currency     string `json:"currency"`
+}
+
+// SubscriptionID returns the invoice's subscription ID ("" for an invoice
+// of no subscription).
+func (i *Invoice) SubscriptionID() string { return string(i.Subscription) }
+
+// Objects is an event's data.object decoded into the shape hookd projects:
+// at most one of the pointers is set, by the object's type. Notes say what
+// the decoding had to decide or could not find (a link or a period missing
+// from both the old and the new shape); they belong in the event's reason.
+type Objects struct {
+	Customer     *Customer
+	Subscription *Subscription
+	Invoice      *Invoice
+	Notes        []string
+}
+
+// wireSubscription and wireInvoice are the JSON shapes of every API
+// version at once; DecodeObject normalizes them.
+type wireSubscription struct {
+	Subscription
+	CurrentPeriodEnd *int64 `json:"current_period_end"` // up to acacia
+}
+
+type wireInvoice struct {
+	Invoice
+	Parent *struct {
+		Type                string `json:"type"`
+		SubscriptionDetails *struct {
+			Subscription ID `json:"subscription"`
+		} `json:"subscription_details"`
+	} `json:"parent"` // from basil on
+	Lines struct {
+		Data []struct {
+			Subscription ID `json:"subscription"` // up to acacia
+			Parent       *struct {
+				SubscriptionItemDetails *struct {
+					Subscription ID `json:"subscription"`
+				} `json:"subscription_item_details"`
+			} `json:"parent"` // from basil on
+		} `json:"data"`
+	} `json:"lines"`
+}
+
+// DecodeObject decodes the data.object of a Stripe event payload into the
+// fields hookd projects, for an object of type objectType ("customer",
+// "subscription", "invoice"); for other types it returns no object. It
+// reads the shapes of every API version: the version is never consulted,
+// only the fields present.
+func DecodeObject(objectType string, payload []byte) (Objects, error) {
+	var out Objects
+	var target any
+	var sub wireSubscription
+	var inv wireInvoice
+	switch objectType {
+	case "customer":
+		out.Customer = &Customer{}
+		target = out.Customer
+	case "subscription":
+		target = &sub
+	case "invoice":
+		target = &inv
+	default:
+		return out, nil
+	}
+	// One pass over the payload, straight into the object's type.
+	body := struct {
+		Data struct {
+			Object any `json:"object"`
+		} `json:"data"`
+	}{}
+	body.Data.Object = target
+	if err := json.Unmarshal(payload, &body); err != nil {
+		return Objects{}, fmt.Errorf("decode %s object: %s", objectType, describeJSONError(err))
+	}
+	switch objectType {
+	case "subscription":
+		out.Subscription = &sub.Subscription
+		out.Notes = sub.normalize()
+	case "invoice":
+		out.Invoice = &inv.Invoice
+		out.Notes = inv.normalize()
+	}
+	return out, nil
+}
+
+// normalize sets CurrentPeriodEnd from whichever shape the payload had.
+func (w *wireSubscription) normalize() []string {
+	if w.CurrentPeriodEnd != nil {
+		w.Subscription.CurrentPeriodEnd = *w.CurrentPeriodEnd
+		return nil
+	}
+	var ends []int64
+	for _, it := range w.Items.Data {
+		if it.CurrentPeriodEnd > 0 {
+			ends = append(ends, it.CurrentPeriodEnd)
+		}
+	}
+	if len(ends) == 0 {
+		return []string{"subscription " + w.ID + " has no current_period_end (neither on the subscription nor on its items)"}
+	}
+	w.Subscription.CurrentPeriodEnd = slices.Max(ends)
+	if slices.Min(ends) != slices.Max(ends) {
+		return []string{"subscription " + w.ID + "'s items end their periods at different times: current_period_end is the latest"}
+	}
+	return nil
+}
+
+// normalize sets Subscription from whichever shape the payload had: the
+// invoice's own field (up to acacia), its parent (from basil on), or else
+// the subscription its lines name, when they name exactly one.
+func (w *wireInvoice) normalize() []string {
+	if w.Subscription != "" {
+		return nil
+	}
+	if p := w.Parent; p != nil && p.SubscriptionDetails != nil && p.SubscriptionDetails.Subscription != "" {
+		w.Subscription = p.SubscriptionDetails.Subscription
+		return nil
+	}
+	var fromLines []string
+	for _, l := range w.Lines.Data {
+		s := l.Subscription
+		if l.Parent != nil && l.Parent.SubscriptionItemDetails != nil && l.Parent.SubscriptionItemDetails.Subscription != "" {
+			s = l.Parent.SubscriptionItemDetails.Subscription
+		}
+		if s != "" && !slices.Contains(fromLines, string(s)) {
+			fromLines = append(fromLines, string(s))
+		}
+	}
+	switch {
+	case len(fromLines) == 1:
+		w.Subscription = ID(fromLines[0])
+		return []string{"invoice " + w.ID + " names no subscription itself: subscription " + fromLines[0] + " taken from its lines"}
+	case len(fromLines) > 1:
+		return []string{"invoice " + w.ID + "'s lines name several subscriptions (" + strings.Join(fromLines, ", ") + ") and the invoice none: linked to no subscription"}
+	case w.Parent != nil && w.Parent.Type == "subscription_details":
+		return []string{"invoice " + w.ID + " has parent.type subscription_details but no subscription: linked to no subscription"}
+	}
+	return nil
+}
