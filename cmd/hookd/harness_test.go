@@ -46,16 +46,51 @@ func (h *hookd) notifications() hookdv1.NotificationServiceClient {
 // end-to-end test of the binary: flags, start-up and SIGTERM.
 func startHookd(t *testing.T, extraArgs ...string) *hookd {
 	t.Helper()
-	dbURL := pgtest.NewDatabase(t)
+	return startHookdOn(t, storePostgres, extraArgs...)
+}
+
+// Store kinds for startHookdOn and forEachStore.
+const (
+	storePostgres = "postgres" // a fresh PostgreSQL database
+	storeEmbedded = "embedded" // the embedded store in a fresh --data-dir
+)
+
+// forEachStore runs f as a parallel subtest per store kind, each with a
+// hookd of its own.
+func forEachStore(t *testing.T, f func(t *testing.T, h *hookd), extraArgs ...string) {
+	t.Helper()
+	for _, kind := range []string{storePostgres, storeEmbedded} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			f(t, startHookdOn(t, kind, extraArgs...))
+		})
+	}
+}
+
+// startHookdOn is startHookd on a store of the given kind. For the
+// embedded store, hookd.databaseURL is empty.
+func startHookdOn(t *testing.T, kind string, extraArgs ...string) *hookd {
+	t.Helper()
+	var dbURL string
+	var storeArgs []string
+	switch kind {
+	case storePostgres:
+		dbURL = pgtest.NewDatabase(t)
+		storeArgs = []string{"--database-url", dbURL}
+	case storeEmbedded:
+		storeArgs = []string{"--data-dir", t.TempDir()}
+	default:
+		t.Fatalf("unknown store kind %q", kind)
+	}
 	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
-	args := append([]string{
-		"--database-url", dbURL,
+	args := append(storeArgs,
 		"--http-addr", httpAddr,
 		"--grpc-addr", grpcAddr,
 		"--stripe-webhook-secret", "whsec_old_rotated_out," + testSecret,
 		"--shutdown-timeout", "5s",
 		"--log-level", "warn",
-	}, extraArgs...)
+	)
+	args = append(args, extraArgs...)
 	if _, err := parseServe(args, func(string) string { return "" }); err != nil {
 		t.Fatalf("config: %v", err)
 	}
