@@ -86,7 +86,7 @@ func startHookdOn(t *testing.T, kind string, extraArgs ...string) *hookd {
 	args := append(storeArgs,
 		"--http-addr", httpAddr,
 		"--grpc-addr", grpcAddr,
-		"--stripe-webhook-secret", "whsec_old_rotated_out," + testSecret,
+		"--stripe-webhook-secret", "whsec_old_rotated_out,"+testSecret,
 		"--shutdown-timeout", "5s",
 		"--log-level", "warn",
 	)
