@@ -77,6 +77,10 @@ type Config struct {
 	// Fetcher gets missing subscriptions from the provider when resolving;
 	// nil resolves with what hookd knows.
 	Fetcher customer.SubscriptionFetcher
+	// Objects gets objects from the provider when the data of events
+	// created in one second does not decide their order; nil applies them
+	// in arrival order.
+	Objects customer.ObjectFetcher
 }
 
 func (c *Config) setDefaults() {
@@ -214,6 +218,7 @@ func (s *System) Start(ctx context.Context) error {
 		Committed:    s.cfg.Committed,
 		ApplyTimeout: s.cfg.ApplyTimeout,
 		Fetcher:      s.cfg.Fetcher,
+		Objects:      s.cfg.Objects,
 	}
 	s.unregister = customer.Register(system, s.deps)
 	startMu.Lock()

@@ -1,6 +1,7 @@
 package customer
 
 import (
+	"encoding/json"
 	"fmt"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
@@ -24,6 +25,16 @@ type Event struct {
 	// Notes say what decoding the payload had to decide or could not
 	// find; they go into the event's reason. Not kept with parked events.
 	Notes []string `json:"-"`
+	// Data is the payload's raw data block (object and
+	// previous_attributes), to order events of one second by. Peers holds
+	// the data blocks of the events Apply orders it against (see
+	// State.PeersOf), as the caller found them; one missing leaves that
+	// order undecided. Fetched says the object was replaced by the object
+	// as the provider has it now, because the data did not decide the
+	// order. None is kept with parked events.
+	Data    json.RawMessage            `json:"-"`
+	Peers   map[string]json.RawMessage `json:"-"`
+	Fetched bool                       `json:"-"`
 }
 
 // DecodeEvent decodes the data.object of an envelope's payload into the

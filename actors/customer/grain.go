@@ -30,6 +30,10 @@ type Deps struct {
 	// Fetcher gets missing subscriptions from the provider when resolving
 	// parked events; nil resolves with what hookd knows.
 	Fetcher SubscriptionFetcher
+	// Objects gets objects from the provider when the data of events
+	// created in one second does not decide their order; nil applies them
+	// in arrival order.
+	Objects ObjectFetcher
 
 	resident, activations atomic.Int64 // counted by the grains
 }
@@ -76,6 +80,7 @@ func (g *grain) Init(ctx cluster.GrainContext) {
 	}
 	g.deps = d.(*Deps)
 	g.proc = *NewProcessor(ctx.Identity(), g.deps.Store, g.deps.Logger, g.deps.Committed)
+	g.proc.FetchObjectsWith(g.deps.Objects)
 	g.deps.activations.Add(1)
 	g.deps.resident.Add(1)
 }

@@ -43,6 +43,14 @@ type SubscriptionFetcher interface {
 	FetchSubscription(ctx context.Context, id, account string) (*stripe.Subscription, error)
 }
 
+// ObjectFetcher gets an object as the provider has it now, to apply when
+// the data of events created in one second does not decide their order;
+// account, when not empty, is the Connect account of the event.
+// *stripe.Client implements it.
+type ObjectFetcher interface {
+	FetchObject(ctx context.Context, objectType, id, account string) (stripe.Objects, error)
+}
+
 // Processor applies events to one customer, one at a time. It is the
 // actor's logic without the actor runtime: the grain owns one Processor and
 // calls Apply from its mailbox, so a Processor is not safe for concurrent
@@ -55,7 +63,8 @@ type Processor struct {
 	log       *slog.Logger
 	committed func(customerID string) // may be nil
 
-	now func() time.Time
+	now     func() time.Time
+	objects ObjectFetcher // may be nil
 
 	loaded   bool
 	state    State
@@ -77,6 +86,11 @@ func NewProcessor(customerID string, st store.Store, log *slog.Logger, committed
 		now:       time.Now,
 	}
 }
+
+// FetchObjectsWith makes the Processor fetch an object from the provider
+// when the data of events created in one second does not decide their
+// order (nil: apply them in arrival order). Call it before Apply.
+func (p *Processor) FetchObjectsWith(f ObjectFetcher) { p.objects = f }
 
 // Version returns the customer version this Processor holds (0 if not
 // loaded or new).
@@ -150,8 +164,11 @@ func (p *Processor) ApplyBatch(ctx context.Context, items []Item) []Answer {
 			plans  []planned
 			copies = map[int]int{} // an item repeating an earlier one's event → that item
 			first  = map[string]int{}
-			state  = p.state
-			rev    = p.revision
+			// payloads of this round's events, for ordering later ones
+			// of the same second against them before they are stored
+			payloads = map[string][]byte{}
+			state    = p.state
+			rev      = p.revision
 		)
 		for _, i := range todo {
 			it := items[i]
@@ -166,6 +183,10 @@ func (p *Processor) ApplyBatch(ctx context.Context, items []Item) []Answer {
 			}
 			first[id] = i
 			ev, decodeErr := DecodeEvent(it.Envelope)
+			if decodeErr == nil {
+				p.prepareOrder(ctx, state, &ev, it.Envelope, payloads)
+			}
+			payloads[id] = it.Envelope.GetPayload()
 			w, next, res := p.plan(state, rev, it.Envelope, it.Routing, ev, decodeErr)
 			w.Replace = it.Replay
 			w.AfterPrevious = len(writes) > 0
@@ -229,6 +250,62 @@ func (p *Processor) ApplyBatch(ctx context.Context, items []Item) []Answer {
 		p.committed(p.id)
 	}
 	return out
+}
+
+// prepareOrder gives ev what Apply needs to order it against the events
+// applied on its object in the same created second (State.PeersOf): its
+// own data block and theirs, from this round's payloads or else the store;
+// and, when their data does not decide the order and an ObjectFetcher is
+// set, the object as the provider has it now. A peer or an object that
+// cannot be read leaves the order to arrival, and the event's reason says
+// so.
+func (p *Processor) prepareOrder(ctx context.Context, state State, ev *Event, env *hookdv1.Envelope, payloads map[string][]byte) {
+	ids := state.PeersOf(*ev)
+	if len(ids) == 0 {
+		return
+	}
+	ev.Data = stripe.Data(env.GetPayload())
+	ev.Peers = make(map[string]json.RawMessage, len(ids))
+	for _, id := range ids {
+		payload, ok := payloads[id]
+		if !ok {
+			e, err := p.store.GetEvent(ctx, env.GetSource(), id)
+			if err != nil {
+				p.log.WarnContext(ctx, "cannot read an event of the same second to order by",
+					"customer_id", p.id, "event_id", ev.ID, "peer_event_id", id, "err", err)
+				continue
+			}
+			payload = e.Payload
+		}
+		if d := stripe.Data(payload); d != nil {
+			ev.Peers[id] = d
+		}
+	}
+	if p.objects == nil || !state.OrderUndecided(*ev) {
+		return
+	}
+	objs, err := p.objects.FetchObject(ctx, ev.ObjectType, ev.ObjectID, env.GetAccount())
+	switch {
+	case err != nil:
+		p.log.WarnContext(ctx, "cannot fetch an object to order events of one second by; applying in arrival order",
+			"customer_id", p.id, "event_id", ev.ID, "object_id", ev.ObjectID, "err", err)
+		return
+	case objs.Subscription != nil && objs.Subscription.Customer != "" && string(objs.Subscription.Customer) != p.id:
+		p.log.WarnContext(ctx, "fetched subscription belongs to another customer; applying the event in arrival order",
+			"customer_id", p.id, "event_id", ev.ID, "object_id", ev.ObjectID, "fetched_customer_id", objs.Subscription.Customer)
+		return
+	}
+	switch {
+	case ev.Customer != nil && objs.Customer != nil:
+		ev.Customer = objs.Customer
+	case ev.Subscription != nil && objs.Subscription != nil:
+		ev.Subscription = objs.Subscription
+	case ev.Invoice != nil && objs.Invoice != nil:
+		ev.Invoice = objs.Invoice
+	default:
+		return
+	}
+	ev.Fetched = true
 }
 
 // Resolve releases the events parked since before deadline: it fetches
@@ -459,13 +536,23 @@ func (p *Processor) seen(eventID string) bool {
 }
 
 // dedupKey identifies the change an event describes, so that two provider
-// Event objects for one change (same type, object and created) take effect
-// once (DESIGN.md invariant 2).
+// Event objects for one change take effect once (DESIGN.md invariant 2):
+// its type, object, created second and the hash of its content
+// (stripe.ChangeHash). Two different changes to one object in the same
+// second differ in content, so neither is taken for the other's twin.
+//
+// Releases up to ed4cdf9 keyed on (source, type, object, created) alone and
+// dropped such changes; their stored keys have four fields and never equal
+// a key of five, so they stay as history without blocking anything.
 func dedupKey(env *hookdv1.Envelope) string {
 	if env.GetObjectId() == "" {
 		return ""
 	}
-	return env.GetSource() + "|" + env.GetType() + "|" + env.GetObjectId() + "|" + strconv.FormatInt(env.GetCreated(), 10)
+	hash := stripe.ChangeHash(env.GetPayload())
+	if hash == "" {
+		return ""
+	}
+	return env.GetSource() + "|" + env.GetType() + "|" + env.GetObjectId() + "|" + strconv.FormatInt(env.GetCreated(), 10) + "|" + hash
 }
 
 // routes lists the object IDs an event teaches hookd to route by.

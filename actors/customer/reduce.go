@@ -71,11 +71,18 @@ type Invoice struct {
 }
 
 // Mark orders events on one object: by the provider's created second, then
-// by Rank for events of the same second.
+// by Rank for events of the same second, then by their data (see Apply).
 type Mark struct {
 	Created int64 `json:"c"`
 	Rank    int   `json:"r"`
+	// IDs are the events applied on the object at (Created, Rank), oldest
+	// first, at most maxSameSecond: a later event of the same second is
+	// ordered against them by their data.
+	IDs []string `json:"i,omitempty"`
 }
+
+// maxSameSecond bounds Mark.IDs.
+const maxSameSecond = 4
 
 func (m Mark) less(o Mark) bool {
 	return m.Created < o.Created || (m.Created == o.Created && m.Rank < o.Rank)
@@ -150,8 +157,12 @@ func Apply(st State, ev Event, now int64) (State, Effect) {
 	}
 	// Superseded events and repeats of a parked one leave the state as it
 	// is: decide them before paying for a copy.
-	if m, ok := st.Marks.get(objectKey(ev)); ok && (Mark{ev.Created, rank(ev.Type)}).less(m) {
+	if m, ok := st.Marks.get(objectKey(ev)); ok && (Mark{Created: ev.Created, Rank: rank(ev.Type)}).less(m) {
 		return st, Effect{Outcome: Superseded, Reason: "a newer event for " + objectKey(ev) + " was already applied"}
+	}
+	sameSecond, older := st.orderSameSecond(ev)
+	if older {
+		return st, Effect{Outcome: Superseded, Reason: sameSecond}
 	}
 	sub := waitsFor(st, ev)
 	if sub != "" {
@@ -166,7 +177,7 @@ func Apply(st State, ev Event, now int64) (State, Effect) {
 		next.Parked = append(next.Parked, ParkedEvent{Event: ev, WaitingFor: sub, Since: now})
 		return next, Effect{Outcome: Parked, Reason: "waiting for subscription " + sub}
 	}
-	res := Effect{Outcome: Applied}
+	res := Effect{Outcome: Applied, Reason: sameSecond}
 	res.Changes = append(res.Changes, next.applyOne(ev))
 	released, stale := next.release()
 	res.Changes = append(res.Changes, released...)
@@ -221,6 +232,78 @@ func Resolve(st State, deadline, now int64, fetched map[string]*stripe.Subscript
 	}
 }
 
+// PeersOf lists the events whose data Apply needs to order ev: those
+// applied on ev's object in ev's created second with ev's rank (Mark.IDs),
+// ev itself excepted. The caller puts their data blocks in ev.Peers.
+func (st State) PeersOf(ev Event) []string {
+	key := objectKey(ev)
+	if key == "" {
+		return nil
+	}
+	m, ok := st.Marks.get(key)
+	if !ok || m.Created != ev.Created || m.Rank != rank(ev.Type) {
+		return nil
+	}
+	var ids []string
+	for _, id := range m.IDs {
+		if id != ev.ID {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// OrderUndecided reports whether ev shares its created second with events
+// already applied on its object and their data (ev.Peers) does not decide
+// which came first: then the caller may fetch the object as the provider
+// has it now and apply that (Event.Fetched).
+func (st State) OrderUndecided(ev Event) bool {
+	ids := st.PeersOf(ev)
+	if len(ids) == 0 {
+		return false
+	}
+	for _, id := range ids {
+		switch stripe.SameSecondOrder(ev.Data, ev.Peers[id]) {
+		case stripe.Before:
+			return false // superseded: decided
+		case stripe.Undecided:
+			return true
+		}
+	}
+	return false
+}
+
+// orderSameSecond orders ev against the events applied on its object in
+// the same created second (PeersOf), by their data: ev is older (to be
+// superseded) if one of them says it came after ev. reason records which
+// rule decided, or that none did and the order is ev's arrival (or the
+// object fetched from the provider, when ev.Fetched); it is "" when ev
+// shares its second with no applied event.
+func (st State) orderSameSecond(ev Event) (reason string, older bool) {
+	ids := st.PeersOf(ev)
+	if len(ids) == 0 {
+		return "", false
+	}
+	var after, undecided []string
+	for _, id := range ids {
+		switch stripe.SameSecondOrder(ev.Data, ev.Peers[id]) {
+		case stripe.Before:
+			return "same second as " + id + ", whose previous_attributes equal this event's values: " + id + " is the newer change", true
+		case stripe.After:
+			after = append(after, id)
+		default:
+			undecided = append(undecided, id)
+		}
+	}
+	switch {
+	case len(undecided) == 0:
+		return "same second as " + strings.Join(after, ", ") + ": ordered after it, as its previous_attributes equal their values", false
+	case ev.Fetched:
+		return "same second as " + strings.Join(undecided, ", ") + " and the data does not decide the order: applied the object as fetched from the provider", false
+	}
+	return "same second as " + strings.Join(undecided, ", ") + " and the data does not decide the order: applied in arrival order", false
+}
+
 // objectKey returns the object an event changes, or "" when hookd does not
 // project the event type.
 func objectKey(ev Event) string {
@@ -270,7 +353,7 @@ func (st *State) release() (changes []Change, stale []string) {
 		if len(st.Parked) == 0 {
 			st.Parked = nil
 		}
-		if m, ok := st.Marks.get(objectKey(p.Event)); ok && (Mark{p.Event.Created, rank(p.Event.Type)}).less(m) {
+		if m, ok := st.Marks.get(objectKey(p.Event)); ok && (Mark{Created: p.Event.Created, Rank: rank(p.Event.Type)}).less(m) {
 			stale = append(stale, p.Event.ID) // a newer event for its invoice applied meanwhile
 			continue
 		}
@@ -291,7 +374,14 @@ func (st *State) applyNext(ev Event) Change {
 // mutated again except through applyNext.
 func (st *State) applyOne(ev Event) Change {
 	key := objectKey(ev)
-	st.Marks.set(key, Mark{Created: ev.Created, Rank: rank(ev.Type)})
+	mark := Mark{Created: ev.Created, Rank: rank(ev.Type), IDs: []string{ev.ID}}
+	if m, ok := st.Marks.get(key); ok && m.Created == mark.Created && m.Rank == mark.Rank && ev.ID != "" {
+		mark.IDs = append(slices.Clone(m.IDs[max(0, len(m.IDs)-maxSameSecond+1):]), ev.ID)
+	}
+	if ev.ID == "" { // a resolution on behalf of a parked event
+		mark.IDs = nil
+	}
+	st.Marks.set(key, mark)
 	if ev.Created > st.UpdatedAt {
 		st.UpdatedAt = ev.Created
 	}

@@ -112,6 +112,19 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		b = strconv.AppendInt(b, v.Created, 10)
 		b = append(b, `,"r":`...)
 		b = strconv.AppendInt(b, int64(v.Rank), 10)
+		if len(v.IDs) > 0 {
+			b = append(b, `,"i":[`...)
+			for i, id := range v.IDs {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				var err error
+				if b, err = appendJSON(b, id); err != nil {
+					return nil, err
+				}
+			}
+			b = append(b, ']')
+		}
 		return append(b, '}'), nil
 	}
 	enc, err := json.Marshal(v)

@@ -50,7 +50,7 @@ func TestSmallMapBehavesAsAMap(t *testing.T) {
 // metadata and marks were Go maps, so states stored before read the same.
 func TestStateJSONUnchangedBySmallMaps(t *testing.T) {
 	metadata := map[string]string{"plan": "pro", "<b>": "a & b", "ünï": "\"q\"", "": "empty key"}
-	marks := map[string]Mark{"cus_1": {Created: 10, Rank: 1}, "sub_1": {Created: 12, Rank: 2}}
+	marks := map[string]Mark{"cus_1": {Created: 10, Rank: 1}, "sub_1": {Created: 12, Rank: 2}, "in_1": {Created: 12, Rank: 1, IDs: []string{"evt_a", "evt_<\"b\">"}}}
 	st := State{CustomerID: "cus_1", Version: 3, Metadata: smallMapOf(metadata), Marks: smallMapOf(marks)}
 	old := struct {
 		CustomerID string            `json:"customer_id"`

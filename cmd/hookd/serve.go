@@ -84,9 +84,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			return err
 		}
 		wakeup := services.NewWakeup()
-		var fetcher customer.SubscriptionFetcher
+		var (
+			fetcher customer.SubscriptionFetcher
+			objects customer.ObjectFetcher
+		)
 		if cfg.StripeAPIKey != "" {
-			fetcher = stripe.NewClient(cfg.StripeAPIKey, cfg.StripeAPIURL, log)
+			client := stripe.NewClient(cfg.StripeAPIKey, cfg.StripeAPIURL, log)
+			fetcher, objects = client, client
 		}
 		sys, err = actors.New(actors.Config{
 			Store:         st,
@@ -99,6 +103,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			IdleTimeout:   cfg.IdleTimeout,
 			ParkDeadline:  cfg.ParkDeadline,
 			Fetcher:       fetcher,
+			Objects:       objects,
 		})
 		if err != nil {
 			return err
