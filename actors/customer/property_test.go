@@ -1,6 +1,7 @@
 package customer
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -23,11 +24,30 @@ func randomHistory(rng *rand.Rand, customerID string) []Event {
 	for i := range rng.IntN(3) {
 		events = append(events, cust("customer.updated", i+1))
 	}
+	if rng.IntN(2) == 0 {
+		// Two changes in one second, as Stripe sends them (an email
+		// change, then a metadata change): only previous_attributes
+		// order them.
+		last := events[len(events)-1].Customer
+		at := next()
+		email := customerID + "-same-second@example.com"
+		first := &stripe.Customer{ID: customerID, Email: email, Metadata: last.Metadata}
+		second := &stripe.Customer{ID: customerID, Email: email, Metadata: map[string]string{"n": "same-second"}}
+		data := func(obj *stripe.Customer, prev map[string]any) json.RawMessage {
+			b, _ := json.Marshal(map[string]any{"object": obj, "previous_attributes": prev})
+			return b
+		}
+		events = append(events,
+			Event{ID: id("c_email", 0), Type: "customer.updated", Created: at, ObjectID: customerID, ObjectType: "customer",
+				Customer: first, Data: data(first, map[string]any{"email": last.Email})},
+			Event{ID: id("c_meta", 0), Type: "customer.updated", Created: at, ObjectID: customerID, ObjectType: "customer",
+				Customer: second, Data: data(second, map[string]any{"metadata": map[string]any{"n": last.Metadata["n"]}})})
+	}
 	for s := range 1 + rng.IntN(2) {
 		sub := fmt.Sprintf("sub_%s_%d", strings.TrimPrefix(customerID, "cus_"), s)
 		subEv := func(typ, status string, n int) Event {
 			return Event{ID: id(sub, n), Type: typ, Created: next(), ObjectID: sub, ObjectType: "subscription",
-				Subscription: &stripe.Subscription{ID: sub, Status: status}}
+				Subscription: &stripe.Subscription{ID: sub, Status: status, CurrentPeriodEnd: created + 30*86400}}
 		}
 		events = append(events, subEv("customer.subscription.created", "trialing", 0))
 		for i := range rng.IntN(3) {
@@ -54,6 +74,33 @@ func randomHistory(rng *rand.Rand, customerID string) []Event {
 		events = append(events, cust("customer.deleted", 9))
 	}
 	return events
+}
+
+// applyInOrder applies events one after the other, as Apply's callers do:
+// each gets the data of the events of its second it is ordered against.
+func applyInOrder(st State, events []Event) State {
+	for _, ev := range events {
+		withPeers(st, &ev, events)
+		st, _ = Apply(st, ev, 0)
+	}
+	return st
+}
+
+// withPeers gives ev the data of the events among all that Apply orders it
+// against on st, as the Processor does from its store.
+func withPeers(st State, ev *Event, all []Event) {
+	ids := st.PeersOf(*ev)
+	if len(ids) == 0 {
+		return
+	}
+	ev.Peers = map[string]json.RawMessage{}
+	for _, id := range ids {
+		for _, e := range all {
+			if e.ID == id {
+				ev.Peers[id] = e.Data
+			}
+		}
+	}
 }
 
 // Projected drops what legitimately depends on arrival order: the marks,

@@ -182,6 +182,7 @@ func applyAll(events []Event) (State, []StreamNote) {
 		if seen[ev.ID] {
 			continue // the store answers duplicate
 		}
+		withPeers(st, &ev, events)
 		var eff Effect
 		st, eff = Apply(st, ev, 0)
 		if eff.Outcome != Ignored {
