@@ -71,16 +71,23 @@ func forEachStore(t *testing.T, f func(t *testing.T, h *hookd), extraArgs ...str
 // embedded store, hookd.databaseURL is empty.
 func startHookdOn(t *testing.T, kind string, extraArgs ...string) *hookd {
 	t.Helper()
-	var dbURL string
-	var storeArgs []string
 	switch kind {
 	case storePostgres:
-		dbURL = pgtest.NewDatabase(t)
-		storeArgs = []string{"--database-url", dbURL}
+		return startHookdOnStore(t, pgtest.NewDatabase(t), "", extraArgs...)
 	case storeEmbedded:
-		storeArgs = []string{"--data-dir", t.TempDir()}
-	default:
-		t.Fatalf("unknown store kind %q", kind)
+		return startHookdOnStore(t, "", t.TempDir(), extraArgs...)
+	}
+	t.Fatalf("unknown store kind %q", kind)
+	return nil
+}
+
+// startHookdOnStore is startHookd on an existing store: the PostgreSQL
+// database at dbURL, or else the embedded store in dataDir.
+func startHookdOnStore(t *testing.T, dbURL, dataDir string, extraArgs ...string) *hookd {
+	t.Helper()
+	storeArgs := []string{"--data-dir", dataDir}
+	if dbURL != "" {
+		storeArgs = []string{"--database-url", dbURL}
 	}
 	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
 	args := append(storeArgs,
