@@ -96,7 +96,9 @@ func modernCases() []modernCase {
 		},
 		{
 			name: "2020-03-02 subscription as sent", apiVersion: "2020-03-02", eventType: "customer.subscription.updated",
-			event:        func(t *testing.T) []byte { return fixtures.Read(t, "stripe", "supabase-stripe-sync-engine/subscription_updated.json") },
+			event: func(t *testing.T) []byte {
+				return fixtures.Read(t, "stripe", "supabase-stripe-sync-engine/subscription_updated.json")
+			},
 			wantCustomer: "cus_IhGfebO16cMIGN", wantRouting: RoutingObjectCustomer,
 			wantObject: "sub_JLEPMp81LApOJl", wantSubCustomer: "cus_IhGfebO16cMIGN", wantPeriodEnd: 1621572344,
 		},
