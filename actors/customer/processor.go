@@ -427,6 +427,12 @@ func (p *Processor) plan(state State, revision int64, env *hookdv1.Envelope, rou
 	next, eff := Apply(state, ev, p.now().Unix())
 	next.CustomerID = p.id
 	rec.Reason = eff.Reason
+	for _, note := range ev.Notes { // what decoding the payload decided or missed
+		if rec.Reason != "" {
+			rec.Reason += "; "
+		}
+		rec.Reason += note
+	}
 	switch eff.Outcome {
 	case Ignored:
 		rec.Status = store.StatusIgnored

@@ -20,6 +20,11 @@ const (
 	// RoutingObjectCustomer: the event's object names its customer in
 	// data.object.customer (subscriptions, invoices, charges, ...).
 	RoutingObjectCustomer = "object.customer"
+	// RoutingObjectCustomerAccount: the event's object names no customer
+	// (data.object.customer null or absent, allowed from 2025-12-15.clover
+	// on) but an Accounts v2 account in data.object.customer_account
+	// (acct_...): the event goes to that account's actor.
+	RoutingObjectCustomerAccount = "object.customer_account"
 )
 
 // ErrMalformed is returned (wrapped, with the reason) by
@@ -51,6 +56,7 @@ type stripeObject struct {
 	ID            string          `json:"id"`
 	Object        string          `json:"object"`
 	Customer      json.RawMessage `json:"customer"`
+	CustomerAcct  json.RawMessage `json:"customer_account"` // from 2025-12-15.clover on
 	Charge        json.RawMessage `json:"charge"`
 	Invoice       json.RawMessage `json:"invoice"`
 	PaymentIntent json.RawMessage `json:"payment_intent"`
@@ -63,7 +69,9 @@ type stripeObject struct {
 // customer_id and routing are set as follows: for an object of type
 // "customer", customer_id is the object's own id (routing "object.id");
 // otherwise, if data.object.customer is present (as an ID or an expanded
-// object), it is that customer (routing "object.customer"); otherwise both
+// object), it is that customer (routing "object.customer"); otherwise, if
+// data.object.customer_account is (clover's Accounts v2 ID, acct_...), it
+// is that account (routing "object.customer_account"); otherwise both
 // are empty and later stages route the event by related_object_ids, which
 // lists data.object's charge, invoice, payment_intent and subscription
 // references, in that order, when present.
@@ -112,11 +120,17 @@ func DecodeEnvelope(raw []byte) (*hookdv1.Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
+	customerAccount, err := refID("customer_account", obj.CustomerAcct)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case obj.Object == "customer" && obj.ID != "":
 		env.CustomerId, env.Routing = obj.ID, RoutingObjectID
 	case customer != "":
 		env.CustomerId, env.Routing = customer, RoutingObjectCustomer
+	case customerAccount != "":
+		env.CustomerId, env.Routing = customerAccount, RoutingObjectCustomerAccount
 	}
 
 	for _, r := range [...]struct {

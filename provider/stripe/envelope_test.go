@@ -84,6 +84,42 @@ func TestDecodeEnvelopeRouting(t *testing.T) {
 			wantRelated: []string{"in_1", "pi_1", "sub_1"},
 		},
 		{
+			name:         "clover: customer null, customer_account routes",
+			object:       `{"id":"sub_1","object":"subscription","customer":null,"customer_account":"acct_1Clover"}`,
+			wantObjectID: "sub_1", wantType: "subscription",
+			wantCustomer: "acct_1Clover", wantRouting: RoutingObjectCustomerAccount,
+		},
+		{
+			name:         "clover: customer absent, customer_account routes",
+			object:       `{"id":"in_1","object":"invoice","customer_account":"acct_1Clover","subscription":null}`,
+			wantObjectID: "in_1", wantType: "invoice",
+			wantCustomer: "acct_1Clover", wantRouting: RoutingObjectCustomerAccount,
+		},
+		{
+			name:         "clover: customer wins over customer_account",
+			object:       `{"id":"pi_1","object":"payment_intent","customer":"cus_1","customer_account":"acct_1Clover"}`,
+			wantObjectID: "pi_1", wantType: "payment_intent",
+			wantCustomer: "cus_1", wantRouting: RoutingObjectCustomer,
+		},
+		{
+			name:         "clover: expanded customer wins over customer_account",
+			object:       `{"id":"sub_1","object":"subscription","customer":{"id":"cus_2","object":"customer"},"customer_account":"acct_1Clover"}`,
+			wantObjectID: "sub_1", wantType: "subscription",
+			wantCustomer: "cus_2", wantRouting: RoutingObjectCustomer,
+		},
+		{
+			name:         "clover: customer object routes by its id, not customer_account",
+			object:       `{"id":"cus_1","object":"customer","customer_account":"acct_1Clover"}`,
+			wantObjectID: "cus_1", wantType: "customer",
+			wantCustomer: "cus_1", wantRouting: RoutingObjectID,
+		},
+		{
+			name:         "clover: both null",
+			object:       `{"id":"cs_1","object":"checkout.session","customer":null,"customer_account":null,"subscription":"sub_1"}`,
+			wantObjectID: "cs_1", wantType: "checkout.session",
+			wantRelated: []string{"sub_1"},
+		},
+		{
 			name:         "all related ids",
 			object:       ` { "id" : "x_1" , "object" : "thing" , "charge":"ch_1","invoice":"in_1","payment_intent":"pi_1","subscription":"sub_1" } `,
 			wantObjectID: "x_1", wantType: "thing",
@@ -207,6 +243,7 @@ func TestDecodeEnvelopeMalformed(t *testing.T) {
 		{"customer number", eventWithObject(`{"customer":42}`), "data.object.customer must be"},
 		{"charge array", eventWithObject(`{"charge":["ch_1"]}`), "data.object.charge must be"},
 		{"expanded id number", eventWithObject(`{"invoice":{"id":7}}`), "data.object.invoice.id"},
+		{"customer_account number", eventWithObject(`{"customer":null,"customer_account":42}`), "data.object.customer_account must be"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

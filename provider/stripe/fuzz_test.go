@@ -75,6 +75,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		testEvent,
 		eventWithObject(`{"id":"cus_1","object":"customer"}`),
 		eventWithObject(`{"id":"in_1","object":"invoice","customer":{"id":"cus_2"},"charge":{"id":"ch_1"},"subscription":null}`),
+		eventWithObject(`{"id":"sub_1","object":"subscription","customer":null,"customer_account":"acct_1"}`),
 		`{"id":"evt_1","type":"x","api_version":null,"data":{"object":{}}}`,
 		`{"id":"cus_1","object":"customer"}`,
 		`{"id":"evt_1","type":"x","data":{"object":null}}`,
@@ -121,16 +122,16 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			if env.GetObjectType() != "customer" || env.GetCustomerId() != env.GetObjectId() || env.GetCustomerId() == "" {
 				t.Fatalf("object.id routing: got customer %q, object %q (%q)", env.GetCustomerId(), env.GetObjectId(), env.GetObjectType())
 			}
-		case RoutingObjectCustomer:
+		case RoutingObjectCustomer, RoutingObjectCustomerAccount:
 			if env.GetCustomerId() == "" {
-				t.Fatalf("object.customer routing: got empty customer_id, want one")
+				t.Fatalf("%s routing: got empty customer_id, want one", env.GetRouting())
 			}
 		case "":
 			if env.GetCustomerId() != "" {
 				t.Fatalf("no routing: got customer_id %q, want empty", env.GetCustomerId())
 			}
 		default:
-			t.Fatalf("routing: got %q, want object.id, object.customer or empty", env.GetRouting())
+			t.Fatalf("routing: got %q, want object.id, object.customer, object.customer_account or empty", env.GetRouting())
 		}
 		for _, id := range env.GetRelatedObjectIds() {
 			if id == "" {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -64,12 +65,15 @@ type Subscription struct {
 }
 
 // SubscriptionItem is one item of a subscription: hookd keeps its price.
-// CurrentPeriodEnd is set from 2025-03-31.basil on.
+// CurrentPeriodStart and CurrentPeriodEnd are set from 2025-03-31.basil
+// on; ID only where the payload has it (for the Notes).
 type SubscriptionItem struct {
+	ID    string `json:"id,omitempty"`
 	Price struct {
 		ID string `json:"id"`
 	} `json:"price"`
-	CurrentPeriodEnd int64 `json:"current_period_end,omitempty"`
+	CurrentPeriodStart int64 `json:"current_period_start,omitempty"`
+	CurrentPeriodEnd   int64 `json:"current_period_end,omitempty"`
 }
 
 // Invoice is the part of a Stripe Invoice hookd projects, normalized across
@@ -105,26 +109,47 @@ type Objects struct {
 type wireSubscription struct {
 	Subscription
 	CurrentPeriodEnd *int64 `json:"current_period_end"` // up to acacia
+	CustomerAccount  ID     `json:"customer_account"`   // from clover on
 }
 
 type wireInvoice struct {
 	Invoice
-	Parent *struct {
+	Customer        ID `json:"customer"`
+	CustomerAccount ID `json:"customer_account"` // from clover on
+	Parent          *struct {
 		Type                string `json:"type"`
 		SubscriptionDetails *struct {
 			Subscription ID `json:"subscription"`
 		} `json:"subscription_details"`
 	} `json:"parent"` // from basil on
 	Lines struct {
-		Data []struct {
-			Subscription ID `json:"subscription"` // up to acacia
-			Parent       *struct {
-				SubscriptionItemDetails *struct {
-					Subscription ID `json:"subscription"`
-				} `json:"subscription_item_details"`
-			} `json:"parent"` // from basil on
-		} `json:"data"`
+		Data []wireInvoiceLine `json:"data"`
 	} `json:"lines"`
+}
+
+type wireInvoiceLine struct {
+	Subscription ID `json:"subscription"` // up to acacia
+	Parent       *struct {
+		SubscriptionItemDetails *struct {
+			Subscription ID `json:"subscription"`
+		} `json:"subscription_item_details"`
+		InvoiceItemDetails *struct {
+			Subscription ID `json:"subscription"`
+		} `json:"invoice_item_details"`
+	} `json:"parent"` // from basil on
+}
+
+// subscription returns the subscription a line names, in whichever shape.
+func (l wireInvoiceLine) subscription() ID {
+	if p := l.Parent; p != nil {
+		if d := p.SubscriptionItemDetails; d != nil && d.Subscription != "" {
+			return d.Subscription
+		}
+		if d := p.InvoiceItemDetails; d != nil && d.Subscription != "" {
+			return d.Subscription
+		}
+	}
+	return l.Subscription
 }
 
 // DecodeObject decodes the data.object of a Stripe event payload into the
@@ -169,57 +194,108 @@ func DecodeObject(objectType string, payload []byte) (Objects, error) {
 	return out, nil
 }
 
-// normalize sets CurrentPeriodEnd from whichever shape the payload had.
+// normalize sets CurrentPeriodEnd from whichever shape the payload had,
+// and says when the customer or the period is missing or doubtful.
 func (w *wireSubscription) normalize() []string {
-	if w.CurrentPeriodEnd != nil {
-		w.Subscription.CurrentPeriodEnd = *w.CurrentPeriodEnd
-		return nil
-	}
+	notes := customerNotes("subscription "+w.ID, w.Customer, w.CustomerAccount)
 	var ends []int64
 	for _, it := range w.Items.Data {
 		if it.CurrentPeriodEnd > 0 {
 			ends = append(ends, it.CurrentPeriodEnd)
 		}
+		if it.CurrentPeriodEnd > 0 && it.CurrentPeriodStart > it.CurrentPeriodEnd {
+			notes = append(notes, fmt.Sprintf("subscription %s's item %s ends its period (%d) before it starts (%d)",
+				w.ID, it.ID, it.CurrentPeriodEnd, it.CurrentPeriodStart))
+		}
+	}
+	if w.CurrentPeriodEnd != nil && *w.CurrentPeriodEnd > 0 {
+		w.Subscription.CurrentPeriodEnd = *w.CurrentPeriodEnd
+		if len(ends) > 0 && (slices.Min(ends) != *w.CurrentPeriodEnd || slices.Max(ends) != *w.CurrentPeriodEnd) {
+			notes = append(notes, fmt.Sprintf("subscription %s's current_period_end (%d) differs from its items': the subscription's own is used",
+				w.ID, *w.CurrentPeriodEnd))
+		}
+		return notes
 	}
 	if len(ends) == 0 {
-		return []string{"subscription " + w.ID + " has no current_period_end (neither on the subscription nor on its items)"}
+		return append(notes, "subscription "+w.ID+" has no current_period_end (neither on the subscription nor on its items)")
 	}
 	w.Subscription.CurrentPeriodEnd = slices.Max(ends)
 	if slices.Min(ends) != slices.Max(ends) {
-		return []string{"subscription " + w.ID + "'s items end their periods at different times: current_period_end is the latest"}
+		notes = append(notes, "subscription "+w.ID+"'s items end their periods at different times: current_period_end is the latest")
 	}
-	return nil
+	return notes
 }
 
 // normalize sets Subscription from whichever shape the payload had: the
 // invoice's own field (up to acacia), its parent (from basil on), or else
-// the subscription its lines name, when they name exactly one.
+// the subscription its lines name, when they name exactly one. It says
+// when the customer or the subscription is missing, or when the shapes
+// disagree.
 func (w *wireInvoice) normalize() []string {
-	if w.Subscription != "" {
-		return nil
+	name := "invoice " + w.ID
+	var notes []string
+	if w.ID == "" {
+		name = "an invoice without id"
+		notes = append(notes, "the invoice has no id (an upcoming invoice?)")
 	}
-	if p := w.Parent; p != nil && p.SubscriptionDetails != nil && p.SubscriptionDetails.Subscription != "" {
-		w.Subscription = p.SubscriptionDetails.Subscription
-		return nil
-	}
+	notes = append(notes, customerNotes(name, w.Customer, w.CustomerAccount)...)
 	var fromLines []string
 	for _, l := range w.Lines.Data {
-		s := l.Subscription
-		if l.Parent != nil && l.Parent.SubscriptionItemDetails != nil && l.Parent.SubscriptionItemDetails.Subscription != "" {
-			s = l.Parent.SubscriptionItemDetails.Subscription
-		}
-		if s != "" && !slices.Contains(fromLines, string(s)) {
+		if s := l.subscription(); s != "" && !slices.Contains(fromLines, string(s)) {
 			fromLines = append(fromLines, string(s))
 		}
 	}
+	var fromParent ID
+	if p := w.Parent; p != nil && p.SubscriptionDetails != nil {
+		fromParent = p.SubscriptionDetails.Subscription
+	}
 	switch {
+	case w.Subscription != "":
+		if fromParent != "" && fromParent != w.Subscription {
+			notes = append(notes, name+" names subscription "+string(w.Subscription)+" itself and "+string(fromParent)+
+				" in parent.subscription_details: linked to "+string(w.Subscription))
+		}
+	case fromParent != "":
+		w.Subscription = fromParent
+		if w.Parent.Type != "subscription_details" {
+			notes = append(notes, name+"'s parent.type is "+strconvQuote(w.Parent.Type)+", not subscription_details, yet it names subscription "+
+				string(fromParent)+": linked to "+string(fromParent))
+		}
 	case len(fromLines) == 1:
 		w.Subscription = ID(fromLines[0])
-		return []string{"invoice " + w.ID + " names no subscription itself: subscription " + fromLines[0] + " taken from its lines"}
+		return append(notes, name+" names no subscription itself: subscription "+fromLines[0]+" taken from its lines")
 	case len(fromLines) > 1:
-		return []string{"invoice " + w.ID + "'s lines name several subscriptions (" + strings.Join(fromLines, ", ") + ") and the invoice none: linked to no subscription"}
+		return append(notes, name+"'s lines name several subscriptions ("+strings.Join(fromLines, ", ")+") and the invoice none: linked to no subscription")
 	case w.Parent != nil && w.Parent.Type == "subscription_details":
-		return []string{"invoice " + w.ID + " has parent.type subscription_details but no subscription: linked to no subscription"}
+		return append(notes, name+" has parent.type subscription_details but no subscription: linked to no subscription")
+	default:
+		return notes
 	}
-	return nil
+	var others []string
+	for _, s := range fromLines {
+		if s != string(w.Subscription) {
+			others = append(others, s)
+		}
+	}
+	if len(others) > 0 {
+		notes = append(notes, name+"'s lines name subscription "+strings.Join(others, ", ")+", not the invoice's "+
+			string(w.Subscription)+": linked to "+string(w.Subscription))
+	}
+	return notes
 }
+
+// customerNotes says when an object (what) names no customer: from
+// 2025-12-15.clover on an object may name only its customer_account (an
+// Accounts v2 ID), by which DecodeEnvelope then routes the event.
+func customerNotes(what string, customer, account ID) []string {
+	switch {
+	case customer != "":
+		return nil
+	case account != "":
+		return []string{what + " has no customer, only customer_account " + string(account)}
+	}
+	return []string{what + " has no customer"}
+}
+
+// strconvQuote quotes a sender-supplied string for a Note, shortened.
+func strconvQuote(s string) string { return strconv.Quote(truncate(s)) }
