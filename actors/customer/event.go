@@ -23,15 +23,16 @@ type Event struct {
 	Invoice      *stripe.Invoice      // for invoice.*
 
 	// Notes say what decoding the payload had to decide or could not
-	// find; they go into the event's reason. Not kept with parked events.
-	Notes []string `json:"-"`
+	// find; they go into the event's reason, and into its reason when it is
+	// released if it was parked.
+	Notes []string `json:",omitempty"`
 	// Data is the payload's raw data block (object and
 	// previous_attributes), to order events of one second by. Peers holds
 	// the data blocks of the events Apply orders it against (see
 	// State.PeersOf), as the caller found them; one missing leaves that
 	// order undecided. Fetched says the object was replaced by the object
 	// as the provider has it now, because the data did not decide the
-	// order. None is kept with parked events.
+	// order. None of these three is kept with parked events.
 	Data    json.RawMessage            `json:"-"`
 	Peers   map[string]json.RawMessage `json:"-"`
 	Fetched bool                       `json:"-"`

@@ -426,13 +426,7 @@ func (p *Processor) plan(state State, revision int64, env *hookdv1.Envelope, rou
 	}
 	next, eff := Apply(state, ev, p.now().Unix())
 	next.CustomerID = p.id
-	rec.Reason = eff.Reason
-	for _, note := range ev.Notes { // what decoding the payload decided or missed
-		if rec.Reason != "" {
-			rec.Reason += "; "
-		}
-		rec.Reason += note
-	}
+	rec.Reason = withNotes(eff.Reason, ev.Notes) // and what decoding the payload decided or missed
 	switch eff.Outcome {
 	case Ignored:
 		rec.Status = store.StatusIgnored
@@ -455,7 +449,7 @@ func (p *Processor) plan(state State, revision int64, env *hookdv1.Envelope, rou
 		}
 		for _, c := range eff.Released() {
 			w.Released = append(w.Released, store.Release{Source: p.parkedSource(c.EventID), EventID: c.EventID, Version: c.Version,
-				Reason: "released by " + env.GetEventId()})
+				Reason: withNotes("released by "+env.GetEventId(), parkedNotes(state, c.EventID))})
 		}
 		for _, id := range eff.Stale {
 			w.Released = append(w.Released, store.Release{Source: p.parkedSource(id), EventID: id,
@@ -464,6 +458,27 @@ func (p *Processor) plan(state State, revision int64, env *hookdv1.Envelope, rou
 	}
 	w.Event = rec
 	return w, next, Result{Status: rec.Status, Reason: rec.Reason}
+}
+
+// withNotes appends notes to a reason, "; "-separated.
+func withNotes(reason string, notes []string) string {
+	for _, note := range notes {
+		if reason != "" {
+			reason += "; "
+		}
+		reason += note
+	}
+	return reason
+}
+
+// parkedNotes returns the decoding notes of a parked event in st.
+func parkedNotes(st State, eventID string) []string {
+	for _, pk := range st.Parked {
+		if pk.Event.ID == eventID {
+			return pk.Event.Notes
+		}
+	}
+	return nil
 }
 
 // fill sets the write's state and the notifications of its changes.

@@ -281,3 +281,34 @@ func TestSameSecondUndecidedOrder(t *testing.T) {
 		}
 	})
 }
+
+// What decoding had to decide about an event stays in its reason when it
+// was parked and is released: the reason says what released it and the
+// decoding note (here, a basil invoice whose subscription only its lines
+// name).
+func TestReleasedEventKeepsDecodingNotes(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		ctx := t.Context()
+		const id = "cus_notes"
+		invoice := `{"id":"evt_inv","object":"event","type":"invoice.paid","created":1700000200,"api_version":"2025-03-31.basil",
+"data":{"object":{"id":"in_1","object":"invoice","customer":"cus_notes","status":"paid","amount_paid":500,"currency":"usd",
+"lines":{"data":[{"id":"il_1","parent":{"type":"subscription_item_details","subscription_item_details":{"subscription":"sub_notes"}}}]}}}}`
+		p := NewProcessor(id, st, discard, nil)
+		res, err := p.Apply(ctx, &hookdv1.Envelope{Source: "stripe", EventId: "evt_inv", Type: "invoice.paid", Created: 1700000200,
+			ObjectId: "in_1", ObjectType: "invoice", CustomerId: id, Routing: "object.customer", Payload: []byte(invoice)}, "object.customer")
+		if err != nil || res.Status != store.StatusParked || !strings.Contains(res.Reason, "taken from its lines") {
+			t.Fatalf("invoice before its subscription: %+v %v; want parked, with the lines note", res, err)
+		}
+		sub := fmt.Sprintf(`{"id":"evt_sub","object":"event","type":"customer.subscription.created","created":1700000100,
+"data":{"object":{"id":"sub_notes","object":"subscription","customer":%q,"status":"active","items":{"data":[{"current_period_end":1702000000}]}}}}`, id)
+		if _, err := p.Apply(ctx, &hookdv1.Envelope{Source: "stripe", EventId: "evt_sub", Type: "customer.subscription.created", Created: 1700000100,
+			ObjectId: "sub_notes", ObjectType: "subscription", CustomerId: id, Routing: "object.customer", Payload: []byte(sub)}, "object.customer"); err != nil {
+			t.Fatal(err)
+		}
+		e, err := st.GetEvent(ctx, "stripe", "evt_inv")
+		if err != nil || e.Status != store.StatusApplied || !strings.Contains(e.Reason, "released by evt_sub") || !strings.Contains(e.Reason, "taken from its lines") {
+			t.Errorf("released invoice: status %s reason %q (%v); want applied, released by evt_sub, with the lines note", e.Status, e.Reason, err)
+		}
+	})
+}
