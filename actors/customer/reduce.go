@@ -26,6 +26,10 @@ type State struct {
 	Deleted  bool             `json:"deleted,omitempty"`
 	Livemode bool             `json:"livemode,omitempty"`
 	Metadata smallMap[string] `json:"metadata,omitempty"`
+	// Account is the Connect account (acct_...) the customer belongs to,
+	// from the newest applied event that named one; empty for the
+	// platform's own customers. Resolve fetches on its behalf.
+	Account string `json:"account,omitempty"`
 
 	Subscriptions map[string]*Subscription `json:"subscriptions,omitempty"`
 	Invoices      map[string]*Invoice      `json:"invoices,omitempty"`
@@ -296,6 +300,9 @@ func (st *State) applyOne(ev Event) Change {
 		st.UpdatedAt = ev.Created
 	}
 	st.Livemode = ev.Livemode
+	if ev.Account != "" {
+		st.Account = ev.Account
+	}
 	st.Version++
 
 	var kinds []string
@@ -414,6 +421,7 @@ func (st State) Proto() *hookdv1.Customer {
 		Deleted:    st.Deleted,
 		Metadata:   st.Metadata.goMap(),
 		Livemode:   st.Livemode,
+		Account:    st.Account,
 	}
 	if st.UpdatedAt > 0 {
 		c.UpdatedAt = timestamppb.New(unix(st.UpdatedAt))
