@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/hookd/hookd/actors/customer"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
@@ -201,5 +203,35 @@ func TestStateOfEarlierReleaseDecodes(t *testing.T) {
 	}
 	if strings.Contains(string(again), "account") {
 		t.Errorf("encoded: got %s, want no account field when there is none", again)
+	}
+}
+
+// The first event of a connected customer may be parked: the account is
+// known from it, for the fetch and for the snapshots Resolve emits.
+func TestResolveFetchesForTheAccountOfAParkedFirstEvent(t *testing.T) {
+	t.Parallel()
+	st := pgtest.NewStore(t)
+	p := customer.NewProcessor("cus_1", st, quiet, nil)
+	inv := invoiceEnvelope("evt_i", "cus_1", "sub_1", 1_700_000_100)
+	inv.Account = "acct_1"
+	if res, err := p.Apply(t.Context(), inv, inv.GetRouting()); err != nil || res.Status != store.StatusParked {
+		t.Fatalf("Apply(invoice.paid): got %+v, %v; want parked", res, err)
+	}
+	f := &recordingFetcher{sub: stripe.Subscription{Customer: "cus_1", Status: "active"}}
+	now := time.Now()
+	if n, err := p.Resolve(t.Context(), now.Add(time.Minute), now, f); err != nil || n != 1 {
+		t.Fatalf("Resolve: got %d, %v; want 1 released", n, err)
+	}
+	if len(f.accounts) != 1 || f.accounts[0] != "acct_1" {
+		t.Errorf("FetchSubscription accounts: got %q, want [acct_1]", f.accounts)
+	}
+	for _, n := range waitNotifications(t, st, "cus_1", 3) {
+		var c hookdv1.Customer
+		if err := proto.Unmarshal(n.Customer, &c); err != nil {
+			t.Fatal(err)
+		}
+		if c.GetAccount() != "acct_1" {
+			t.Errorf("notification %s v%d: snapshot account %q, want acct_1", n.Kind, n.Version, c.GetAccount())
+		}
 	}
 }

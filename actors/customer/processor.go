@@ -1,6 +1,7 @@
 package customer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -256,7 +257,7 @@ func (p *Processor) Resolve(ctx context.Context, deadline, now time.Time, fetch 
 		}
 		// A connected account's objects are fetched on its behalf
 		// (Stripe-Account); the platform's with "".
-		obj, err := fetch.FetchSubscription(ctx, pk.WaitingFor, p.state.Account)
+		obj, err := fetch.FetchSubscription(ctx, pk.WaitingFor, cmp.Or(pk.Event.Account, p.state.Account))
 		switch {
 		case errors.Is(err, stripe.ErrNotFound):
 			fetched[pk.WaitingFor] = nil

@@ -168,6 +168,11 @@ func Apply(st State, ev Event, now int64) (State, Effect) {
 	next := st.clone()
 	if sub != "" {
 		next.Parked = append(next.Parked, ParkedEvent{Event: ev, WaitingFor: sub, Since: now})
+		if ev.Account != "" {
+			// Known before anything is applied: resolving the parked
+			// event fetches on the account's behalf.
+			next.Account = ev.Account
+		}
 		return next, Effect{Outcome: Parked, Reason: "waiting for subscription " + sub}
 	}
 	res := Effect{Outcome: Applied}
