@@ -33,17 +33,22 @@ type Envelope struct {
 	Created    int64  `protobuf:"varint,4,opt,name=created,proto3" json:"created,omitempty"`
 	ApiVersion string `protobuf:"bytes,5,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
 	Livemode   bool   `protobuf:"varint,6,opt,name=livemode,proto3" json:"livemode,omitempty"`
-	// Connect account, when present.
+	// Connect account (acct_...), when present: the top-level `account` of a
+	// snapshot event; for a thin event its `context`, else its
+	// related_object.stripe_context.
 	Account string `protobuf:"bytes,7,opt,name=account,proto3" json:"account,omitempty"`
-	// data.object.id and data.object.object.
+	// data.object.id and data.object.object (for a thin event, its
+	// related_object's id and type).
 	ObjectId   string `protobuf:"bytes,8,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
 	ObjectType string `protobuf:"bytes,9,opt,name=object_type,json=objectType,proto3" json:"object_type,omitempty"`
 	// The customer the event belongs to, as found in the payload (empty if none).
 	CustomerId string `protobuf:"bytes,10,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	// How customer_id was found: "object.customer", "object.id", or empty.
+	// How customer_id was found: "object.customer", "object.id",
+	// "related_object" (a thin event about a customer), or empty.
 	Routing string `protobuf:"bytes,11,opt,name=routing,proto3" json:"routing,omitempty"`
 	// Other object IDs the payload names (charge, invoice, payment_intent,
-	// subscription), used to route events that carry no customer.
+	// subscription; a thin event's related object when it is not a
+	// customer), used to route events that carry no customer.
 	RelatedObjectIds []string `protobuf:"bytes,12,rep,name=related_object_ids,json=relatedObjectIds,proto3" json:"related_object_ids,omitempty"`
 	// The event exactly as the provider sent it.
 	Payload []byte `protobuf:"bytes,13,opt,name=payload,proto3" json:"payload,omitempty"`

@@ -99,7 +99,8 @@ type Event struct {
 	Status     EventStatus            `protobuf:"varint,5,opt,name=status,proto3,enum=hookd.v1.EventStatus" json:"status,omitempty"`
 	// Why the event was ignored, superseded or a duplicate.
 	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
-	// How the event was routed: "object.customer", "object.id", "mapping:<id>", or "none".
+	// How the event was routed: "object.customer", "object.id",
+	// "related_object" (a thin event about a customer), "mapping:<id>", or "none".
 	Routing    string                 `protobuf:"bytes,7,opt,name=routing,proto3" json:"routing,omitempty"`
 	Created    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created,proto3" json:"created,omitempty"`
 	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
