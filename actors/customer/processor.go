@@ -265,6 +265,8 @@ func (p *Processor) Resolve(ctx context.Context, deadline, now time.Time, fetch 
 			// The provider is unreachable: try again at the next sweep.
 			return 0, fmt.Errorf("fetch subscription %s: %w", pk.WaitingFor, err)
 		case obj != nil && obj.Customer != "" && string(obj.Customer) != p.id:
+			// Never apply another customer's object (a wrong account, a
+			// reused ID). One that names no customer is taken as this one's.
 			fetched[pk.WaitingFor] = nil
 			rejected[pk.WaitingFor] = fmt.Sprintf("fetched subscription %s belongs to customer %s, not %s: not applied",
 				pk.WaitingFor, obj.Customer, p.id)

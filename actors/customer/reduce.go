@@ -27,8 +27,9 @@ type State struct {
 	Livemode bool             `json:"livemode,omitempty"`
 	Metadata smallMap[string] `json:"metadata,omitempty"`
 	// Account is the Connect account (acct_...) the customer belongs to,
-	// from the newest applied event that named one; empty for the
-	// platform's own customers. Resolve fetches on its behalf.
+	// from the newest event applied or parked that named one; empty for
+	// the platform's own customers. Resolve fetches on its behalf. Omitted
+	// when empty, so states of earlier releases read and write unchanged.
 	Account string `json:"account,omitempty"`
 
 	Subscriptions map[string]*Subscription `json:"subscriptions,omitempty"`
