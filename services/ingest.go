@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/store"
 )
 
@@ -51,7 +53,7 @@ func (s *deliverer) deliver(ctx context.Context, env *hookdv1.Envelope, replay b
 		return resp, nil
 	}
 	if customerID == "" {
-		reason := "no customer in the event and no earlier event named its objects"
+		reason := unroutedReason(env)
 		err := s.store.RecordEvent(ctx, store.Event{
 			Source:     env.GetSource(),
 			EventID:    env.GetEventId(),
@@ -62,6 +64,7 @@ func (s *deliverer) deliver(ctx context.Context, env *hookdv1.Envelope, replay b
 			Created:    time.Unix(env.GetCreated(), 0).UTC(),
 			APIVersion: env.GetApiVersion(),
 			ObjectID:   env.GetObjectId(),
+			Account:    env.GetAccount(),
 			Payload:    env.GetPayload(),
 		})
 		switch {
@@ -91,6 +94,20 @@ func (s *deliverer) deliver(ctx context.Context, env *hookdv1.Envelope, replay b
 	return resp, nil
 }
 
+// unroutedReason says why an event that no customer was found for is
+// stored as ignored.
+func unroutedReason(env *hookdv1.Envelope) string {
+	switch {
+	case !env.GetThin():
+		return "no customer in the event and no earlier event named its objects"
+	case env.GetObjectId() == "":
+		return stripe.ThinReason(env, "it names no related object, so there is no customer to route it to; stored")
+	default:
+		return stripe.ThinReason(env, fmt.Sprintf("its related object %s (%s) is not a customer and no earlier event linked it to one; stored",
+			env.GetObjectId(), env.GetObjectType()))
+	}
+}
+
 // route finds the customer an event belongs to: the one the gateway found
 // in the payload, else the customer an earlier event linked one of its
 // objects to.
@@ -99,8 +116,8 @@ func (s *deliverer) route(ctx context.Context, env *hookdv1.Envelope) (customerI
 		return env.GetCustomerId(), env.GetRouting(), nil
 	}
 	ids := append([]string{env.GetObjectId()}, env.GetRelatedObjectIds()...)
-	for _, id := range ids {
-		if id == "" {
+	for i, id := range ids {
+		if id == "" || slices.Contains(ids[:i], id) { // a thin event names its object twice
 			continue
 		}
 		c, err := s.store.LookupRoute(ctx, id)

@@ -99,5 +99,6 @@ func notificationProto(n store.Notification) (*hookdv1.Notification, error) {
 		EventId:    n.EventID,
 		OccurredAt: timestamppb.New(n.OccurredAt),
 		Customer:   c,
+		Account:    c.GetAccount(), // the customer's, at the notification's version
 	}, nil
 }

@@ -136,5 +136,6 @@ func eventProto(e store.Event) *hookdv1.Event {
 		ObjectId:   e.ObjectID,
 		Version:    e.Version,
 		Payload:    e.Payload,
+		Account:    e.Account,
 	}
 }

@@ -74,6 +74,10 @@ type Event struct {
 	ReceivedAt time.Time // set by the store on insert
 	APIVersion string
 	ObjectID   string
+	// Account is the Stripe Connect account (acct_...) the event came
+	// from; empty for the platform's own events and for rows stored by
+	// releases before migration 0002.
+	Account string
 	// DedupKey identifies the change the event describes (type, object ID,
 	// created), so that two Event objects for one change take effect once.
 	// Empty for events that have no effect (ignored, duplicate).

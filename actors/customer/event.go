@@ -17,6 +17,10 @@ type Event struct {
 	ObjectID   string
 	ObjectType string
 	Livemode   bool
+	// Account is the Connect account the event came from (empty for the
+	// platform's own events). Omitted from JSON when empty, so parked
+	// events stored by earlier releases decode unchanged.
+	Account string `json:"account,omitempty"`
 
 	Customer     *stripe.Customer     // for customer.* events on the customer object
 	Subscription *stripe.Subscription // for customer.subscription.*
@@ -40,7 +44,8 @@ type Event struct {
 
 // DecodeEvent decodes the data.object of an envelope's payload into the
 // fields the reducer needs. Only the object kinds the reducer projects are
-// decoded; for other types the returned Event has no object.
+// decoded; for other types, and for a thin event (which has no snapshot
+// of its object), the returned Event has no object.
 func DecodeEvent(env *hookdv1.Envelope) (Event, error) {
 	ev := Event{
 		ID:         env.GetEventId(),
@@ -49,6 +54,10 @@ func DecodeEvent(env *hookdv1.Envelope) (Event, error) {
 		ObjectID:   env.GetObjectId(),
 		ObjectType: env.GetObjectType(),
 		Livemode:   env.GetLivemode(),
+		Account:    env.GetAccount(),
+	}
+	if env.GetThin() {
+		return ev, nil
 	}
 	objs, err := stripe.DecodeObject(ev.ObjectType, env.GetPayload())
 	if err != nil {

@@ -1,6 +1,7 @@
 package customer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,6 +51,10 @@ type SubscriptionFetcher interface {
 type ObjectFetcher interface {
 	FetchObject(ctx context.Context, objectType, id, account string) (stripe.Objects, error)
 }
+
+// ThinRoutedReason says, in the reason of a thin event that reached its
+// customer, why it changed nothing.
+const ThinRoutedReason = "hookd does not fetch its related object; stored"
 
 // Processor applies events to one customer, one at a time. It is the
 // actor's logic without the actor runtime: the grain owns one Processor and
@@ -317,6 +322,9 @@ func (p *Processor) Resolve(ctx context.Context, deadline, now time.Time, fetch 
 		return 0, err
 	}
 	fetched := map[string]*stripe.Subscription{}
+	// rejected holds, per subscription, why the object fetched for it
+	// was not applied; it is synthesized instead, as when none was fetched.
+	rejected := map[string]string{}
 	for _, pk := range p.state.Parked {
 		if pk.Since > deadline.Unix() || fetch == nil {
 			continue
@@ -324,13 +332,21 @@ func (p *Processor) Resolve(ctx context.Context, deadline, now time.Time, fetch 
 		if _, done := fetched[pk.WaitingFor]; done {
 			continue
 		}
-		obj, err := fetch.FetchSubscription(ctx, pk.WaitingFor, "")
+		// A connected account's objects are fetched on its behalf
+		// (Stripe-Account); the platform's with "".
+		obj, err := fetch.FetchSubscription(ctx, pk.WaitingFor, cmp.Or(pk.Event.Account, p.state.Account))
 		switch {
 		case errors.Is(err, stripe.ErrNotFound):
 			fetched[pk.WaitingFor] = nil
 		case err != nil:
 			// The provider is unreachable: try again at the next sweep.
 			return 0, fmt.Errorf("fetch subscription %s: %w", pk.WaitingFor, err)
+		case obj != nil && obj.Customer != "" && string(obj.Customer) != p.id:
+			// Never apply another customer's object (a wrong account, a
+			// reused ID). One that names no customer is taken as this one's.
+			fetched[pk.WaitingFor] = nil
+			rejected[pk.WaitingFor] = fmt.Sprintf("fetched subscription %s belongs to customer %s, not %s: not applied",
+				pk.WaitingFor, obj.Customer, p.id)
 		default:
 			fetched[pk.WaitingFor] = obj
 		}
@@ -340,6 +356,11 @@ func (p *Processor) Resolve(ctx context.Context, deadline, now time.Time, fetch 
 		next, changes, reasons := Resolve(p.state, deadline.Unix(), now.Unix(), fetched)
 		if len(changes) == 0 {
 			return store.Write{}, p.state, Result{}
+		}
+		for _, pk := range p.state.Parked {
+			if why, ok := rejected[pk.WaitingFor]; ok && reasons[pk.Event.ID] != "" && reasons[pk.Event.ID] != "superseded" {
+				reasons[pk.Event.ID] = why + "; " + reasons[pk.Event.ID]
+			}
 		}
 		released = len(reasons)
 		first := changes[0]
@@ -416,7 +437,14 @@ func (p *Processor) plan(state State, revision int64, env *hookdv1.Envelope, rou
 		Created:    unix(env.GetCreated()),
 		APIVersion: env.GetApiVersion(),
 		ObjectID:   env.GetObjectId(),
+		Account:    env.GetAccount(),
 		Payload:    env.GetPayload(),
+	}
+	if env.GetThin() {
+		// No snapshot to apply, and no route to learn: it was routed by
+		// its related object, which is the customer or already mapped.
+		rec.Status, rec.Reason = store.StatusIgnored, stripe.ThinReason(env, ThinRoutedReason)
+		return store.Write{ReadVersion: revision, Event: rec}, state, Result{Status: rec.Status, Reason: rec.Reason}
 	}
 	w := store.Write{ReadVersion: revision, Routes: routes(env)}
 	if decodeErr != nil {

@@ -26,6 +26,11 @@ type State struct {
 	Deleted  bool             `json:"deleted,omitempty"`
 	Livemode bool             `json:"livemode,omitempty"`
 	Metadata smallMap[string] `json:"metadata,omitempty"`
+	// Account is the Connect account (acct_...) the customer belongs to,
+	// from the newest event applied or parked that named one; empty for
+	// the platform's own customers. Resolve fetches on its behalf. Omitted
+	// when empty, so states of earlier releases read and write unchanged.
+	Account string `json:"account,omitempty"`
 
 	Subscriptions map[string]*Subscription `json:"subscriptions,omitempty"`
 	Invoices      map[string]*Invoice      `json:"invoices,omitempty"`
@@ -175,6 +180,11 @@ func Apply(st State, ev Event, now int64) (State, Effect) {
 	next := st.clone()
 	if sub != "" {
 		next.Parked = append(next.Parked, ParkedEvent{Event: ev, WaitingFor: sub, Since: now})
+		if ev.Account != "" {
+			// Known before anything is applied: resolving the parked
+			// event fetches on the account's behalf.
+			next.Account = ev.Account
+		}
 		return next, Effect{Outcome: Parked, Reason: "waiting for subscription " + sub}
 	}
 	res := Effect{Outcome: Applied, Reason: sameSecond}
@@ -386,6 +396,9 @@ func (st *State) applyOne(ev Event) Change {
 		st.UpdatedAt = ev.Created
 	}
 	st.Livemode = ev.Livemode
+	if ev.Account != "" {
+		st.Account = ev.Account
+	}
 	st.Version++
 
 	var kinds []string
@@ -504,6 +517,7 @@ func (st State) Proto() *hookdv1.Customer {
 		Deleted:    st.Deleted,
 		Metadata:   st.Metadata.goMap(),
 		Livemode:   st.Livemode,
+		Account:    st.Account,
 	}
 	if st.UpdatedAt > 0 {
 		c.UpdatedAt = timestamppb.New(unix(st.UpdatedAt))

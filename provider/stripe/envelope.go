@@ -30,7 +30,8 @@ const (
 // ErrMalformed is returned (wrapped, with the reason) by
 // DecodeEnvelope when the body is not a Stripe Event: not JSON,
 // truncated, not an object, missing id, type or data.object, an "object"
-// other than "event", or a field of the wrong JSON type. Retrying cannot
+// other than "event" or "v2.core.event", or a field of the wrong JSON
+// type. (A thin event needs only an id; see decodeThin.) Retrying cannot
 // fix such a body.
 var ErrMalformed = errors.New("malformed stripe event")
 
@@ -76,6 +77,9 @@ type stripeObject struct {
 // lists data.object's charge, invoice, payment_intent and subscription
 // references, in that order, when present.
 //
+// A thin event notification ("object": "v2.core.event") is decoded by
+// decodeThin instead: see there for its fields and routing.
+//
 // The API version is copied, never checked: any version, and null, is
 // accepted. The returned envelope's payload aliases raw, so the caller must
 // not modify raw afterwards. Errors wrap ErrMalformed. DecodeEnvelope
@@ -88,12 +92,18 @@ func DecodeEnvelope(raw []byte) (*hookdv1.Envelope, error) {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
 	var ev stripeEvent
-	if err := json.Unmarshal(raw, &ev); err != nil {
+	err := json.Unmarshal(raw, &ev)
+	// A thin event's created is a string, which stripeEvent cannot take;
+	// json.Unmarshal still fills the other fields, object included.
+	if ev.Object != nil && *ev.Object == ThinObject {
+		return decodeThin(raw)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformed, describeJSONError(err))
 	}
 	switch {
 	case ev.Object != nil && *ev.Object != "event":
-		return nil, fmt.Errorf("%w: object is %q, not \"event\"", ErrMalformed, truncate(*ev.Object))
+		return nil, fmt.Errorf("%w: object is %q, not \"event\" or %q", ErrMalformed, truncate(*ev.Object), ThinObject)
 	case ev.ID == "":
 		return nil, fmt.Errorf("%w: missing id", ErrMalformed)
 	case ev.Type == "":

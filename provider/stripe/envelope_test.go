@@ -3,9 +3,13 @@ package stripe
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hookd/hookd/internal/fixtures"
 )
 
 // eventWithObject wraps a data.object JSON text in an otherwise valid event.
@@ -269,5 +273,154 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 		if _, err := DecodeEnvelope(raw); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestDecodeEnvelopeThin(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		raw         string
+		wantType    string
+		wantCreated int64
+		wantAccount string
+		wantObject  string // object_id/object_type as "id type"
+		wantCust    string
+		wantRouting string
+		wantRelated []string
+		wantLive    bool
+	}{
+		{
+			name: "related customer",
+			raw: `{"id":"evt_t1","object":"v2.core.event","type":"v1.customer.updated","created":"2025-10-04T15:13:32.232Z",` +
+				`"livemode":true,"context":"acct_9","related_object":{"id":"cus_1","type":"customer","url":"/v1/customers/cus_1"}}`,
+			wantType: "v1.customer.updated", wantCreated: 1759590812, wantAccount: "acct_9",
+			wantObject: "cus_1 customer", wantCust: "cus_1", wantRouting: RoutingRelatedObject, wantLive: true,
+		},
+		{
+			name: "related v1.customer",
+			raw: `{"id":"evt_t2","object":"v2.core.event","type":"x","created":"2025-10-04T15:13:32Z",` +
+				`"related_object":{"id":"cus_2","type":"v1.customer","url":"/v1/customers/cus_2"}}`,
+			wantType: "x", wantCreated: 1759590812,
+			wantObject: "cus_2 v1.customer", wantCust: "cus_2", wantRouting: RoutingRelatedObject,
+		},
+		{
+			name: "related subscription: routed by mapping later",
+			raw: `{"id":"evt_t3","object":"v2.core.event","type":"x","created":"2025-10-04T15:13:32.232083866Z",` +
+				`"context":null,"related_object":{"id":"sub_1","type":"subscription","url":"/v1/subscriptions/sub_1","stripe_context":"acct_7"}}`,
+			wantType: "x", wantCreated: 1759590812, wantAccount: "acct_7",
+			wantObject: "sub_1 subscription", wantRelated: []string{"sub_1"},
+		},
+		{
+			name:     "no type, no related object, nanosecond created",
+			raw:      `{"id":"evt_t4","object":"v2.core.event","created":"2025-10-04T15:13:32.232083866Z"}`,
+			wantType: UntypedThinType, wantCreated: 1759590812, wantObject: " ",
+		},
+		{
+			name:     "type null, reason, extra data",
+			raw:      `{"id":"evt_t5","object":"v2.core.event","type":null,"created":"2022-02-15T00:27:45.330Z","reason":{"type":"a.b.c"},"data":{"x":1}}`,
+			wantType: UntypedThinType, wantCreated: 1644884865, wantObject: " ",
+		},
+		{
+			name:     "no created",
+			raw:      `{"id":"evt_t6","object":"v2.core.event","type":"x"}`,
+			wantType: "x", wantObject: " ",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env, err := DecodeEnvelope([]byte(tt.raw))
+			if err != nil {
+				t.Fatalf("DecodeEnvelope: got %v, want nil", err)
+			}
+			if !env.GetThin() {
+				t.Errorf("thin: got false, want true")
+			}
+			if got := env.GetType(); got != tt.wantType {
+				t.Errorf("type: got %q, want %q", got, tt.wantType)
+			}
+			if got := env.GetCreated(); got != tt.wantCreated {
+				t.Errorf("created: got %d, want %d", got, tt.wantCreated)
+			}
+			if got := env.GetAccount(); got != tt.wantAccount {
+				t.Errorf("account: got %q, want %q", got, tt.wantAccount)
+			}
+			if got := env.GetObjectId() + " " + env.GetObjectType(); got != tt.wantObject {
+				t.Errorf("object: got %q, want %q", got, tt.wantObject)
+			}
+			if env.GetCustomerId() != tt.wantCust || env.GetRouting() != tt.wantRouting {
+				t.Errorf("routing: got customer %q by %q, want %q by %q", env.GetCustomerId(), env.GetRouting(), tt.wantCust, tt.wantRouting)
+			}
+			if !slices.Equal(env.GetRelatedObjectIds(), tt.wantRelated) {
+				t.Errorf("related_object_ids: got %q, want %q", env.GetRelatedObjectIds(), tt.wantRelated)
+			}
+			if env.GetLivemode() != tt.wantLive {
+				t.Errorf("livemode: got %v, want %v", env.GetLivemode(), tt.wantLive)
+			}
+			if env.GetApiVersion() != "" || env.GetEventId() == "" || env.GetSource() != Source {
+				t.Errorf("envelope: got api_version %q, id %q, source %q; want none, set, %q",
+					env.GetApiVersion(), env.GetEventId(), env.GetSource(), Source)
+			}
+			if !bytes.Equal(env.GetPayload(), []byte(tt.raw)) {
+				t.Errorf("payload: got %q, want the raw bytes", env.GetPayload())
+			}
+		})
+	}
+}
+
+// TestDecodeEnvelopeThinFixtures decodes every real thin event: each is
+// accepted, as thin, with its id and a type.
+func TestDecodeEnvelopeThinFixtures(t *testing.T) {
+	t.Parallel()
+	dir := fixtures.Dir(t, "stripe-modern")
+	paths, err := filepath.Glob(filepath.Join(dir, "*", "v2.core.event__*.json"))
+	if err != nil || len(paths) < 9 {
+		t.Fatalf("thin fixtures: got %d (%v), want at least 9", len(paths), err)
+	}
+	for _, p := range paths {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := DecodeEnvelope(raw)
+		if err != nil {
+			t.Errorf("%s: got %v, want it accepted", filepath.Base(p), err)
+			continue
+		}
+		if !env.GetThin() || env.GetEventId() == "" || env.GetType() == "" || env.GetCreated() == 0 {
+			t.Errorf("%s: got thin %v, id %q, type %q, created %d; want thin with id, type and created",
+				filepath.Base(p), env.GetThin(), env.GetEventId(), env.GetType(), env.GetCreated())
+		}
+		if strings.Contains(p, "no-type") && env.GetType() != UntypedThinType {
+			t.Errorf("%s: type got %q, want the placeholder %q", filepath.Base(p), env.GetType(), UntypedThinType)
+		}
+	}
+}
+
+func TestDecodeEnvelopeThinMalformed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, raw, wantMsg string
+	}{
+		{"missing id", `{"object":"v2.core.event","type":"x","created":"2022-02-15T00:27:45.330Z"}`, "thin event: missing id"},
+		{"created not a time", `{"id":"evt_1","object":"v2.core.event","created":"yesterday"}`, "not an RFC 3339 time"},
+		{"created object", `{"id":"evt_1","object":"v2.core.event","created":{}}`, "created must be"},
+		{"related_object string", `{"id":"evt_1","object":"v2.core.event","related_object":"cus_1"}`, "field related_object"},
+		{"context number", `{"id":"evt_1","object":"v2.core.event","context":5}`, "field context"},
+		{"type number", `{"id":"evt_1","object":"v2.core.event","type":5}`, "field type"},
+		{"truncated", `{"id":"evt_1","object":"v2.core.event","created":"2022-`, "unexpected end"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env, err := DecodeEnvelope([]byte(tt.raw))
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error: got %v (envelope %v), want %v", err, env, ErrMalformed)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("error: got %q, want it to contain %q", err, tt.wantMsg)
+			}
+		})
 	}
 }

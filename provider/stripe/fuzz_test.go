@@ -82,15 +82,27 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		`{"id":"evt_1","type":"x","data":{"object":{"customer":7}}}`,
 		`{"id":"evt_1",`,
 		`[]`, `null`, `""`, ``, `{}`, "\xef\xbb\xbf{}", `{"id":"\ud800","type":"\u0000","data":{"object":{"customer":"\u00e9"}}}`,
+		// Thin events (v2.core.event).
+		`{"id":"evt_t","object":"v2.core.event","type":"v1.billing.meter.no_meter_found","created":"2022-02-15T00:27:45.330Z","livemode":true,"context":"acct_1"}`,
+		`{"id":"evt_t","object":"v2.core.event","created":"2025-10-04T15:13:32.232083866Z"}`,
+		`{"id":"evt_t","object":"v2.core.event","type":"x","created":"2022-02-15T00:27:45Z","context":null,"related_object":{"id":"cus_1","type":"customer","url":"/v1/customers/cus_1"}}`,
+		`{"id":"evt_t","object":"v2.core.event","type":"x","related_object":{"id":"sub_1","type":"v1.subscription","stripe_context":"acct_2"}}`,
+		`{"id":"evt_t","object":"v2.core.event","type":"x","related_object":{"id":"","type":"customer"},"data":{"object":{"id":"cus_1","object":"customer"}}}`,
+		`{"id":"evt_t","object":"v2.core.event","created":1700000000,"type":null}`,
+		`{"id":"evt_t","object":"v2.core.event","created":"now","related_object":"cus_1"}`,
+		`{"object":"v2.core.event","id":7}`,
 	} {
 		f.Add([]byte(seed))
 	}
-	// The real fixtures, when present, are the best seeds.
-	if dir, err := fixtures.Find("stripe"); err == nil {
-		paths, _ := filepath.Glob(filepath.Join(dir, "*", "*.json"))
-		for _, p := range paths {
-			if raw, err := os.ReadFile(p); err == nil {
-				f.Add(raw)
+	// The real fixtures, when present, are the best seeds; stripe-modern
+	// has the real thin events.
+	for _, name := range []string{"stripe", "stripe-modern"} {
+		if dir, err := fixtures.Find(name); err == nil {
+			paths, _ := filepath.Glob(filepath.Join(dir, "*", "*.json"))
+			for _, p := range paths {
+				if raw, err := os.ReadFile(p); err == nil {
+					f.Add(raw)
+				}
 			}
 		}
 	}
@@ -126,12 +138,20 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			if env.GetCustomerId() == "" {
 				t.Fatalf("%s routing: got empty customer_id, want one", env.GetRouting())
 			}
+		case RoutingRelatedObject:
+			if !env.GetThin() || !IsCustomerType(env.GetObjectType()) || env.GetCustomerId() != env.GetObjectId() || env.GetCustomerId() == "" {
+				t.Fatalf("related_object routing: got thin %v, customer %q, object %q (%q)",
+					env.GetThin(), env.GetCustomerId(), env.GetObjectId(), env.GetObjectType())
+			}
 		case "":
 			if env.GetCustomerId() != "" {
 				t.Fatalf("no routing: got customer_id %q, want empty", env.GetCustomerId())
 			}
 		default:
 			t.Fatalf("routing: got %q, want object.id, object.customer, object.customer_account or empty", env.GetRouting())
+		}
+		if env.GetThin() && env.GetApiVersion() != "" {
+			t.Fatalf("thin event: got api_version %q, want none", env.GetApiVersion())
 		}
 		for _, id := range env.GetRelatedObjectIds() {
 			if id == "" {

@@ -251,10 +251,10 @@ func writeOutcome(eventID string, err error) (outcome error, dedup bool) {
 func writeStatement(w store.Write) (string, []any) {
 	e := w.Event
 	sh := writeShape{notes: countShape(len(w.Notifications)), routes: countShape(len(w.Routes))}
-	args := make([]any, 0, 13+2+6+1)
+	args := make([]any, 0, 14+2+6+1)
 	args = append(args,
 		e.Source, e.EventID, e.Type, e.CustomerID, string(e.Status), e.Reason, e.Routing,
-		e.Created, e.APIVersion, e.ObjectID, e.DedupKey, e.Version, payload(e.Payload))
+		e.Created, e.APIVersion, e.ObjectID, e.DedupKey, e.Version, payload(e.Payload), e.Account)
 	switch {
 	case w.State == nil:
 		sh.kind = writeEventOnly
@@ -303,7 +303,7 @@ func writeStatement(w store.Write) (string, []any) {
 func duplicateArgs(e store.Event) []any {
 	return []any{
 		e.Source, e.EventID, e.Type, e.CustomerID, e.Routing, e.Created,
-		e.APIVersion, e.ObjectID, e.DedupKey, payload(e.Payload),
+		e.APIVersion, e.ObjectID, e.DedupKey, payload(e.Payload), e.Account,
 	}
 }
 

@@ -47,7 +47,7 @@ func scanEvent(row pgx.CollectableRow) (store.Event, error) {
 	var e store.Event
 	err := row.Scan(&e.Source, &e.EventID, &e.Type, &e.CustomerID, &e.Status, &e.Reason,
 		&e.Routing, &e.Created, &e.ReceivedAt, &e.APIVersion, &e.ObjectID, &e.DedupKey,
-		&e.Version, &e.Payload)
+		&e.Version, &e.Payload, &e.Account)
 	return e, err
 }
 
@@ -86,7 +86,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]sto
 		var e store.Event
 		err := row.Scan(&seq, &e.Source, &e.EventID, &e.Type, &e.CustomerID, &e.Status, &e.Reason,
 			&e.Routing, &e.Created, &e.ReceivedAt, &e.APIVersion, &e.ObjectID, &e.DedupKey,
-			&e.Version, &e.Payload)
+			&e.Version, &e.Payload, &e.Account)
 		seqs = append(seqs, seq)
 		return e, err
 	})

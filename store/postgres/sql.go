@@ -44,9 +44,9 @@ const sqlGenericPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
 //
 //	$1 source  $2 event_id  $3 type  $4 customer_id  $5 status  $6 reason
 //	$7 routing  $8 created  $9 api_version  $10 object_id  $11 dedup_key
-//	$12 event version  $13 payload
+//	$12 event version  $13 payload  $14 account
 //
-// then, numbered on from $14 and only where the shape has them: the state
+// then, numbered on from $15 and only where the shape has them: the state
 // (create and update) and the read version (update); the notification's
 // customer_id, kind, event_id, occurred_at, customer and version (scalars
 // for one notification, parallel arrays for more); the routes (one object
@@ -70,8 +70,8 @@ const sqlGenericPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
 const sqlWriteEventCTE = `
 WITH ev AS (
     INSERT INTO events (source, event_id, type, customer_id, status, reason, routing,
-                        created, api_version, object_id, dedup_key, version, payload)
-    VALUES ($1, $2, $3, $4::text, $5, $6, $7, $8, $9, $10, NULLIF($11, ''), $12, $13)
+                        created, api_version, object_id, dedup_key, version, payload, account)
+    VALUES ($1, $2, $3, $4::text, $5, $6, $7, $8, $9, $10, NULLIF($11, ''), $12, $13, $14)
     RETURNING 1
 )`
 
@@ -110,7 +110,7 @@ var writeSQLs = func() (t [writeKinds][3][3]string) {
 // writeSQL builds the write statement of a shape. writeStatement passes
 // the arguments in the order the parameters are numbered here.
 func writeSQL(sh writeShape) string {
-	n := 13 // the event's parameters
+	n := 14 // the event's parameters
 	p := func() int { n++; return n }
 	var b strings.Builder
 	b.WriteString(sqlWriteEventCTE)
@@ -188,20 +188,20 @@ const (
 	// already holds: status duplicate, no dedup key, and a reason naming
 	// the original. Parameters: $1 source  $2 event_id  $3 type
 	// $4 customer_id  $5 routing  $6 created  $7 api_version  $8 object_id
-	// $9 dedup_key  $10 payload.
+	// $9 dedup_key  $10 payload  $11 account.
 	sqlWriteDuplicate = `
 INSERT INTO events (source, event_id, type, customer_id, status, reason, routing,
-                    created, api_version, object_id, dedup_key, version, payload)
+                    created, api_version, object_id, dedup_key, version, payload, account)
 VALUES ($1, $2, $3, $4, 'duplicate',
         'duplicate of ' || coalesce(
             (SELECT e.event_id FROM events e WHERE e.source = $1 AND e.dedup_key = $9),
             'an event with the same dedup key'),
-        $5, $6, $7, $8, NULL, 0, $10)`
+        $5, $6, $7, $8, NULL, 0, $10, $11)`
 )
 
 // eventColumns are the events columns that scanEvent reads, in order.
 const eventColumns = `source, event_id, type, customer_id, status, reason, routing, created,
-    received_at, api_version, object_id, coalesce(dedup_key, ''), version, payload`
+    received_at, api_version, object_id, coalesce(dedup_key, ''), version, payload, account`
 
 const sqlGetEvent = `SELECT ` + eventColumns + ` FROM events WHERE source = $1 AND event_id = $2`
 

@@ -211,7 +211,7 @@ func (st *txStatements) apply(ctx context.Context, w store.Write, now int64) (ou
 			e := w.Event
 			_, dupErr := st.insertDuplicate.ExecContext(ctx,
 				e.Source, e.EventID, e.Type, e.CustomerID, e.Routing, micros(e.Created), now,
-				e.APIVersion, e.ObjectID, e.DedupKey, e.Payload)
+				e.APIVersion, e.ObjectID, e.DedupKey, e.Payload, e.Account)
 			if dupErr != nil {
 				if outcome, _ = writeOutcome(e.EventID, dupErr); outcome == nil {
 					return nil, dupErr
@@ -254,7 +254,7 @@ func (st *txStatements) write(ctx context.Context, w store.Write, now int64) (ou
 	}
 	if _, err := st.insertEvent.ExecContext(ctx,
 		e.Source, e.EventID, e.Type, e.CustomerID, string(e.Status), e.Reason, e.Routing,
-		micros(e.Created), now, e.APIVersion, e.ObjectID, e.DedupKey, e.Version, e.Payload,
+		micros(e.Created), now, e.APIVersion, e.ObjectID, e.DedupKey, e.Version, e.Payload, e.Account,
 	); err != nil {
 		return fail(err)
 	}

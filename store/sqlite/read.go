@@ -54,7 +54,7 @@ func scanEvent(row interface{ Scan(...any) error }, withSeq bool) (store.Event, 
 	)
 	dest := []any{&e.Source, &e.EventID, &e.Type, &e.CustomerID, &status, &e.Reason,
 		&e.Routing, &created, &received, &e.APIVersion, &e.ObjectID, &e.DedupKey,
-		&e.Version, &e.Payload}
+		&e.Version, &e.Payload, &e.Account}
 	if withSeq {
 		dest = append([]any{&seq}, dest...)
 	}

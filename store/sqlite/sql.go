@@ -28,27 +28,27 @@ const (
 	// sqlInsertEvent parameters: source, event_id, type, customer_id,
 	// status, reason, routing, created, received_at, api_version,
 	// object_id, dedup_key ('' for none), version (as given), payload
-	// (nil for empty). seq is the next one: the writer holds the database's write
+	// (nil for empty), account. seq is the next one: the writer holds the database's write
 	// lock, so no other transaction can take it.
 	sqlInsertEvent = `
 INSERT INTO events (source, event_id, seq, type, customer_id, status, reason, routing,
-                    created, received_at, api_version, object_id, dedup_key, version, payload)
+                    created, received_at, api_version, object_id, dedup_key, version, payload, account)
 VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM events), ?3, ?4, ?5, ?6, ?7,
-        ?8, ?9, ?10, ?11, nullif(?12, ''), ?13, coalesce(?14, x''))`
+        ?8, ?9, ?10, ?11, nullif(?12, ''), ?13, coalesce(?14, x''), ?15)`
 
 	// sqlInsertDuplicate records an event whose dedup key another event
 	// already holds: status duplicate, no dedup key, version 0, and a
 	// reason naming the original. Parameters: source, event_id, type,
 	// customer_id, routing, created, received_at, api_version, object_id,
-	// dedup_key (to find the original), payload.
+	// dedup_key (to find the original), payload, account.
 	sqlInsertDuplicate = `
 INSERT INTO events (source, event_id, seq, type, customer_id, status, reason, routing,
-                    created, received_at, api_version, object_id, dedup_key, version, payload)
+                    created, received_at, api_version, object_id, dedup_key, version, payload, account)
 VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM events), ?3, ?4, 'duplicate',
         'duplicate of ' || coalesce(
             (SELECT e.event_id FROM events e WHERE e.source = ?1 AND e.dedup_key = ?10),
             'an event with the same dedup key'),
-        ?5, ?6, ?7, ?8, ?9, NULL, 0, coalesce(?11, x''))`
+        ?5, ?6, ?7, ?8, ?9, NULL, 0, coalesce(?11, x''), ?12)`
 
 	// sqlCreateCustomer creates the customer at version 1. It affects no
 	// row when the customer exists: another writer created it first, and
@@ -104,7 +104,7 @@ const (
 
 // eventColumns are the events columns that scanEvent reads, in order.
 const eventColumns = `source, event_id, type, customer_id, status, reason, routing, created,
-    received_at, api_version, object_id, coalesce(dedup_key, ''), version, payload`
+    received_at, api_version, object_id, coalesce(dedup_key, ''), version, payload, account`
 
 const sqlGetEvent = `SELECT ` + eventColumns + ` FROM events WHERE source = ?1 AND event_id = ?2`
 

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DuplicateEventID", testDuplicateEventID},
 		{"DuplicateDedupKey", testDuplicateDedupKey},
 		{"RecordEvent", testRecordEvent},
+		{"Account", testAccount},
 		{"FencingConcurrent", testFencingConcurrent},
 		{"BatchIndependence", testBatchIndependence},
 		{"DuplicatesInBatch", testDuplicatesInBatch},
@@ -317,6 +318,53 @@ func testRecordEvent(t *testing.T, s store.Store) {
 	got, err := s.GetEvent(t.Context(), "stripe", "evt_1")
 	if err != nil || got.Status != store.StatusIgnored || got.Reason != e.Reason || got.CustomerID != "" {
 		t.Errorf("GetEvent: got %+v, %v; want ignored, %q, no customer", got, err, e.Reason)
+	}
+}
+
+// testAccount checks that an event's Connect account is stored and read
+// back by every path that writes or reads events: a state write, a
+// recorded event, a dedup-key duplicate, GetEvent and ListEvents.
+func testAccount(t *testing.T, s store.Store) {
+	w := StateWrite("evt_1", "cus_1", 0)
+	w.Event.Account = "acct_1"
+	w.Event.DedupKey = "customer.updated/cus_1/1"
+	mustCommit(t, s, w)
+
+	dup := StateWrite("evt_2", "cus_1", 1)
+	dup.Event.Account = "acct_2"
+	dup.Event.DedupKey = w.Event.DedupKey
+	if err := commitOne(t, s, dup); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("Commit(evt_2) with evt_1's dedup key: got %v, want ErrDuplicate", err)
+	}
+
+	rec := Event("evt_3", "")
+	rec.Status, rec.Reason, rec.Account = store.StatusIgnored, "no customer", "acct_3"
+	if err := s.RecordEvent(t.Context(), rec); err != nil {
+		t.Fatalf("RecordEvent: %v", err)
+	}
+	mustCommit(t, s, StateWrite("evt_4", "cus_1", 1)) // the platform's own: no account
+
+	want := map[string]string{"evt_1": "acct_1", "evt_2": "acct_2", "evt_3": "acct_3", "evt_4": ""}
+	for id, acct := range want {
+		e, err := s.GetEvent(t.Context(), "stripe", id)
+		if err != nil {
+			t.Fatalf("GetEvent(%s): %v", id, err)
+		}
+		if e.Account != acct {
+			t.Errorf("GetEvent(%s): account got %q, want %q", id, e.Account, acct)
+		}
+	}
+	events, _, err := s.ListEvents(t.Context(), store.ListEventsFilter{PageSize: 10})
+	if err != nil {
+		t.Fatalf("ListEvents: %v", err)
+	}
+	if len(events) != len(want) {
+		t.Fatalf("ListEvents: got %d events, want %d", len(events), len(want))
+	}
+	for _, e := range events {
+		if e.Account != want[e.EventID] {
+			t.Errorf("ListEvents: %s account got %q, want %q", e.EventID, e.Account, want[e.EventID])
+		}
 	}
 }
 

@@ -36,8 +36,12 @@ type Customer struct {
 	Subscriptions []*Subscription   `protobuf:"bytes,7,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
 	Invoices      []*Invoice        `protobuf:"bytes,8,rep,name=invoices,proto3" json:"invoices,omitempty"`
 	// When the provider created the newest event applied to this customer.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	Livemode      bool                   `protobuf:"varint,10,opt,name=livemode,proto3" json:"livemode,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Livemode  bool                   `protobuf:"varint,10,opt,name=livemode,proto3" json:"livemode,omitempty"`
+	// The Stripe Connect account (acct_...) the customer belongs to, as
+	// named by the newest applied event that named one; empty for the
+	// platform's own customers.
+	Account       string `protobuf:"bytes,11,opt,name=account,proto3" json:"account,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -140,6 +144,13 @@ func (x *Customer) GetLivemode() bool {
 		return x.Livemode
 	}
 	return false
+}
+
+func (x *Customer) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
 }
 
 type Subscription struct {
@@ -362,7 +373,7 @@ var File_hookd_v1_customer_proto protoreflect.FileDescriptor
 
 const file_hookd_v1_customer_proto_rawDesc = "" +
 	"\n" +
-	"\x17hookd/v1/customer.proto\x12\bhookd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc8\x03\n" +
+	"\x17hookd/v1/customer.proto\x12\bhookd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x03\n" +
 	"\bCustomer\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12\x18\n" +
@@ -376,7 +387,8 @@ const file_hookd_v1_customer_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1a\n" +
 	"\blivemode\x18\n" +
-	" \x01(\bR\blivemode\x1a;\n" +
+	" \x01(\bR\blivemode\x12\x18\n" +
+	"\aaccount\x18\v \x01(\tR\aaccount\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe7\x01\n" +

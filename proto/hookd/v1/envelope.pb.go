@@ -33,20 +33,30 @@ type Envelope struct {
 	Created    int64  `protobuf:"varint,4,opt,name=created,proto3" json:"created,omitempty"`
 	ApiVersion string `protobuf:"bytes,5,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
 	Livemode   bool   `protobuf:"varint,6,opt,name=livemode,proto3" json:"livemode,omitempty"`
-	// Connect account, when present.
+	// Connect account (acct_...), when present: the top-level `account` of a
+	// snapshot event; for a thin event its `context`, else its
+	// related_object.stripe_context.
 	Account string `protobuf:"bytes,7,opt,name=account,proto3" json:"account,omitempty"`
-	// data.object.id and data.object.object.
+	// data.object.id and data.object.object (for a thin event, its
+	// related_object's id and type).
 	ObjectId   string `protobuf:"bytes,8,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
 	ObjectType string `protobuf:"bytes,9,opt,name=object_type,json=objectType,proto3" json:"object_type,omitempty"`
 	// The customer the event belongs to, as found in the payload (empty if none).
 	CustomerId string `protobuf:"bytes,10,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	// How customer_id was found: "object.customer", "object.id", or empty.
+	// How customer_id was found: "object.customer", "object.id",
+	// "related_object" (a thin event about a customer), or empty.
 	Routing string `protobuf:"bytes,11,opt,name=routing,proto3" json:"routing,omitempty"`
 	// Other object IDs the payload names (charge, invoice, payment_intent,
-	// subscription), used to route events that carry no customer.
+	// subscription; a thin event's related object when it is not a
+	// customer), used to route events that carry no customer.
 	RelatedObjectIds []string `protobuf:"bytes,12,rep,name=related_object_ids,json=relatedObjectIds,proto3" json:"related_object_ids,omitempty"`
 	// The event exactly as the provider sent it.
-	Payload       []byte `protobuf:"bytes,13,opt,name=payload,proto3" json:"payload,omitempty"`
+	Payload []byte `protobuf:"bytes,13,opt,name=payload,proto3" json:"payload,omitempty"`
+	// A thin event (Stripe's "v2.core.event" notification): it carries no
+	// snapshot of its object (object_id and object_type are its
+	// related_object's, when it has one), so the customer's actor must not
+	// decode the payload as one. It records the event as ignored.
+	Thin          bool `protobuf:"varint,14,opt,name=thin,proto3" json:"thin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -172,11 +182,18 @@ func (x *Envelope) GetPayload() []byte {
 	return nil
 }
 
+func (x *Envelope) GetThin() bool {
+	if x != nil {
+		return x.Thin
+	}
+	return false
+}
+
 var File_hookd_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_hookd_v1_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x17hookd/v1/envelope.proto\x12\bhookd.v1\"\x83\x03\n" +
+	"\x17hookd/v1/envelope.proto\x12\bhookd.v1\"\x97\x03\n" +
 	"\bEnvelope\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x12\n" +
@@ -194,7 +211,8 @@ const file_hookd_v1_envelope_proto_rawDesc = "" +
 	"customerId\x12\x18\n" +
 	"\arouting\x18\v \x01(\tR\arouting\x12,\n" +
 	"\x12related_object_ids\x18\f \x03(\tR\x10relatedObjectIds\x12\x18\n" +
-	"\apayload\x18\r \x01(\fR\apayloadB/Z-github.com/hookd/hookd/proto/hookd/v1;hookdv1b\x06proto3"
+	"\apayload\x18\r \x01(\fR\apayload\x12\x12\n" +
+	"\x04thin\x18\x0e \x01(\bR\x04thinB/Z-github.com/hookd/hookd/proto/hookd/v1;hookdv1b\x06proto3"
 
 var (
 	file_hookd_v1_envelope_proto_rawDescOnce sync.Once

@@ -99,15 +99,19 @@ type Event struct {
 	Status     EventStatus            `protobuf:"varint,5,opt,name=status,proto3,enum=hookd.v1.EventStatus" json:"status,omitempty"`
 	// Why the event was ignored, superseded or a duplicate.
 	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
-	// How the event was routed: "object.customer", "object.id", "mapping:<id>", or "none".
+	// How the event was routed: "object.customer", "object.id",
+	// "related_object" (a thin event about a customer), "mapping:<id>", or "none".
 	Routing    string                 `protobuf:"bytes,7,opt,name=routing,proto3" json:"routing,omitempty"`
 	Created    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created,proto3" json:"created,omitempty"`
 	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
 	ApiVersion string                 `protobuf:"bytes,10,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
 	ObjectId   string                 `protobuf:"bytes,11,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
 	// The customer version this event produced (0 unless applied).
-	Version       int64  `protobuf:"varint,12,opt,name=version,proto3" json:"version,omitempty"`
-	Payload       []byte `protobuf:"bytes,13,opt,name=payload,proto3" json:"payload,omitempty"`
+	Version int64  `protobuf:"varint,12,opt,name=version,proto3" json:"version,omitempty"`
+	Payload []byte `protobuf:"bytes,13,opt,name=payload,proto3" json:"payload,omitempty"`
+	// The Stripe Connect account (acct_...) the event came from; empty for
+	// the platform's own events.
+	Account       string `protobuf:"bytes,14,opt,name=account,proto3" json:"account,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -231,6 +235,13 @@ func (x *Event) GetPayload() []byte {
 		return x.Payload
 	}
 	return nil
+}
+
+func (x *Event) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
 }
 
 type ReplayEventRequest struct {
@@ -522,7 +533,7 @@ var File_hookd_v1_event_proto protoreflect.FileDescriptor
 
 const file_hookd_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14hookd/v1/event.proto\x12\bhookd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x03\n" +
+	"\x14hookd/v1/event.proto\x12\bhookd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x03\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x12\n" +
@@ -540,7 +551,8 @@ const file_hookd_v1_event_proto_rawDesc = "" +
 	"apiVersion\x12\x1b\n" +
 	"\tobject_id\x18\v \x01(\tR\bobjectId\x12\x18\n" +
 	"\aversion\x18\f \x01(\x03R\aversion\x12\x18\n" +
-	"\apayload\x18\r \x01(\fR\apayload\"G\n" +
+	"\apayload\x18\r \x01(\fR\apayload\x12\x18\n" +
+	"\aaccount\x18\x0e \x01(\tR\aaccount\"G\n" +
 	"\x12ReplayEventRequest\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\"k\n" +

@@ -39,7 +39,10 @@ type Notification struct {
 	// The provider's `created` of that event.
 	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	// The customer's state at `version`.
-	Customer      *Customer `protobuf:"bytes,7,opt,name=customer,proto3" json:"customer,omitempty"`
+	Customer *Customer `protobuf:"bytes,7,opt,name=customer,proto3" json:"customer,omitempty"`
+	// The Stripe Connect account (acct_...) of the customer, as in
+	// customer.account; empty for the platform's own customers.
+	Account       string `protobuf:"bytes,8,opt,name=account,proto3" json:"account,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -123,6 +126,13 @@ func (x *Notification) GetCustomer() *Customer {
 	return nil
 }
 
+func (x *Notification) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
 type SubscribeRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	AfterCursor string                 `protobuf:"bytes,1,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
@@ -193,7 +203,7 @@ var File_hookd_v1_notification_proto protoreflect.FileDescriptor
 
 const file_hookd_v1_notification_proto_rawDesc = "" +
 	"\n" +
-	"\x1bhookd/v1/notification.proto\x12\bhookd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hookd/v1/customer.proto\"\xfd\x01\n" +
+	"\x1bhookd/v1/notification.proto\x12\bhookd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hookd/v1/customer.proto\"\x97\x02\n" +
 	"\fNotification\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
@@ -203,7 +213,8 @@ const file_hookd_v1_notification_proto_rawDesc = "" +
 	"\bevent_id\x18\x05 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"occurredAt\x12.\n" +
-	"\bcustomer\x18\a \x01(\v2\x12.hookd.v1.CustomerR\bcustomer\"q\n" +
+	"\bcustomer\x18\a \x01(\v2\x12.hookd.v1.CustomerR\bcustomer\x12\x18\n" +
+	"\aaccount\x18\b \x01(\tR\aaccount\"q\n" +
 	"\x10SubscribeRequest\x12!\n" +
 	"\fafter_cursor\x18\x01 \x01(\tR\vafterCursor\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
