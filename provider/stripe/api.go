@@ -38,43 +38,17 @@ func NewClient(key, apiURL string, log *slog.Logger) *Client {
 	})}
 }
 
-// FetchSubscription returns the subscription as Stripe has it now. A
-// non-empty account (a Connect account ID, acct_...) makes the request on
-// that account's behalf (the Stripe-Account header). It returns an error
-// wrapping ErrNotFound when Stripe does not know the subscription.
+// FetchSubscription returns the subscription as Stripe has it now (see
+// FetchObject). A non-empty account (a Connect account ID, acct_...) makes
+// the request on that account's behalf (the Stripe-Account header). It
+// returns an error wrapping ErrNotFound when Stripe does not know the
+// subscription.
 func (c *Client) FetchSubscription(ctx context.Context, id, account string) (*Subscription, error) {
-	params := &stripego.SubscriptionParams{}
-	params.Context = ctx
-	if account != "" {
-		params.SetStripeAccount(account)
-	}
-	sub, err := c.api.Subscriptions.Get(id, params)
+	objs, err := c.FetchObject(ctx, "subscription", id, account)
 	if err != nil {
-		var se *stripego.Error
-		if errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound {
-			return nil, fmt.Errorf("subscription %s: %w", id, ErrNotFound)
-		}
-		return nil, fmt.Errorf("get subscription %s: %w", id, err)
+		return nil, err
 	}
-	obj := &Subscription{
-		ID:                sub.ID,
-		Status:            string(sub.Status),
-		CancelAtPeriodEnd: sub.CancelAtPeriodEnd,
-		CurrentPeriodEnd:  sub.CurrentPeriodEnd,
-	}
-	if sub.Customer != nil {
-		obj.Customer = ID(sub.Customer.ID)
-	}
-	if sub.Items != nil {
-		for _, it := range sub.Items.Data {
-			if it.Price != nil {
-				var item SubscriptionItem
-				item.Price.ID = it.Price.ID
-				obj.Items.Data = append(obj.Items.Data, item)
-			}
-		}
-	}
-	return obj, nil
+	return objs.Subscription, nil
 }
 
 // stripeLogger routes stripe-go's logs into slog, quietly.

@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+
+	"github.com/hookd/hookd/internal/stripemock"
 )
 
 // TestFetchSubscriptionSendsStripeAccount checks, against a fake Stripe
@@ -63,5 +65,35 @@ func TestFetchSubscriptionSendsStripeAccount(t *testing.T) {
 		if headers[i] != want[i] {
 			t.Errorf("request %d: Stripe-Account got %q, want %q", i, headers[i], want[i])
 		}
+	}
+}
+
+// Against stripe-mock, a real server for the Stripe API that answers in
+// the newest API version whatever stripe-go v76 asks for: every object
+// hookd fetches decodes as DecodeObject decodes an event's, so a
+// subscription's period end comes from its items (stripe-go's own
+// Subscription.CurrentPeriodEnd reads 0 there).
+func TestFetchObjectFromStripeMock(t *testing.T) {
+	t.Parallel()
+	c := NewClient("sk_test_hookd", stripemock.Start(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx := t.Context()
+
+	cus, err := c.FetchObject(ctx, "customer", "cus_fetch", "")
+	if err != nil || cus.Customer == nil || cus.Customer.ID != "cus_fetch" {
+		t.Fatalf("customer: %+v, %v; want cus_fetch", cus.Customer, err)
+	}
+	sub, err := c.FetchSubscription(ctx, "sub_fetch", "acct_connected")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sub.ID != "sub_fetch" || sub.Customer == "" || sub.Status == "" || sub.CurrentPeriodEnd <= 0 {
+		t.Errorf("subscription: %+v; want sub_fetch with its customer, status and a period end from its items", sub)
+	}
+	inv, err := c.FetchObject(ctx, "invoice", "in_fetch", "")
+	if err != nil || inv.Invoice == nil || inv.Invoice.ID != "in_fetch" {
+		t.Errorf("invoice: %+v, %v; want in_fetch", inv.Invoice, err)
+	}
+	if _, err := c.FetchObject(ctx, "charge", "ch_1", ""); err == nil {
+		t.Error("fetching a charge: no error, want one (hookd fetches customers, subscriptions and invoices)")
 	}
 }

@@ -10,46 +10,56 @@ import (
 )
 
 // FetchObject returns the object of the given type ("customer",
-// "subscription", "invoice") as Stripe has it now, decoded as DecodeObject
-// decodes an event's object. A non-empty account makes the request on that
-// Connect account's behalf (Stripe-Account). It returns an error wrapping
-// ErrNotFound when Stripe does not know the object, and an error for other
-// types.
+// "subscription", "invoice") as Stripe has it now. stripe-go makes the
+// request; the body it got is decoded by DecodeObject, like an event's
+// object, so that whatever API version the account answers in (stripe-go
+// v76 asks for 2023-10-16; stripe-mock and some accounts answer in the
+// newest shape) reads the same. A non-empty account makes the request on
+// that Connect account's behalf (Stripe-Account). It returns an error
+// wrapping ErrNotFound when Stripe does not know the object, and an error
+// for other types.
 func (c *Client) FetchObject(ctx context.Context, objectType, id, account string) (Objects, error) {
 	params := stripego.Params{Context: ctx}
 	if account != "" {
 		params.SetStripeAccount(account)
 	}
-	notFound := func(err error) error {
-		var se *stripego.Error
-		if errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound {
-			return fmt.Errorf("%s %s: %w", objectType, id, ErrNotFound)
-		}
-		return fmt.Errorf("get %s %s: %w", objectType, id, err)
-	}
+	var (
+		resp *stripego.APIResponse
+		err  error
+	)
 	switch objectType {
 	case "customer":
-		cus, err := c.api.Customers.Get(id, &stripego.CustomerParams{Params: params})
-		if err != nil {
-			return Objects{}, notFound(err)
+		var r *stripego.Customer
+		if r, err = c.api.Customers.Get(id, &stripego.CustomerParams{Params: params}); err == nil {
+			resp = r.LastResponse
 		}
-		return Objects{Customer: &Customer{ID: cus.ID, Email: cus.Email, Name: cus.Name, Metadata: cus.Metadata}}, nil
 	case "subscription":
-		sub, err := c.FetchSubscription(ctx, id, account)
-		if err != nil {
-			return Objects{}, err
+		var r *stripego.Subscription
+		if r, err = c.api.Subscriptions.Get(id, &stripego.SubscriptionParams{Params: params}); err == nil {
+			resp = r.LastResponse
 		}
-		return Objects{Subscription: sub}, nil
 	case "invoice":
-		in, err := c.api.Invoices.Get(id, &stripego.InvoiceParams{Params: params})
-		if err != nil {
-			return Objects{}, notFound(err)
+		var r *stripego.Invoice
+		if r, err = c.api.Invoices.Get(id, &stripego.InvoiceParams{Params: params}); err == nil {
+			resp = r.LastResponse
 		}
-		inv := &Invoice{ID: in.ID, Status: string(in.Status), AmountPaid: in.AmountPaid, AmountDue: in.AmountDue, Currency: string(in.Currency)}
-		if in.Subscription != nil {
-			inv.Subscription = ID(in.Subscription.ID)
-		}
-		return Objects{Invoice: inv}, nil
+	default:
+		return Objects{}, fmt.Errorf("fetch %s %s: hookd does not fetch objects of this type", objectType, id)
 	}
-	return Objects{}, fmt.Errorf("fetch %s %s: hookd does not fetch objects of this type", objectType, id)
+	var se *stripego.Error
+	switch {
+	case errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound:
+		return Objects{}, fmt.Errorf("%s %s: %w", objectType, id, ErrNotFound)
+	case err != nil:
+		return Objects{}, fmt.Errorf("get %s %s: %w", objectType, id, err)
+	case resp == nil || len(resp.RawJSON) == 0:
+		return Objects{}, fmt.Errorf("get %s %s: empty response", objectType, id)
+	}
+	payload := make([]byte, 0, len(resp.RawJSON)+24)
+	payload = append(append(append(payload, `{"data":{"object":`...), resp.RawJSON...), "}}"...)
+	objs, err := DecodeObject(objectType, payload)
+	if err != nil {
+		return Objects{}, fmt.Errorf("fetched %s %s: %w", objectType, id, err)
+	}
+	return objs, nil
 }
