@@ -84,7 +84,7 @@ func (s *EventServer) GetEvent(ctx context.Context, req *hookdv1.GetEventRequest
 	}
 	source := req.GetSource()
 	if source == "" {
-		source = "stripe"
+		source = stripe.Source
 	}
 	e, err := s.store.GetEvent(ctx, source, req.GetEventId())
 	if err != nil {
@@ -98,7 +98,7 @@ func (s *EventServer) ReplayEvent(ctx context.Context, req *hookdv1.ReplayEventR
 	if req.GetEventId() == "" {
 		return nil, toStatus(fmt.Errorf("%w: event_id is required", ErrInvalid))
 	}
-	source := cmp.Or(req.GetSource(), "stripe")
+	source := cmp.Or(req.GetSource(), stripe.Source)
 	e, err := s.store.GetEvent(ctx, source, req.GetEventId())
 	if err != nil {
 		return nil, toStatus(fmt.Errorf("event %s: %w", req.GetEventId(), err))

@@ -537,7 +537,7 @@ func (p *Processor) fill(w *store.Write, next State, changes []Change) error {
 
 // parkedSource returns the source of a parked event (all parked events
 // come from providers; hookd has one so far).
-func (p *Processor) parkedSource(string) string { return "stripe" }
+func (p *Processor) parkedSource(string) string { return stripe.Source }
 
 // versionOf returns the newest version a change for eventID produced.
 func versionOf(changes []Change, eventID string) int64 {
