@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -94,7 +95,7 @@ func TestDatabaseOfPreviousReleaseKeepsWorking(t *testing.T) {
 			// The old release's notifications, and resuming after one of
 			// its cursors.
 			old := collect(t, h, "", "cus_prev1", 4)
-			if got, want := kindsOf(old), []string{"customer.created@1", "subscription.created@2", "invoice.paid@3", "customer.updated@4"}; !equal(got, want) {
+			if got, want := kindsOf(old), []string{"customer.created@1", "subscription.created@2", "invoice.paid@3", "customer.updated@4"}; !slices.Equal(got, want) {
 				t.Fatalf("old notifications %v, want %v", got, want)
 			}
 			resumed := collect(t, h, old[1].GetCursor(), "cus_prev1", 2)
@@ -118,7 +119,7 @@ func TestDatabaseOfPreviousReleaseKeepsWorking(t *testing.T) {
 			if e, err := h.events().GetEvent(ctx, &hookdv1.GetEventRequest{EventId: "evt_prev_i2"}); err != nil || e.GetStatus() != hookdv1.EventStatus_EVENT_STATUS_APPLIED {
 				t.Errorf("old parked invoice after its subscription: %v, %v; want applied", e.GetStatus(), err)
 			}
-			if kinds := kindsOf(collect(t, h, "", "cus_prev2", 3)); !equal(kinds, []string{"customer.created@1", "subscription.created@1", "invoice.paid@2"}) {
+			if kinds := kindsOf(collect(t, h, "", "cus_prev2", 3)); !slices.Equal(kinds, []string{"customer.created@1", "subscription.created@1", "invoice.paid@2"}) {
 				t.Errorf("cus_prev2 notifications %v", kinds)
 			}
 
@@ -135,16 +136,4 @@ func TestDatabaseOfPreviousReleaseKeepsWorking(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
