@@ -236,7 +236,7 @@ func (s *System) Start(ctx context.Context) error {
 		cluster.WithRequestTimeout(s.cfg.RequestTimeout),
 	)
 	c := cluster.New(system, clusterCfg)
-	if err := startMember(c); err != nil {
+	if err := s.startMember(ctx, c); err != nil {
 		s.dispatcher.Close()
 		s.unregister()
 		return err
@@ -331,6 +331,57 @@ func startMember(c *cluster.Cluster) (err error) {
 		}
 	}()
 	c.StartMember()
+	return nil
+}
+
+// memberWaitReport is how often a member still waiting to join says so.
+const memberWaitReport = 5 * time.Second
+
+// startMember joins the cluster, which waits for the membership service:
+// protoactor's StartMember blocks, without a context, while etcd (or the
+// Kubernetes API) cannot be reached. Meanwhile the member logs, every
+// memberWaitReport, that it is waiting and why (the membership service's
+// own error, where it can be asked), and it gives up when ctx is done
+// (SIGTERM). Given up, the join goes on in the background until the
+// process exits; the process is expected to exit.
+func (s *System) startMember(ctx context.Context, c *cluster.Cluster) error {
+	done := make(chan error, 1)
+	go func() { done <- startMember(c) }()
+	t := time.NewTicker(memberWaitReport)
+	defer t.Stop()
+	waited := time.Now()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			return fmt.Errorf("joining the cluster (%s membership) was still waiting after %s when hookd was asked to stop: %w",
+				s.cfg.Membership, time.Since(waited).Round(time.Second), ctx.Err())
+		case <-t.C:
+			attrs := []any{"membership", s.cfg.Membership, "waited", time.Since(waited).Round(time.Second)}
+			if s.cfg.Membership == "etcd" {
+				attrs = append(attrs, "etcd_endpoints", s.cfg.EtcdEndpoints, "etcd_err", probeEtcd(ctx, s.cfg.EtcdEndpoints))
+			}
+			s.cfg.Logger.WarnContext(ctx, "still waiting to join the cluster: is the membership service reachable?", attrs...)
+		}
+	}
+}
+
+// probeEtcd asks etcd for its status with a short timeout and returns the
+// error, or nil when every endpoint answered.
+func probeEtcd(ctx context.Context, endpoints []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	for _, ep := range endpoints {
+		if _, err := cli.Status(ctx, ep); err != nil {
+			return fmt.Errorf("%s: %w", ep, err)
+		}
+	}
 	return nil
 }
 

@@ -78,14 +78,7 @@ func Register(srv *grpc.Server, cfg Config) (*Registered, error) {
 		store: cfg.Store, wakeup: cfg.Wakeup, poll: cfg.PollInterval, log: cfg.Logger,
 	})
 	hs := health.NewServer()
-	for _, name := range []string{"",
-		hookdv1.IngestService_ServiceDesc.ServiceName,
-		hookdv1.CustomerService_ServiceDesc.ServiceName,
-		hookdv1.EventService_ServiceDesc.ServiceName,
-		hookdv1.NotificationService_ServiceDesc.ServiceName,
-	} {
-		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
+	setServing(hs, true)
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
 	return &Registered{Health: hs, LocalIngest: localIngest{ingest}}, nil

@@ -44,6 +44,9 @@ func freeAddr(t *testing.T) string {
 type process struct {
 	cmd *exec.Cmd
 	out *lockedBuffer
+
+	stopOnce sync.Once
+	stopErr  error // terminate's result
 }
 
 // lockedBuffer collects a child's output; exec copies into it from its
@@ -67,18 +70,7 @@ func (l *lockedBuffer) String() string {
 
 func startProcess(t *testing.T, httpAddr string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	// A data race in the child (a -race test binary) is reported on its
-	// output, and terminate fails the test for it unless it is a known
-	// race inside protoactor-go (see upstreamRace); the exit code stays 0
-	// so that terminate can tell the two apart.
-	cmd.Env = append(os.Environ(), runMainEnv+"=1", "GORACE=exitcode=0")
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, out: out}
+	p := spawnProcess(t, args...)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
@@ -90,10 +82,28 @@ func startProcess(t *testing.T, httpAddr string, args ...string) *process {
 		}
 		if time.Now().After(deadline) {
 			p.kill()
-			t.Fatalf("hookd not ready within 30s; output:\n%s", out.String())
+			t.Fatalf("hookd not ready within 30s; output:\n%s", p.out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// spawnProcess starts hookd with args as a child process and does not wait
+// for it to be ready.
+func spawnProcess(t *testing.T, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	// A data race in the child (a -race test binary) is reported on its
+	// output, and terminate fails the test for it unless it is a known
+	// race inside protoactor-go (see upstreamRace); the exit code stays 0
+	// so that terminate can tell the two apart.
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", "GORACE=exitcode=0")
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return &process{cmd: cmd, out: out}
 }
 
 func (p *process) kill() {
@@ -101,8 +111,14 @@ func (p *process) kill() {
 	p.cmd.Wait()
 }
 
-// terminate sends SIGTERM and waits for a clean exit (status 0).
+// terminate sends SIGTERM and waits for a clean exit (status 0). Called
+// again, it returns the first call's result.
 func (p *process) terminate(timeout time.Duration) error {
+	p.stopOnce.Do(func() { p.stopErr = p.doTerminate(timeout) })
+	return p.stopErr
+}
+
+func (p *process) doTerminate(timeout time.Duration) error {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- p.cmd.Wait() }()

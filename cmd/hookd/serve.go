@@ -57,6 +57,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		httpLn   net.Listener
 		conn     *grpc.ClientConn
 		health   *grpchealth.Server
+		drain    *services.StreamDrain
 		local    hookdv1.IngestServiceClient // the in-process IngestService, when this process is a member
 		draining atomic.Bool
 		listen   sync.WaitGroup // the store's cross-process wake-up listener
@@ -123,12 +124,20 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 				n.Listen(listenCtx, wakeup.Notify)
 			}()
 		}
-		grpcSrv = grpc.NewServer(services.ServerOptions(log, cfg.AdminToken)...)
+		drain = services.NewStreamDrain()
+		grpcSrv = grpc.NewServer(append(services.ServerOptions(log, cfg.AdminToken), drain.ServerOption())...)
 		reg, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log})
 		if err != nil {
 			return err
 		}
 		health, local = reg.Health, reg.LocalIngest
+		// Readiness follows the store: NOT_SERVING while it cannot be
+		// reached, SERVING again when it answers.
+		probe := &services.StoreProbe{Store: st, Health: health, Logger: log}
+		if err := probe.Start(); err != nil {
+			return err
+		}
+		defer probe.Stop()
 		if grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 			return fmt.Errorf("listen grpc: %w", err)
 		}
@@ -207,6 +216,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 				http.Error(w, `{"error":"shutting down"}`, http.StatusServiceUnavailable)
 				return
 			}
+			if resp, err := health.Check(r.Context(), &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				http.Error(w, `{"error":"not serving: the store cannot be reached"}`, http.StatusServiceUnavailable)
+				return
+			}
 			fmt.Fprintln(w, `{"status":"ready"}`)
 		})
 		mux.Handle("GET /metrics", promhttp.Handler())
@@ -274,6 +287,12 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	draining.Store(true)
+	if drain != nil {
+		// Open Subscribe streams never end by themselves: end them now
+		// (their clients resume from their cursors) rather than let them
+		// hold the graceful stop until the shutdown timeout.
+		drain.Drain()
+	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if health != nil {

@@ -115,3 +115,11 @@ func randomHex(t testing.TB) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// ServerURL returns the URL of the test server's administrative database
+// (EnvURL, or DefaultURL), for a test that acts on its own database from
+// outside (ALTER DATABASE, pg_terminate_backend).
+func ServerURL(t testing.TB) string {
+	t.Helper()
+	return serverURL(t).String()
+}
