@@ -10,45 +10,153 @@ import (
 
 // Data returns the raw `data` block of an event payload (data.object and,
 // for updates, data.previous_attributes), or nil when there is none (a thin
-// event) or the payload does not parse. The result aliases payload.
+// event), it is not a JSON object, or the payload is not a JSON object. The
+// result aliases payload. It scans the payload's top level without
+// decoding or validating it (it runs for every applied event, whose
+// payload the gateway validated): a caller that decodes it checks it.
 func Data(payload []byte) json.RawMessage {
-	var ev struct {
-		Data json.RawMessage `json:"data"`
-	}
-	if json.Unmarshal(payload, &ev) != nil || firstNonSpace(ev.Data) != '{' {
+	raw, ok := topLevelField(payload, "data")
+	if !ok || firstNonSpace(raw) != '{' {
 		return nil
 	}
-	return ev.Data
+	return raw
 }
 
 // ChangeHash identifies the change a snapshot event describes by its
-// content: a SHA-256, hex-encoded, of the canonical JSON (object keys
-// sorted, no insignificant whitespace, numbers as written) of its data
-// block: data.object and data.previous_attributes. Stripe sometimes sends
-// two Event objects for one change; they carry the same data, so they
-// hash alike, while two different changes to one object, even within one
-// second, do not. It returns "" for a payload without a data block.
+// content: a SHA-256, hex-encoded, of its data block (data.object and
+// data.previous_attributes) as sent. Stripe sometimes sends two Event
+// objects for one change; they carry the same data, serialized alike, so
+// they hash alike, while two different changes to one object, even within
+// one second, do not. The bytes are hashed as they are, not in a canonical
+// form: a canonical form costs a full decode and encode per event (some 20
+// times the time), and twins serialized differently would only be applied
+// twice, to the same state. It returns "" for a payload without a data
+// block.
 func ChangeHash(payload []byte) string {
 	data := Data(payload)
 	if data == nil {
 		return ""
 	}
-	var v struct {
-		Object   any `json:"object"`
-		Previous any `json:"previous_attributes"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if dec.Decode(&v) != nil {
-		return ""
-	}
-	// encoding/json writes map keys sorted: the canonical form.
-	canonical, err := json.Marshal([]any{v.Object, v.Previous})
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(canonical)
+	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// topLevelField returns the raw value of key in the JSON object b, and
+// whether b is an object that has it (the last occurrence, as
+// encoding/json reads it). It does not validate what it skips; a payload
+// that is not well-formed JSON may yield false or a value that is itself
+// not valid JSON, which the caller checks.
+func topLevelField(b []byte, key string) (json.RawMessage, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	i++
+	var found json.RawMessage
+	ok := false
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return nil, false
+		}
+		if b[i] == '}' {
+			return found, ok
+		}
+		if b[i] == ',' {
+			i++
+			continue
+		}
+		if b[i] != '"' {
+			return nil, false
+		}
+		end := skipString(b, i)
+		if end < 0 {
+			return nil, false
+		}
+		name := b[i+1 : end-1]
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return nil, false
+		}
+		i = skipSpace(b, i+1)
+		vend := skipValue(b, i)
+		if vend < 0 {
+			return nil, false
+		}
+		// Keys match as encoding/json matches them to a struct field:
+		// unescaped, case-insensitively.
+		if bytes.IndexByte(name, '\\') >= 0 {
+			var unescaped string
+			if json.Unmarshal(b[end-len(name)-2:end], &unescaped) != nil {
+				return nil, false
+			}
+			name = []byte(unescaped)
+		}
+		if bytes.EqualFold(name, []byte(key)) {
+			found, ok = b[i:vend], true
+		}
+		i = vend
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] ('"'),
+// or -1 if it does not end.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index after the JSON value starting at b[i], or
+// -1 if it does not end.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				end := skipString(b, i)
+				if end < 0 {
+					return -1
+				}
+				i = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return -1
+	}
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return i
 }
 
 // Order is how two events on one object, created in the same second, are

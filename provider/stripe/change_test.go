@@ -1,8 +1,11 @@
 package stripe
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/hookd/hookd/internal/fixtures"
 )
 
 // event renders a snapshot event with the given data block.
@@ -17,8 +20,8 @@ func TestChangeHashTwinsAndDistinctChanges(t *testing.T) {
 	t.Parallel()
 	const (
 		toPastDue = `{"object":{"id":"sub_1","object":"subscription","status":"past_due","metadata":{"a":"1","b":"2"}},"previous_attributes":{"status":"active"}}`
-		// The same change, serialized with other key order and spacing.
-		toPastDueTwin = `{ "previous_attributes": {"status": "active"}, "object": {"metadata": {"b": "2", "a": "1"}, "status": "past_due", "object": "subscription", "id": "sub_1"} }`
+		// The same change in the same bytes: what a twin is.
+		toPastDueTwin = toPastDue
 		toActive      = `{"object":{"id":"sub_1","object":"subscription","status":"active","metadata":{"a":"1","b":"2"}},"previous_attributes":{"status":"past_due"}}`
 		// Same object as toPastDue, reached from another state.
 		toPastDueFromTrial = `{"object":{"id":"sub_1","object":"subscription","status":"past_due","metadata":{"a":"1","b":"2"}},"previous_attributes":{"status":"trialing"}}`
@@ -27,16 +30,19 @@ func TestChangeHashTwinsAndDistinctChanges(t *testing.T) {
 	if h == "" || len(h) != 64 {
 		t.Fatalf("ChangeHash = %q, want 64 hex digits", h)
 	}
-	if got := ChangeHash(event("evt_2", "customer.subscription.updated", 1700000000, toPastDueTwin)); got != h {
-		t.Errorf("a twin (other event ID, key order, spacing) hashes %s, want %s", got, h)
+	// A twin is another Event object: another ID, other envelope fields.
+	twin := []byte(`{"id":"evt_2","object":"event","api_version":"2025-08-27.basil","type":"customer.subscription.updated",` +
+		`"created":1700000000,"pending_webhooks":3,"request":{"id":"req_2"},"data":` + toPastDueTwin + `}`)
+	if got := ChangeHash(twin); got != h {
+		t.Errorf("a twin (other event ID and envelope, same data) hashes %s, want %s", got, h)
 	}
 	for name, data := range map[string]string{"another change": toActive, "same object, other previous_attributes": toPastDueFromTrial} {
 		if got := ChangeHash(event("evt_3", "customer.subscription.updated", 1700000000, data)); got == h {
 			t.Errorf("%s hashes like the first change", name)
 		}
 	}
-	// Numbers keep their text: 1 and 1.0 are different bytes from Stripe,
-	// and a float round trip must not merge 2^53+1 with 2^53.
+	// Numbers keep their text: a float round trip must not merge 2^53+1
+	// with 2^53.
 	a := ChangeHash(event("e", "t", 1, `{"object":{"id":"x","n":9007199254740993}}`))
 	b := ChangeHash(event("e", "t", 1, `{"object":{"id":"x","n":9007199254740992}}`))
 	if a == b {
@@ -102,6 +108,47 @@ func FuzzSameSecondOrder(f *testing.F) {
 		}
 		if a == b && ab != Undecided {
 			t.Fatalf("an event ordered against itself: %v", ab)
+		}
+	})
+}
+
+// ChangeHash runs once per applied event (the twin key): its cost on a
+// real, 2025-era subscription event.
+func BenchmarkChangeHash(b *testing.B) {
+	obj := fixtures.Read(b, "stripe-modern", "stripe-openapi/object.subscription.json")
+	payload := event("evt_1", "customer.subscription.updated", 1700000000,
+		`{"object":`+string(obj)+`,"previous_attributes":{"status":"trialing"}}`)
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if ChangeHash(payload) == "" {
+			b.Fatal("no hash")
+		}
+	}
+}
+
+// Data finds the data block as encoding/json does, for any JSON object:
+// the scan that replaces a decode per event reads the same value.
+func FuzzData(f *testing.F) {
+	f.Add([]byte(testEvent))
+	f.Add([]byte(`{"data":{"a":1},"data":{"b":"}"}}`))
+	f.Add([]byte(`{"x":"\"data\"","y":[{"data":1}],"data":{"object":{"s":"a\\\"b"}}}`))
+	f.Add([]byte(`{"data":null}`))
+	f.Add([]byte(`{"id":"evt","object":"v2.core.event"}`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		got := Data(payload)
+		var ev struct {
+			Data json.RawMessage `json:"data"`
+		}
+		if json.Unmarshal(payload, &ev) != nil {
+			return // not valid JSON: Data only must not panic
+		}
+		var want json.RawMessage
+		if firstNonSpace(ev.Data) == '{' {
+			want = ev.Data
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("Data(%q) = %q, encoding/json reads %q", payload, got, want)
 		}
 	})
 }
