@@ -343,4 +343,3 @@ func TestGetCustomersPoisonedID(t *testing.T) {
 		t.Errorf("GetCustomers: got %v, want nil", err)
 	}
 }
-
