@@ -132,7 +132,7 @@ func TestCommitPoisonIsolated(t *testing.T) {
 //   - evt_commitdata…: a deferred constraint fails at COMMIT (23514);
 //   - evt_commitodd…: a deferred trigger fails at COMMIT (P0001);
 //   - evt_stepodd…: the write's own statement fails (P0001).
-func installPoisonTriggers(t *testing.T, conn *pgx.Conn) {
+func installPoisonTriggers(t testing.TB, conn *pgx.Conn) {
 	t.Helper()
 	_, err := conn.Exec(t.Context(), `
 CREATE FUNCTION poison_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
