@@ -19,7 +19,9 @@ const maxLoad = 256
 // at once — after a deploy, or when traffic reaches many customers for the
 // first time — one query and one pooled connection per read made the
 // loads cost twice what the commits did. While one query runs, the next
-// callers queue, and the query after it reads them all.
+// callers queue, and the query after it reads them all. One ID the
+// backend cannot read fails its query; the query is then split so that
+// the others still load (see loadIsolated).
 type loads struct {
 	mu      sync.Mutex
 	queue   []*loadRequest
