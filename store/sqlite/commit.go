@@ -40,7 +40,12 @@ type commitRequest struct {
 // ones and their skipped followers gets ErrUnavailable, including those
 // that had met a duplicate or a fence inside it, or had been skipped
 // after one: their answer may have depended on an earlier write of the
-// same transaction, which did not commit either.
+// same transaction, which did not commit either. A write whose own
+// statement fails with an error SQLite does not say is transient is
+// rolled back to its savepoint and answered ErrUnavailable alone; a
+// transaction that fails for a reason no savepoint pins on a write (a
+// refused COMMIT) is split by call, and each part committed on its own
+// (see commitIsolated).
 //
 // Concurrent calls share transactions (group commit): a call waits while
 // another transaction commits, and the first waiting call to get the
