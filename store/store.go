@@ -175,15 +175,22 @@ type Store interface {
 	//   - ErrSkipped: the write has AfterPrevious and the write before it
 	//     did not succeed (whatever its result), so it was not attempted
 	//     (a write that is invalid itself gets ErrInvalidArgument still);
-	//   - an error wrapping ErrUnavailable: the call as a whole failed.
-	//     Then every write gets it except those with ErrInvalidArgument
-	//     and the ErrSkipped followers of those; in particular a chain
-	//     whose head gets ErrUnavailable gets it all along, so that the
-	//     caller retries the chain.
-	// A batch may share one transaction, but one write's duplicate or
-	// fence conflict never fails the others, except its own
-	// AfterPrevious followers. The writes of one call are never split
-	// across transactions, so a chain commits in one.
+	//   - an error wrapping ErrUnavailable: the write could not be
+	//     committed now; retry it. When the call as a whole failed (the
+	//     database unreachable, a lock timeout) every write gets it
+	//     except those with ErrInvalidArgument and the ErrSkipped
+	//     followers of those; a single write may also get it alone, for
+	//     an unexpected error of its own. Either way a chain whose head
+	//     gets ErrUnavailable gets it all along, so that the caller
+	//     retries the chain.
+	// A batch may share one transaction, but whatever one write does —
+	// a duplicate, a fence conflict, data the backend can never store,
+	// an unexpected error — never fails the others, except its own
+	// AfterPrevious followers. A backend that cannot tell which write
+	// failed its transaction (the COMMIT itself refused, say) splits the
+	// call into transactions of fewer writes and tries again, so that
+	// the others commit; it never does so for a transient failure. A
+	// chain is never split across transactions: it commits in one.
 	Commit(ctx context.Context, writes []Write) []error
 
 	// RecordEvent stores an event that goes through no actor (for
@@ -234,7 +241,10 @@ type Notifier interface {
 
 // CustomersGetter is implemented by a backend that can read many customers
 // in one query. GetCustomers returns the stored ones by ID; an ID with no
-// row is absent from the map (not an error).
+// row is absent from the map (not an error). Its error wraps
+// ErrInvalidArgument when some ID can never be read (the caller, who
+// cannot tell which, reads them apart), ErrUnavailable when the query
+// failed for a transient reason, and neither for any other failure.
 type CustomersGetter interface {
 	GetCustomers(ctx context.Context, customerIDs []string) (map[string]Customer, error)
 }

@@ -17,9 +17,11 @@
 // queues the caller's writes and waits; one committer goroutine takes what
 // is queued, hands it to the backend in one Commit, and gives each caller
 // its own writes' results. The backend already guarantees that each write
-// of a batch succeeds or fails on its own (a savepoint per write), so one
-// caller's duplicate or fence conflict never fails another caller. A
-// caller's writes are never split across backend Commits, and its first
+// of a batch succeeds or fails on its own (a savepoint per write, and a
+// split of the transaction when a failure cannot be pinned on one write;
+// see [store.Store]), so one caller's duplicate, fence conflict or
+// poisoned data never fails another caller. A caller's writes are never
+// split across backend Commit calls, and its first
 // write is never chained to the previous caller's last: the batch clears
 // AfterPrevious on it, which the caller's own Commit would have ignored.
 //

@@ -8,3 +8,11 @@ func (s *Store) Queued() int {
 	defer s.mu.Unlock()
 	return len(s.queue)
 }
+
+// QueuedLoads returns how many GetCustomer calls wait for the next
+// batched query, so that tests can wait for readers to be queued.
+func (s *Store) QueuedLoads() int {
+	s.loads.mu.Lock()
+	defer s.loads.mu.Unlock()
+	return len(s.loads.queue)
+}

@@ -2,7 +2,9 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"sync"
 
 	"github.com/hookd/hookd/store"
@@ -17,7 +19,9 @@ const maxLoad = 256
 // at once — after a deploy, or when traffic reaches many customers for the
 // first time — one query and one pooled connection per read made the
 // loads cost twice what the commits did. While one query runs, the next
-// callers queue, and the query after it reads them all.
+// callers queue, and the query after it reads them all. One ID the
+// backend cannot read fails its query; the query is then split so that
+// the others still load (see loadIsolated).
 type loads struct {
 	mu      sync.Mutex
 	queue   []*loadRequest
@@ -101,19 +105,67 @@ func (s *Store) serveLoads(getter store.CustomersGetter) {
 		// The query runs under a context of its own: one caller giving up
 		// must not fail the others' reads.
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
-		found, err := getter.GetCustomers(ctx, ids)
+		found, failed := loadIsolated(ctx, getter, ids)
 		cancel()
 		for _, req := range batch {
-			switch c, ok := found[req.id]; {
-			case err != nil:
+			if err, ok := failed[req.id]; ok {
 				req.result <- loadResult{err: fmt.Errorf("get customer %s: %w", req.id, err)}
-			case !ok:
-				req.result <- loadResult{err: fmt.Errorf("customer %s: %w", req.id, store.ErrNotFound)}
-			default:
-				req.result <- loadResult{c: c}
+				continue
 			}
+			if c, ok := found[req.id]; ok {
+				req.result <- loadResult{c: c}
+				continue
+			}
+			req.result <- loadResult{err: fmt.Errorf("customer %s: %w", req.id, store.ErrNotFound)}
 		}
 	}
+}
+
+// loadIsolated reads ids in one query, and when that query fails for a
+// reason that is not known to be transient (it wraps
+// store.ErrInvalidArgument, or not store.ErrUnavailable), reads each half
+// of them apart, recursively, so that one ID the backend cannot read (a
+// NUL byte in it, say) fails alone and the others load. It returns the
+// customers found and an error for each ID that could not be read: an ID
+// that fails alone keeps its error if it wraps store.ErrInvalidArgument
+// (never readable) and gets one wrapping store.ErrUnavailable otherwise,
+// so that no unexpected failure becomes a permanent answer. A transient
+// failure fails every ID of the query, without splitting: splitting an
+// outage only multiplies the queries.
+func loadIsolated(ctx context.Context, getter store.CustomersGetter, ids []string) (map[string]store.Customer, map[string]error) {
+	found, err := getter.GetCustomers(ctx, ids)
+	if err == nil {
+		return found, nil
+	}
+	permanent := errors.Is(err, store.ErrInvalidArgument)
+	transient := !permanent && errors.Is(err, store.ErrUnavailable)
+	if transient || len(ids) == 1 || ctx.Err() != nil {
+		if !transient && !(permanent && len(ids) == 1) {
+			// Not known to be this one ID's fault: retry it. (%v, so
+			// that an ErrInvalidArgument of the whole query is not
+			// taken for this ID's.)
+			err = fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+		}
+		failed := make(map[string]error, len(ids))
+		for _, id := range ids {
+			failed[id] = err
+		}
+		return nil, failed
+	}
+	h := len(ids) / 2
+	found, failed := loadIsolated(ctx, getter, ids[:h])
+	found2, failed2 := loadIsolated(ctx, getter, ids[h:])
+	if found == nil {
+		found = found2
+	} else {
+		maps.Copy(found, found2)
+	}
+	if failed == nil {
+		failed = failed2
+	} else {
+		maps.Copy(failed, failed2)
+	}
+	return found, failed
 }
 
 // failLoads answers every queued read with cause (the Store is closed).

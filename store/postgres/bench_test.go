@@ -1,11 +1,15 @@
 package postgres_test
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hookd/hookd/store"
+	"github.com/hookd/hookd/store/postgres"
 	"github.com/hookd/hookd/store/postgres/pgtest"
 	"github.com/hookd/hookd/store/storetest"
 )
@@ -48,4 +52,53 @@ func BenchmarkCommitBatch32(b *testing.B) {
 		v++
 	}
 	b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkCommitBatch32Poison measures what one poisoned write costs a
+// batch of 32: none (clean), one refused under its savepoint (a 3 KB event
+// ID: 54000), and one that fails the COMMIT (a deferred constraint), which
+// no savepoint pins on a write, so that the batch is split until the
+// guilty write is alone.
+func BenchmarkCommitBatch32Poison(b *testing.B) {
+	for _, kind := range []string{"clean", "savepoint", "split"} {
+		b.Run(kind, func(b *testing.B) {
+			url := pgtest.NewDatabase(b)
+			s, err := postgres.Open(b.Context(), url, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.Migrate(b.Context()); err != nil {
+				b.Fatal(err)
+			}
+			conn, err := pgx.Connect(b.Context(), url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close(context.Background())
+			installPoisonTriggers(b, conn)
+			const size = 32
+			var v int64
+			for b.Loop() {
+				ws := make([]store.Write, size)
+				for i := range ws {
+					cus := fmt.Sprintf("cus_%d", i)
+					ws[i] = storetest.StateWrite(fmt.Sprintf("%s_evt_%d", cus, v), cus, v)
+				}
+				bad := size / 2
+				switch kind {
+				case "savepoint":
+					ws[bad] = storetest.StateWrite("evt_"+incompressible(3000), fmt.Sprintf("cus_bad_%d", v), 0)
+				case "split":
+					ws[bad] = storetest.StateWrite(fmt.Sprintf("evt_commitdata_%d", v), fmt.Sprintf("cus_bad_%d", v), 0)
+				}
+				for i, err := range s.Commit(b.Context(), ws) {
+					if (err != nil) != (kind != "clean" && i == bad) {
+						b.Fatalf("write %d: %v", i, err)
+					}
+				}
+				v++
+			}
+		})
+	}
 }

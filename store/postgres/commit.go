@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,12 +37,103 @@ import (
 // Each savepoint that writes takes a subtransaction ID and PostgreSQL
 // caches only 64 of them per transaction, so keep batches to about 64
 // writes: beyond that, every other session's snapshots get slower.
+//
+// One write never fails the others for a reason of its own. A statement
+// error is pinned on the write whose savepoint it happened under: data
+// PostgreSQL can never store (see classify) makes that write invalid, any
+// other error the server reports makes it unavailable alone, and the
+// others go on. When the transaction fails for a reason no write can be
+// blamed for and that is not known to be transient (the commit itself
+// refused, say), Commit splits the writes in two at a chain boundary and
+// commits each half on its own, down to single chains, so that the
+// innocent writes commit and the guilty one gets its own answer. A chain
+// (AfterPrevious) is never split across transactions. A transient failure
+// (connection lost, server restarting, lock timeout) is never split: every
+// write affected gets ErrUnavailable, as above.
 func (s *Store) Commit(ctx context.Context, writes []store.Write) []error {
 	errs := store.ValidateWrites(writes)
-	if err := s.commit(ctx, writes, errs); err != nil {
-		store.FailWrites(writes, errs, err)
-	}
+	s.commitIsolated(ctx, writes, errs)
 	return errs
+}
+
+// commitIsolated commits writes (errs holds their results so far) and, if
+// the transaction fails for a reason that is neither transient nor pinned
+// on one write, splits them in two at a chain boundary and commits each
+// half by itself, recursively. A transaction refused by the server
+// committed nothing, so the halves commit nothing twice.
+func (s *Store) commitIsolated(ctx context.Context, writes []store.Write, errs []error) {
+	before := slices.Clone(errs)
+	err := s.commit(ctx, writes, errs)
+	if err == nil {
+		return
+	}
+	f := classify(err)
+	if f == faultTransient || ctx.Err() != nil {
+		store.FailWrites(writes, errs, err)
+		return
+	}
+	// Back to the results before the attempt, except that a write found
+	// invalid stays invalid: its data is what it is.
+	for i := range errs {
+		if !errors.Is(errs[i], ErrInvalidArgument) {
+			errs[i] = before[i]
+		}
+		if errs[i] == nil && store.ChainBroken(writes, errs, i) {
+			errs[i] = store.ErrSkipped
+		}
+	}
+	mid := splitPoint(writes, errs)
+	if mid < 0 {
+		// One chain alone: the failure is its own. Permanent only when
+		// it follows from the data of its one write; anything else is
+		// retried by the caller.
+		if live := liveWrites(errs); f == faultData && len(live) == 1 {
+			errs[live[0]] = fmt.Errorf("commit event %s: %w: %w", writes[live[0]].Event.EventID, ErrInvalidArgument, err)
+			skipFollowers(writes, errs, live[0])
+			return
+		}
+		store.FailWrites(writes, errs, err)
+		return
+	}
+	s.log.Warn("commit failed for a reason no single write can be blamed for; splitting the batch",
+		"writes", len(writes), "err", err)
+	s.commitIsolated(ctx, writes[:mid], errs[:mid])
+	s.commitIsolated(ctx, writes[mid:], errs[mid:])
+}
+
+// splitPoint returns the index of the chain start (a write without
+// AfterPrevious) that divides the writes still to be sent (nil results)
+// most evenly with some on either side, or -1 when they are all one chain.
+func splitPoint(writes []store.Write, errs []error) int {
+	live := liveWrites(errs)
+	best, bestDist := -1, len(writes)+1
+	for k, i := range live {
+		if k == 0 || writes[i].AfterPrevious {
+			continue
+		}
+		if d := abs(len(live) - 2*k); d < bestDist {
+			best, bestDist = i, d
+		}
+	}
+	return best
+}
+
+// liveWrites returns the indexes of the writes still to be sent.
+func liveWrites(errs []error) []int {
+	var live []int
+	for i, err := range errs {
+		if err == nil {
+			live = append(live, i)
+		}
+	}
+	return live
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // skipFollowers sets the result of each write chained (by AfterPrevious,
@@ -79,6 +169,10 @@ const (
 	stepNotify             // pg_notify for other members' subscribers
 	stepCommit
 )
+
+// errRolledBack is the error of a COMMIT that PostgreSQL answered with
+// ROLLBACK: nothing was committed, for a reason it did not report.
+var errRolledBack = errors.New("transaction rolled back")
 
 // step is one queued statement and the index of the write it serves.
 type step struct {
@@ -170,13 +264,23 @@ func (s *Store) commit(ctx context.Context, writes []store.Write, errs []error) 
 		}
 		outcome, dedup := writeOutcome(writes[st.write].Event.EventID, err)
 		if outcome == nil {
-			return err // not the write's fault: fail the transaction
+			return err // transient: fail the transaction
 		}
 		if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT w"); err != nil {
 			return err
 		}
 		errs[st.write] = outcome
-		skipFollowers(writes, errs, st.write)
+		if errors.Is(outcome, store.ErrUnavailable) {
+			// The chain is retried as a whole, as after a failed
+			// transaction (see store.Store.Commit).
+			for i := st.write + 1; i < len(writes) && writes[i].AfterPrevious; i++ {
+				if errs[i] == nil {
+					errs[i] = outcome
+				}
+			}
+		} else {
+			skipFollowers(writes, errs, st.write)
+		}
 		resume, next = st.write, st.write+1
 		// A dedup-key duplicate is recorded once; if recording it fails
 		// too, the write keeps that failure's outcome.
@@ -211,7 +315,7 @@ func runPipeline(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) (int, error)
 		}
 		if i == b.Len()-1 && tag.String() != "COMMIT" {
 			// COMMIT of a failed transaction answers ROLLBACK.
-			return i, fmt.Errorf("transaction rolled back (%s)", tag)
+			return i, fmt.Errorf("%w (%s)", errRolledBack, tag)
 		}
 	}
 	if err := br.Close(); err != nil {
@@ -221,10 +325,15 @@ func runPipeline(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) (int, error)
 }
 
 // writeOutcome translates the error of a write's statement into the
-// write's result. It returns nil for an error that is not the write's own
-// (a lost connection, a canceled context, a deadlock), which fails the
-// whole transaction. dedup reports a dedup-key violation, which the
-// caller records as a duplicate event.
+// write's result. It returns nil for a transient error (a lost
+// connection, a canceled context, a deadlock, a lock timeout), which
+// fails the whole transaction. Any other error the server reports
+// happened under the write's savepoint and is the write's alone: data it
+// can never store (classify) makes it invalid, and failing the batch
+// would fail every other write with it, again and again; an unexpected
+// error makes it unavailable, so that it is retried, without the others.
+// dedup reports a dedup-key violation, which the caller records as a
+// duplicate event.
 func writeOutcome(eventID string, err error) (outcome error, dedup bool) {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
@@ -237,11 +346,12 @@ func writeOutcome(eventID string, err error) (outcome error, dedup bool) {
 		return store.ErrDuplicate, true
 	case pgErr.Code == sqlCodeFenced:
 		return store.ErrFenced, false
-	case strings.HasPrefix(pgErr.Code, "22"), strings.HasPrefix(pgErr.Code, "23"):
-		// Data exceptions and other integrity violations follow from the
-		// write's values: retrying cannot help, and failing the batch
-		// would fail every other write with it, again and again.
+	}
+	switch classify(err) {
+	case faultData:
 		return fmt.Errorf("commit event %s: %w: %w", eventID, ErrInvalidArgument, err), false
+	case faultUnknown:
+		return fmt.Errorf("commit event %s: %w: %w", eventID, store.ErrUnavailable, err), false
 	}
 	return nil, false
 }

@@ -23,6 +23,11 @@ func (s *Store) GetCustomer(ctx context.Context, customerID string) (store.Custo
 		return store.Customer{}, fmt.Errorf("customer %s: %w", customerID, store.ErrNotFound)
 	}
 	if err != nil {
+		if classify(err) == faultData {
+			// A NUL byte or invalid UTF-8 in the ID: no such customer
+			// can ever be stored, and no retry helps.
+			return store.Customer{}, fmt.Errorf("get customer %q: %w: %w", customerID, ErrInvalidArgument, err)
+		}
 		return store.Customer{}, unavailable("get customer "+customerID, err)
 	}
 	return c, nil
@@ -186,10 +191,16 @@ func (s *Store) LatestCursor(ctx context.Context) (string, error) {
 // an ID with no row is absent from the map. It implements
 // [store.CustomersGetter], which store/batch uses to serve many actors'
 // loads at once.
+//
+// The query fails as a whole when one ID cannot be read (a NUL byte or
+// invalid UTF-8 in it): then the error wraps [ErrInvalidArgument], and
+// the caller, who cannot tell which ID it was, reads them apart. A
+// transient failure wraps [store.ErrUnavailable]; any other error the
+// server reports wraps neither.
 func (s *Store) GetCustomers(ctx context.Context, customerIDs []string) (map[string]store.Customer, error) {
 	rows, err := s.pool.Query(ctx, sqlGetCustomers, customerIDs)
 	if err != nil {
-		return nil, unavailable("get customers", err)
+		return nil, customersError(err)
 	}
 	found := make(map[string]store.Customer, len(customerIDs))
 	var c store.Customer
@@ -199,7 +210,18 @@ func (s *Store) GetCustomers(ctx context.Context, customerIDs []string) (map[str
 		return nil
 	})
 	if err != nil {
-		return nil, unavailable("get customers", err)
+		return nil, customersError(err)
 	}
 	return found, nil
+}
+
+// customersError wraps an error of GetCustomers as it documents.
+func customersError(err error) error {
+	switch classify(err) {
+	case faultData:
+		return fmt.Errorf("get customers: %w: %w", ErrInvalidArgument, err)
+	case faultUnknown:
+		return fmt.Errorf("get customers: %w", err)
+	}
+	return unavailable("get customers", err)
 }

@@ -40,7 +40,12 @@ type commitRequest struct {
 // ones and their skipped followers gets ErrUnavailable, including those
 // that had met a duplicate or a fence inside it, or had been skipped
 // after one: their answer may have depended on an earlier write of the
-// same transaction, which did not commit either.
+// same transaction, which did not commit either. A write whose own
+// statement fails with an error SQLite does not say is transient is
+// rolled back to its savepoint and answered ErrUnavailable alone; a
+// transaction that fails for a reason no savepoint pins on a write (a
+// refused COMMIT) is split by call, and each part committed on its own
+// (see commitIsolated).
 //
 // Concurrent calls share transactions (group commit): a call waits while
 // another transaction commits, and the first waiting call to get the
@@ -128,18 +133,74 @@ func (s *Store) commitQueued() {
 	if len(live) == 0 {
 		return
 	}
-	var err error
 	if s.closed {
-		err = errClosed
+		for _, r := range live {
+			store.FailWrites(r.writes, r.errs, errClosed)
+		}
 	} else {
-		err = s.commitTx(live)
+		s.commitIsolated(live)
 	}
 	for _, r := range live {
-		if err != nil {
-			store.FailWrites(r.writes, r.errs, err)
-		}
 		close(r.done)
 	}
+}
+
+// commitIsolated commits the requests' writes in one transaction and, if
+// it fails for a reason that is neither transient nor pinned on one write
+// (see transient), commits each half of the requests by itself,
+// recursively, so that the others commit without the request that causes
+// the failure. That request, alone, gets ErrUnavailable (its caller
+// retries): only an error pinned on one write's own statement is
+// permanent. A transaction that failed committed nothing, so nothing is
+// committed twice; a request's writes (a chain) are never split. The
+// caller owns the writer.
+func (s *Store) commitIsolated(reqs []*commitRequest) {
+	before := make([][]error, len(reqs))
+	for i, r := range reqs {
+		before[i] = slices.Clone(r.errs)
+	}
+	err := s.commitTx(reqs)
+	if err == nil {
+		return
+	}
+	if len(reqs) == 1 || transient(err) {
+		for _, r := range reqs {
+			store.FailWrites(r.writes, r.errs, err)
+		}
+		return
+	}
+	// Back to the results before the attempt, except that a write found
+	// invalid stays invalid.
+	for i, r := range reqs {
+		for j := range r.errs {
+			if !errors.Is(r.errs[j], store.ErrInvalidArgument) {
+				r.errs[j] = before[i][j]
+			}
+		}
+	}
+	s.log.Warn("commit failed for a reason no single write can be blamed for; splitting the batch",
+		"requests", len(reqs), "err", err)
+	h := len(reqs) / 2
+	s.commitIsolated(reqs[:h])
+	s.commitIsolated(reqs[h:])
+}
+
+// transient reports whether err, which failed a transaction, may pass by
+// itself: the store closed, a context done, a busy or locked database,
+// I/O, a full disk, memory. Splitting a batch that failed for such a
+// reason only multiplies the attempts.
+func transient(err error) bool {
+	var se *sqlitedriver.Error
+	if !errors.As(err, &se) {
+		return true // not SQLite's answer: the store closed, a context, a broken connection
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+		sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+		sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return true
+	}
+	return false
 }
 
 // commitTx runs one transaction for the requests' writes, setting the
@@ -180,6 +241,10 @@ func (s *Store) commitTx(reqs []*commitRequest) (err error) {
 			}
 			if store.ChainBroken(r.writes, r.errs, i) {
 				r.errs[i] = store.ErrSkipped
+				if errors.Is(r.errs[i-1], store.ErrUnavailable) {
+					// The chain is retried as a whole (store.Store.Commit).
+					r.errs[i] = r.errs[i-1]
+				}
 				continue
 			}
 			if r.errs[i], err = st.apply(ctx, w, now); err != nil {
@@ -187,7 +252,14 @@ func (s *Store) commitTx(reqs []*commitRequest) (err error) {
 			}
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		// A COMMIT that SQLite refuses (a deferred constraint) leaves
+		// the transaction open on the one writer connection, and
+		// database/sql no longer lets tx roll it back.
+		_, _ = s.wdb.ExecContext(ctx, "ROLLBACK")
+		return err
+	}
+	return nil
 }
 
 // apply runs one write under a savepoint. It returns the write's outcome
@@ -323,12 +395,17 @@ func writeOutcome(eventID string, err error) (outcome error, dedup bool) {
 		return store.ErrDuplicate, false
 	case code == sqlite3.SQLITE_CONSTRAINT_UNIQUE && strings.Contains(msg, msgEventsDedupKey):
 		return store.ErrDuplicate, true
-	case code&0xff == sqlite3.SQLITE_CONSTRAINT, code == sqlite3.SQLITE_TOOBIG, code == sqlite3.SQLITE_MISMATCH:
+	case code&0xff == sqlite3.SQLITE_CONSTRAINT, code&0xff == sqlite3.SQLITE_TOOBIG, code&0xff == sqlite3.SQLITE_MISMATCH:
 		// Other constraint violations, values too large to store and
 		// type mismatches follow from the write's values: retrying
 		// cannot help, and failing the batch would fail every other
 		// write with it, again and again.
 		return fmt.Errorf("commit event %s: %w: %w", eventID, store.ErrInvalidArgument, err), false
+	case !transient(err):
+		// Any other error SQLite reports for the write's own statement
+		// is the write's alone: it is rolled back to its savepoint and
+		// retried by its caller, without failing the others.
+		return fmt.Errorf("commit event %s: %w: %w", eventID, store.ErrUnavailable, err), false
 	}
 	return nil, false
 }
