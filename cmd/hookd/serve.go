@@ -123,8 +123,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 				n.Listen(listenCtx, wakeup.Notify)
 			}()
 		}
-		grpcSrv = grpc.NewServer(services.ServerOptions(log, cfg.AdminToken)...)
-		reg, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log})
+		// Ingest takes no more than a webhook: --max-body-bytes bounds both.
+		grpcSrv = grpc.NewServer(append(services.ServerOptions(log, cfg.AdminToken), services.MaxRecvMsgSize(cfg.MaxBodyBytes))...)
+		reg, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log,
+			MaxPayloadBytes: cfg.MaxBodyBytes, Tolerance: cfg.Tolerance})
 		if err != nil {
 			return err
 		}
