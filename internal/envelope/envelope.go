@@ -16,7 +16,7 @@
 //	field                                      limit
 //	source, event_id, type                     required
 //	source, event_id, type, api_version,       at most MaxTextBytes (255) bytes, valid UTF-8,
-//	account, object_id, object_type,           no control characters (C0, DEL, C1)
+//	account, object_id, object_type,           no control characters (C0, DEL, C1), no U+FFFD
 //	customer_id, routing, related_object_ids[]
 //	related_object_ids                         at most MaxRelatedObjectIDs (16) entries, none empty
 //	created                                    from MinCreated (2009-01-01, before Stripe)
@@ -153,8 +153,11 @@ func checkText(s string) string {
 	}
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size <= 1 {
-			return fmt.Sprintf("invalid UTF-8 at byte %d", i)
+		if r == utf8.RuneError {
+			// Also the character itself: JSON decoding turns invalid bytes
+			// and lone surrogates into U+FFFD, so that distinct IDs
+			// (cus_\xff\xfe, cus_\xc0\xc1) would become one.
+			return fmt.Sprintf("invalid UTF-8 (or U+FFFD, which stands for it) at byte %d", i)
 		}
 		if unicode.IsControl(r) {
 			return fmt.Sprintf("control character U+%04X at byte %d", r, i)
