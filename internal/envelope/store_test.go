@@ -123,4 +123,3 @@ func TestPoisonIDsAreRejected(t *testing.T) {
 		}
 	}
 }
-
