@@ -250,4 +250,3 @@ func TestRetryIsAnsweredWithWhatTheEventDid(t *testing.T) {
 		}
 	})
 }
-
