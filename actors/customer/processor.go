@@ -218,6 +218,9 @@ func (p *Processor) ApplyBatch(ctx context.Context, items []Item) []Answer {
 				notify = notify || len(w.Notifications) > 0
 				pl.res.Version = p.state.Version
 				out[pl.item].Result = pl.res
+			case errors.Is(err, store.ErrDuplicate) && items[pl.item].Replay:
+				// A replay of an event that took effect changes nothing.
+				out[pl.item].Result = Result{Status: store.StatusDuplicate, Version: p.state.Version, Reason: "event already received"}
 			case errors.Is(err, store.ErrDuplicate):
 				out[pl.item].Result = p.received(ctx, items[pl.item].Envelope)
 			case errors.Is(err, store.ErrSkipped):
