@@ -23,9 +23,10 @@ import (
 const maxFenceRetries = 5
 
 // recentSize is how many event IDs an activation remembers having
-// committed. It only saves a database round trip for a repeated delivery
-// (the store rejects duplicates anyway), and every resident actor pays
-// for it, so it is small.
+// committed. It only saves planning and a commit attempt for a repeated
+// delivery (the store rejects duplicates anyway; the answer is still read
+// from the store, see received), and every resident actor pays for it, so
+// it is small.
 const recentSize = 8
 
 // Result is what Apply did with one event.
