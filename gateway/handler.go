@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hookd/hookd/internal/envelope"
+	"github.com/hookd/hookd/internal/loglimit"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
 )
@@ -29,6 +31,10 @@ const (
 	// Stripe itself waits only a few seconds more before it gives up on a
 	// delivery and retries it.
 	DefaultIngestTimeout = 10 * time.Second
+	// rejectLogsPerSecond is how many "webhook rejected" lines each
+	// rejection reason may write per second; the rest are counted (in
+	// hookd_webhook_rejections_total and in the next line's "suppressed").
+	rejectLogsPerSecond = 5
 )
 
 // Routes served by the handler New returns.
@@ -155,7 +161,7 @@ func New(cfg Config) (http.Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
-	h := &handler{cfg: cfg, log: cfg.Logger}
+	h := &handler{cfg: cfg, log: cfg.Logger, limit: loglimit.NewLimiter(rejectLogsPerSecond)}
 
 	mux := http.NewServeMux()
 	// Method checks are done by hand rather than with "POST /path"
@@ -174,8 +180,9 @@ func New(cfg Config) (http.Handler, error) {
 
 // handler serves the gateway's routes. It is immutable after New.
 type handler struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	limit *loglimit.Limiter // samples the log lines of rejections
 }
 
 // ingestResult is the 200 answer to a webhook.
@@ -192,36 +199,50 @@ func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.reject(ctx, w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use POST", nil)
+		h.reject(ctx, w, http.StatusMethodNotAllowed, rejectMethod, "method "+truncate(r.Method)+" not allowed; use POST", nil)
 		return
 	}
 	if !isJSONContentType(r.Header.Get("Content-Type")) {
-		h.reject(ctx, w, http.StatusUnsupportedMediaType, "Content-Type must be application/json", nil)
+		h.reject(ctx, w, http.StatusUnsupportedMediaType, rejectContentType, "Content-Type must be application/json", nil)
 		return
 	}
 	body, err := readBody(w, r, h.cfg.MaxBodyBytes)
 	if err != nil {
 		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
-			h.reject(ctx, w, http.StatusRequestEntityTooLarge,
+			h.reject(ctx, w, http.StatusRequestEntityTooLarge, rejectTooLarge,
 				"body larger than "+strconv.FormatInt(h.cfg.MaxBodyBytes, 10)+" bytes", nil)
 			return
 		}
-		h.reject(ctx, w, http.StatusBadRequest, "could not read body", err)
+		h.reject(ctx, w, http.StatusBadRequest, rejectReadBody, "could not read body", err)
 		return
 	}
 	if len(body) == 0 {
-		h.reject(ctx, w, http.StatusBadRequest, "empty body", nil)
+		h.reject(ctx, w, http.StatusBadRequest, rejectEmpty, "empty body", nil)
 		return
 	}
-	err = stripe.Verify(body, r.Header.Get(stripe.SignatureHeaderName), h.cfg.Secrets, h.cfg.Tolerance, h.cfg.Now())
+	header := r.Header.Get(stripe.SignatureHeaderName)
+	err = stripe.Verify(body, header, h.cfg.Secrets, h.cfg.Tolerance, h.cfg.Now())
 	if err != nil {
+		reason := rejectBadSignature
+		if errors.Is(err, stripe.ErrTimestampOutOfTolerance) {
+			reason = rejectBadTimestamp
+		}
 		// The sentinel messages name the problem and never a secret.
-		h.reject(ctx, w, http.StatusBadRequest, err.Error(), nil)
+		h.reject(ctx, w, http.StatusBadRequest, reason, err.Error(), nil)
 		return
 	}
 	env, err := stripe.DecodeEnvelope(body)
 	if err != nil {
-		h.reject(ctx, w, http.StatusBadRequest, err.Error(), nil)
+		h.reject(ctx, w, http.StatusBadRequest, rejectMalformed, err.Error(), nil)
+		return
+	}
+	// Verify parsed the header already; parsing again is cheaper than
+	// changing its signature. An event may not claim to be created after
+	// it was signed (give or take the tolerance).
+	sig, _ := stripe.ParseSignatureHeader(header)
+	limits := envelope.Limits{MaxPayloadBytes: h.cfg.MaxBodyBytes, Latest: sig.Timestamp.Add(h.cfg.Tolerance)}
+	if err := envelope.Check(env, limits); err != nil {
+		h.reject(ctx, w, http.StatusBadRequest, rejectInvalidField, "invalid event: "+err.Error(), nil)
 		return
 	}
 
@@ -237,7 +258,7 @@ func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		// Ingest answered without saying the event is stored; 2xx would
 		// lose it. Retrying is safe: a stored event comes back duplicate.
 		h.log.ErrorContext(ctx, "ingest returned no event status",
-			"event_id", env.GetEventId(), "status", resp.GetStatus().String())
+			"event_id", loglimit.String(env.GetEventId()), "status", resp.GetStatus().String())
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "event not stored; retry later")
 		return
@@ -248,8 +269,8 @@ func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	webhookEvents.WithLabelValues(name).Inc()
 	h.log.DebugContext(ctx, "webhook ingested",
-		"event_id", res.EventID, "event_type", env.GetType(),
-		"customer_id", res.CustomerID, "status", name, "version", resp.GetVersion())
+		"event_id", loglimit.String(res.EventID), "event_type", loglimit.String(env.GetType()),
+		"customer_id", loglimit.String(res.CustomerID), "status", name, "version", resp.GetVersion())
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -260,27 +281,52 @@ func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 func (h *handler) ingestFailed(ctx context.Context, w http.ResponseWriter, env *hookdv1.Envelope, err error) {
 	st := status.Convert(err)
 	if st.Code() == codes.InvalidArgument {
-		h.log.WarnContext(ctx, "ingest rejected webhook",
-			"event_id", env.GetEventId(), "customer_id", env.GetCustomerId(), "err", err)
+		webhookRejections.WithLabelValues(rejectIngestInvalid).Inc()
+		if ok, suppressed := h.limit.Allow(rejectIngestInvalid); ok {
+			h.log.WarnContext(ctx, "ingest rejected webhook",
+				"event_id", loglimit.String(env.GetEventId()), "customer_id", loglimit.String(env.GetCustomerId()),
+				"err", loglimit.Err(err), "suppressed", suppressed)
+		}
 		writeError(w, http.StatusBadRequest, "event rejected: "+truncate(st.Message()))
 		return
 	}
 	h.log.ErrorContext(ctx, "ingest failed",
-		"event_id", env.GetEventId(), "customer_id", env.GetCustomerId(),
-		"grpc_code", st.Code().String(), "err", err)
+		"event_id", loglimit.String(env.GetEventId()), "customer_id", loglimit.String(env.GetCustomerId()),
+		"grpc_code", st.Code().String(), "err", loglimit.Err(err))
 	w.Header().Set("Retry-After", "1")
 	// The gRPC code is safe to show; its message may describe internals.
 	writeError(w, http.StatusServiceUnavailable, "event not stored ("+st.Code().String()+"); retry later")
 }
 
-// reject answers a request the gateway refuses before calling Ingest.
-// err, if non-nil, is logged but not sent.
-func (h *handler) reject(ctx context.Context, w http.ResponseWriter, code int, msg string, err error) {
-	attrs := []any{"http_status", code, "reason", msg}
-	if err != nil {
-		attrs = append(attrs, "err", err)
+// Rejection reasons: the label of hookd_webhook_rejections_total and the
+// key the log lines of rejections are sampled by.
+const (
+	rejectMethod        = "method"         // not POST
+	rejectContentType   = "content_type"   // not application/json
+	rejectTooLarge      = "too_large"      // body over MaxBodyBytes
+	rejectReadBody      = "read_body"      // the body could not be read
+	rejectEmpty         = "empty"          // no body
+	rejectBadSignature  = "bad_signature"  // missing, unparsable or wrong Stripe-Signature
+	rejectBadTimestamp  = "bad_timestamp"  // signature timestamp outside tolerance
+	rejectMalformed     = "malformed"      // not a Stripe Event (stripe.ErrMalformed)
+	rejectInvalidField  = "invalid_field"  // breaks an input limit (envelope.Check)
+	rejectIngestInvalid = "ingest_invalid" // Ingest answered InvalidArgument
+)
+
+// reject answers a request the gateway refuses before calling Ingest,
+// counts it by reason, and logs it unless lines for that reason exceed
+// rejectLogsPerSecond (a flood of bad requests must not fill the disk);
+// the next line logged says how many were suppressed. msg is sent and
+// logged cut; err, if non-nil, is logged (cut) but not sent.
+func (h *handler) reject(ctx context.Context, w http.ResponseWriter, code int, reason, msg string, err error) {
+	webhookRejections.WithLabelValues(reason).Inc()
+	if ok, suppressed := h.limit.Allow(reason); ok {
+		attrs := []any{"http_status", code, "reason", reason, "detail", loglimit.String(msg), "suppressed", suppressed}
+		if err != nil {
+			attrs = append(attrs, "err", loglimit.Err(err))
+		}
+		h.log.WarnContext(ctx, "webhook rejected", attrs...)
 	}
-	h.log.WarnContext(ctx, "webhook rejected", attrs...)
 	writeError(w, code, msg)
 }
 

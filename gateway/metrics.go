@@ -18,6 +18,10 @@ var (
 		Name: "hookd_webhook_events_total",
 		Help: "Webhooks made durable, by what hookd did with them (applied, duplicate, parked, ignored, superseded).",
 	}, []string{"status"})
+	webhookRejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookd_webhook_rejections_total",
+		Help: "Webhooks refused without storing anything, by reason (bad_signature, bad_timestamp, malformed, too_large, invalid_field, ingest_invalid, content_type, method, empty, read_body).",
+	}, []string{"reason"})
 	webhookSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hookd_webhook_duration_seconds",
 		Help:    "Time to answer a webhook, from request to response.",
@@ -26,7 +30,7 @@ var (
 )
 
 func init() {
-	prometheus.MustRegister(webhookAnswers, webhookEvents, webhookSeconds)
+	prometheus.MustRegister(webhookAnswers, webhookEvents, webhookRejections, webhookSeconds)
 }
 
 // statusRecorder remembers the status code a handler wrote.

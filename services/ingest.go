@@ -8,6 +8,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookd/hookd/internal/envelope"
+	"github.com/hookd/hookd/internal/loglimit"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/store"
@@ -17,7 +21,24 @@ import (
 type IngestServer struct {
 	hookdv1.UnimplementedIngestServiceServer
 	deliverer
+	maxPayload int64            // see Config.MaxPayloadBytes
+	tolerance  time.Duration    // see Config.Tolerance
+	now        func() time.Time // the clock created is checked against
+	limit      *loglimit.Limiter
 }
+
+// rejectLogsPerSecond is how many lines per second rejected Ingest
+// requests may write; the rest are counted in
+// hookd_ingest_rejections_total and in the next line's "suppressed".
+const rejectLogsPerSecond = 5
+
+// ingestRejections counts Ingest requests refused by envelope.Check.
+var ingestRejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "hookd_ingest_rejections_total",
+	Help: "IngestService.Ingest requests answered INVALID_ARGUMENT without storing anything, by reason (invalid_field: an input limit, see internal/envelope).",
+}, []string{"reason"})
+
+func init() { prometheus.MustRegister(ingestRejections) }
 
 // deliverer routes events to their customers' actors; IngestService and
 // EventService.ReplayEvent share it.
@@ -32,8 +53,14 @@ type deliverer struct {
 // object hookd has seen before, are stored as ignored.
 func (s *IngestServer) Ingest(ctx context.Context, req *hookdv1.IngestRequest) (*hookdv1.IngestResponse, error) {
 	env := req.GetEnvelope()
-	if err := validateEnvelope(env); err != nil {
-		return nil, toStatus(err)
+	limits := envelope.Limits{MaxPayloadBytes: s.maxPayload, Latest: s.now().Add(s.tolerance)}
+	if err := envelope.Check(env, limits); err != nil {
+		ingestRejections.WithLabelValues("invalid_field").Inc()
+		if ok, suppressed := s.limit.Allow("invalid_field"); ok {
+			s.log.WarnContext(ctx, "ingest rejected envelope",
+				"event_id", loglimit.String(env.GetEventId()), "err", loglimit.Err(err), "suppressed", suppressed)
+		}
+		return nil, toStatus(fmt.Errorf("%w: %w", ErrInvalid, err))
 	}
 	resp, err := s.deliver(ctx, env, false)
 	return resp, toStatus(err)
@@ -69,7 +96,12 @@ func (s *deliverer) deliver(ctx context.Context, env *hookdv1.Envelope, replay b
 		})
 		switch {
 		case errors.Is(err, store.ErrDuplicate):
+			// A retry of this request: answer what the first one did.
 			resp.Status, resp.Reason = hookdv1.EventStatus_EVENT_STATUS_DUPLICATE, "event already received"
+			if prev, err := s.store.GetEvent(ctx, env.GetSource(), env.GetEventId()); err == nil {
+				resp.Status, resp.Version = StatusProto(prev.Status), prev.Version
+				resp.CustomerId, resp.Reason = prev.CustomerID, alreadyReceived(prev.Reason)
+			}
 		case err != nil:
 			return nil, fmt.Errorf("record event %s: %w", env.GetEventId(), err)
 		default:
@@ -79,7 +111,8 @@ func (s *deliverer) deliver(ctx context.Context, env *hookdv1.Envelope, replay b
 	}
 	out, err := s.actors.Apply(ctx, customerID, &hookdv1.ApplyRequest{Envelope: env, Routing: routing, Replay: replay})
 	if err != nil {
-		s.log.WarnContext(ctx, "event not applied", "event_id", env.GetEventId(), "customer_id", customerID, "err", err)
+		s.log.WarnContext(ctx, "event not applied", "event_id", loglimit.String(env.GetEventId()),
+			"customer_id", loglimit.String(customerID), "err", loglimit.Err(err))
 		return nil, fmt.Errorf("apply event %s: %w: %w", env.GetEventId(), store.ErrUnavailable, err)
 	}
 	if out.GetError() != "" && out.GetPermanent() {
@@ -92,6 +125,15 @@ func (s *deliverer) deliver(ctx context.Context, env *hookdv1.Envelope, replay b
 	resp.Version = out.GetVersion()
 	resp.Reason = out.GetReason()
 	return resp, nil
+}
+
+// alreadyReceived is the reason of an answer to a repeated delivery: the
+// stored event's reason, marked (as the customer actor marks it).
+func alreadyReceived(reason string) string {
+	if reason == "" {
+		return "already received"
+	}
+	return "already received; " + reason
 }
 
 // unroutedReason says why an event that no customer was found for is
@@ -129,22 +171,6 @@ func (s *deliverer) route(ctx context.Context, env *hookdv1.Envelope) (customerI
 		}
 	}
 	return "", "", nil
-}
-
-func validateEnvelope(env *hookdv1.Envelope) error {
-	switch {
-	case env == nil:
-		return fmt.Errorf("%w: envelope is required", ErrInvalid)
-	case env.GetSource() == "":
-		return fmt.Errorf("%w: envelope.source is required", ErrInvalid)
-	case env.GetEventId() == "":
-		return fmt.Errorf("%w: envelope.event_id is required", ErrInvalid)
-	case env.GetType() == "":
-		return fmt.Errorf("%w: envelope.type is required", ErrInvalid)
-	case len(env.GetPayload()) == 0:
-		return fmt.Errorf("%w: envelope.payload is required", ErrInvalid)
-	}
-	return nil
 }
 
 // StatusProto maps a stored status to the API enum.

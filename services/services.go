@@ -21,7 +21,10 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/hookd/hookd/internal/envelope"
+	"github.com/hookd/hookd/internal/loglimit"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/store"
 )
 
@@ -43,6 +46,13 @@ type Config struct {
 	// PollInterval bounds how long a Subscribe stream waits before looking
 	// for new notifications without a wake-up. Default 100 ms.
 	PollInterval time.Duration
+	// MaxPayloadBytes bounds an Ingest request's payload, as the gateway
+	// bounds a webhook body (--max-body-bytes); pair it with
+	// MaxRecvMsgSize. Default envelope.DefaultMaxPayloadBytes (1 MiB).
+	MaxPayloadBytes int64
+	// Tolerance is how far past now an Ingest request's created may lie
+	// (--tolerance). Default stripe.DefaultTolerance (300 s).
+	Tolerance time.Duration
 }
 
 // Registered is what Register installed that the process needs again.
@@ -69,8 +79,15 @@ func Register(srv *grpc.Server, cfg Config) (*Registered, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 100 * time.Millisecond
 	}
+	if cfg.MaxPayloadBytes <= 0 {
+		cfg.MaxPayloadBytes = envelope.DefaultMaxPayloadBytes
+	}
+	if cfg.Tolerance <= 0 {
+		cfg.Tolerance = stripe.DefaultTolerance
+	}
 	d := deliverer{store: cfg.Store, actors: cfg.Actors, log: cfg.Logger}
-	ingest := &IngestServer{deliverer: d}
+	ingest := &IngestServer{deliverer: d, maxPayload: cfg.MaxPayloadBytes, tolerance: cfg.Tolerance,
+		now: time.Now, limit: loglimit.NewLimiter(rejectLogsPerSecond)}
 	hookdv1.RegisterIngestServiceServer(srv, ingest)
 	hookdv1.RegisterCustomerServiceServer(srv, &CustomerServer{store: cfg.Store})
 	hookdv1.RegisterEventServiceServer(srv, &EventServer{store: cfg.Store, deliverer: d})
@@ -130,6 +147,21 @@ func ServerOptions(log *slog.Logger, adminToken string) []grpc.ServerOption {
 			return h(srv, ss)
 		}),
 	}
+}
+
+// MaxRecvMsgSize returns the server option that bounds every request
+// message by the payload limit plus room for the envelope's other fields
+// (at most about 6 KiB under envelope.Check's limits), so that an Ingest
+// request cannot make the server read more than a webhook could, instead
+// of gRPC's default 4 MiB. A payload just over maxPayloadBytes is still
+// read and answered INVALID_ARGUMENT naming the field; a message over the
+// bound gets RESOURCE_EXHAUSTED. maxPayloadBytes <= 0 means
+// envelope.DefaultMaxPayloadBytes.
+func MaxRecvMsgSize(maxPayloadBytes int64) grpc.ServerOption {
+	if maxPayloadBytes <= 0 {
+		maxPayloadBytes = envelope.DefaultMaxPayloadBytes
+	}
+	return grpc.MaxRecvMsgSize(int(maxPayloadBytes) + 64<<10)
 }
 
 // toStatus maps a domain error to a gRPC status error. Every handler

@@ -2,6 +2,8 @@ package customer_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -19,6 +21,14 @@ type countingStore struct {
 func (c *countingStore) Commit(ctx context.Context, ws []store.Write) []error {
 	c.calls.Add(1)
 	return c.Store.Commit(ctx, ws)
+}
+
+func versions(answers []customer.Answer) []int64 {
+	var v []int64
+	for _, a := range answers {
+		v = append(v, a.Result.Version)
+	}
+	return v
 }
 
 func statuses(answers []customer.Answer) []store.Status {
@@ -51,12 +61,19 @@ func TestApplyBatchAnswersEachEventInOneCommit(t *testing.T) {
 			t.Fatalf("item %d: %v", i, a.Err)
 		}
 	}
-	want := []store.Status{store.StatusApplied, store.StatusDuplicate, store.StatusDuplicate, store.StatusSuperseded, store.StatusApplied}
+	// The repeats are answered for what their event did: e1 (v2) in this
+	// batch, e0 (v1) before it.
+	want := []store.Status{store.StatusApplied, store.StatusApplied, store.StatusApplied, store.StatusSuperseded, store.StatusApplied}
 	if got := statuses(answers); !equalStatuses(got, want) {
 		t.Fatalf("statuses %v, want %v", got, want)
 	}
-	if answers[0].Result.Version != 2 || answers[4].Result.Version != 3 {
-		t.Errorf("versions %d and %d, want 2 and 3", answers[0].Result.Version, answers[4].Result.Version)
+	if got := versions(answers); !slices.Equal(got, []int64{2, 2, 1, 2, 3}) {
+		t.Errorf("versions %v, want [2 2 1 2 3]", got)
+	}
+	for _, i := range []int{1, 2} {
+		if !strings.HasPrefix(answers[i].Result.Reason, "already received") {
+			t.Errorf("item %d: reason %q, want already received", i, answers[i].Result.Reason)
+		}
 	}
 	if n := st.calls.Load(); n != 1 {
 		t.Errorf("%d Commit calls, want 1", n)
@@ -72,7 +89,7 @@ func TestApplyBatchAnswersEachEventInOneCommit(t *testing.T) {
 
 // A batch whose state another activation changed meanwhile is fenced,
 // reloads, and applies every event on top; an event the other activation
-// already committed is a duplicate.
+// already committed is answered as what it did there (applied, v2).
 func TestApplyBatchAfterAnotherActivationCommitted(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -92,12 +109,12 @@ func TestApplyBatchAfterAnotherActivationCommitted(t *testing.T) {
 	}
 	late := envelope("evt_t2", "customer.updated", "cus_two", 102, "c@example.com")
 	answers := b.ApplyBatch(ctx, []customer.Item{{Envelope: late}, {Envelope: mid}})
-	want := []store.Status{store.StatusApplied, store.StatusDuplicate}
+	want := []store.Status{store.StatusApplied, store.StatusApplied}
 	if got := statuses(answers); !equalStatuses(got, want) || answers[0].Err != nil || answers[1].Err != nil {
 		t.Fatalf("answers %+v, want %v", answers, want)
 	}
-	if answers[0].Result.Version != 3 {
-		t.Errorf("version %d, want 3", answers[0].Result.Version)
+	if got := versions(answers); !slices.Equal(got, []int64{3, 2}) {
+		t.Errorf("versions %v, want [3 2]", got)
 	}
 }
 
@@ -125,8 +142,13 @@ func TestApplyBatchStoreFailure(t *testing.T) {
 	if got := statuses(answers); !equalStatuses(got, []store.Status{store.StatusApplied, store.StatusApplied}) {
 		t.Fatalf("retry: %+v", answers)
 	}
-	if again := p.ApplyBatch(ctx, items); !equalStatuses(statuses(again), []store.Status{store.StatusDuplicate, store.StatusDuplicate}) {
-		t.Fatalf("second retry: %+v", again)
+	// A second retry is answered as the first one that got through.
+	again := p.ApplyBatch(ctx, items)
+	if !equalStatuses(statuses(again), statuses(answers)) || !slices.Equal(versions(again), versions(answers)) {
+		t.Fatalf("second retry: %+v, want the answers of the first %+v", again, answers)
+	}
+	if c, err := st.GetCustomer(ctx, "cus_fail"); err != nil || c.Version != 2 {
+		t.Fatalf("customer version %d (%v) after the retries, want 2", c.Version, err)
 	}
 }
 

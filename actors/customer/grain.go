@@ -15,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/hookd/hookd/internal/loglimit"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
@@ -124,7 +125,7 @@ func (g *grain) ApplyBatch(req *hookdv1.ApplyBatchRequest, _ cluster.GrainContex
 	for i, o := range outs {
 		if o.Err != nil {
 			g.deps.Logger.ErrorContext(ctx, "apply event failed",
-				"customer_id", g.proc.id, "event_id", items[i].Envelope.GetEventId(), "err", o.Err)
+				"customer_id", loglimit.String(g.proc.id), "event_id", loglimit.String(items[i].Envelope.GetEventId()), "err", loglimit.Err(o.Err))
 			resp.Responses[i] = &hookdv1.ApplyResponse{Error: o.Err.Error(), Permanent: errors.Is(o.Err, store.ErrInvalidArgument)}
 			continue
 		}
@@ -144,11 +145,11 @@ func (g *grain) Resolve(req *hookdv1.ResolveRequest, _ cluster.GrainContext) (*h
 	now := time.Now()
 	n, err := g.proc.Resolve(ctx, now.Add(-time.Duration(req.GetDeadlineSeconds())*time.Second), now, g.deps.Fetcher)
 	if err != nil {
-		g.deps.Logger.WarnContext(ctx, "resolve parked events failed", "customer_id", g.proc.id, "err", err)
+		g.deps.Logger.WarnContext(ctx, "resolve parked events failed", "customer_id", loglimit.String(g.proc.id), "err", loglimit.Err(err))
 		return &hookdv1.ResolveResponse{Error: err.Error()}, nil
 	}
 	if n > 0 {
-		g.deps.Logger.InfoContext(ctx, "parked events resolved after deadline", "customer_id", g.proc.id, "released", n)
+		g.deps.Logger.InfoContext(ctx, "parked events resolved after deadline", "customer_id", loglimit.String(g.proc.id), "released", n)
 	}
 	return &hookdv1.ResolveResponse{Released: int32(n)}, nil
 }

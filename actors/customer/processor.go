@@ -23,9 +23,10 @@ import (
 const maxFenceRetries = 5
 
 // recentSize is how many event IDs an activation remembers having
-// committed. It only saves a database round trip for a repeated delivery
-// (the store rejects duplicates anyway), and every resident actor pays
-// for it, so it is small.
+// committed. It only saves planning and a commit attempt for a repeated
+// delivery (the store rejects duplicates anyway; the answer is still read
+// from the store, see received), and every resident actor pays for it, so
+// it is small.
 const recentSize = 8
 
 // Result is what Apply did with one event.
@@ -179,7 +180,7 @@ func (p *Processor) ApplyBatch(ctx context.Context, items []Item) []Answer {
 			it := items[i]
 			id := it.Envelope.GetEventId()
 			if !it.Replay && p.seen(id) {
-				out[i].Result = Result{Status: store.StatusDuplicate, Version: p.state.Version, Reason: "event already applied"}
+				out[i].Result = p.received(ctx, it.Envelope)
 				continue
 			}
 			if j, ok := first[id]; ok && !it.Replay {
@@ -218,8 +219,11 @@ func (p *Processor) ApplyBatch(ctx context.Context, items []Item) []Answer {
 				notify = notify || len(w.Notifications) > 0
 				pl.res.Version = p.state.Version
 				out[pl.item].Result = pl.res
-			case errors.Is(err, store.ErrDuplicate):
+			case errors.Is(err, store.ErrDuplicate) && items[pl.item].Replay:
+				// A replay of an event that took effect changes nothing.
 				out[pl.item].Result = Result{Status: store.StatusDuplicate, Version: p.state.Version, Reason: "event already received"}
+			case errors.Is(err, store.ErrDuplicate):
+				out[pl.item].Result = p.received(ctx, items[pl.item].Envelope)
 			case errors.Is(err, store.ErrSkipped):
 				retry = append(retry, pl.item)
 			case errors.Is(err, store.ErrFenced) && fences < maxFenceRetries:
@@ -242,7 +246,8 @@ func (p *Processor) ApplyBatch(ctx context.Context, items []Item) []Answer {
 			case out[j].Err != nil:
 				out[i].Err = out[j].Err
 			default:
-				out[i].Result = Result{Status: store.StatusDuplicate, Version: out[j].Result.Version, Reason: "event already received"}
+				out[i].Result = out[j].Result
+				out[i].Result.Reason = alreadyReceived(out[j].Result.Reason)
 			}
 		}
 		if fenced {
@@ -255,6 +260,35 @@ func (p *Processor) ApplyBatch(ctx context.Context, items []Item) []Answer {
 		p.committed(p.id)
 	}
 	return out
+}
+
+// received answers a delivery of an event whose (source, ID) or change is
+// already stored: with the status the stored event has, so that a retry of
+// a request that was applied (a sender that timed out waiting) is answered
+// applied with its version, not duplicate. A twin (another event ID for
+// the same change) is stored as duplicate and so answered; an event that
+// cannot be read back is answered duplicate too: it is stored, and
+// retrying changes nothing.
+func (p *Processor) received(ctx context.Context, env *hookdv1.Envelope) Result {
+	res := Result{Status: store.StatusDuplicate, Version: p.state.Version, Reason: "event already received"}
+	e, err := p.store.GetEvent(ctx, env.GetSource(), env.GetEventId())
+	if err != nil || e.Status == "" {
+		return res
+	}
+	res.Status, res.Reason = e.Status, alreadyReceived(e.Reason)
+	if e.Status == store.StatusApplied && e.Version > 0 {
+		res.Version = e.Version
+	}
+	return res
+}
+
+// alreadyReceived is the reason of an answer to a repeated delivery: the
+// stored event's reason, marked.
+func alreadyReceived(reason string) string {
+	if reason == "" {
+		return "already received"
+	}
+	return "already received; " + reason
 }
 
 // prepareOrder gives ev what Apply needs to order it against the events

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,20 +98,21 @@ func TestStoreFailureLeavesNothingAndRetryAppliesOnce(t *testing.T) {
 		t.Fatalf("subscribers woken %d times for an uncommitted event, want 0", wakes.Load())
 	}
 
-	// The sender retries: applied once, then duplicates.
-	for i, want := range []store.Status{store.StatusApplied, store.StatusDuplicate} {
+	// The sender retries: applied once; a further retry is answered for
+	// what the event did (applied, version 1), without a second effect.
+	for i, want := range []string{"", "already received"} {
 		res, err := p.Apply(ctx, env, "object.id")
 		if err != nil {
 			t.Fatalf("retry %d: %v", i, err)
 		}
-		if res.Status != want {
-			t.Fatalf("retry %d: status %s, want %s", i, res.Status, want)
+		if res.Status != store.StatusApplied || res.Version != 1 || !strings.HasPrefix(res.Reason, want) {
+			t.Fatalf("retry %d: %+v, want applied v1 with reason %q", i, res, want)
 		}
 	}
-	// A fresh activation (no in-memory dedup) also sees the duplicate.
+	// A fresh activation (no in-memory dedup) reads the stored answer.
 	res, err := customer.NewProcessor("cus_f", pg, quiet, nil).Apply(ctx, env, "object.id")
-	if err != nil || res.Status != store.StatusDuplicate {
-		t.Fatalf("fresh activation: %v %v, want duplicate", res.Status, err)
+	if err != nil || res.Status != store.StatusApplied || res.Version != 1 || !strings.HasPrefix(res.Reason, "already received") {
+		t.Fatalf("fresh activation: %+v %v, want applied v1, already received", res, err)
 	}
 	c, err := pg.GetCustomer(ctx, "cus_f")
 	if err != nil || c.Version != 1 {

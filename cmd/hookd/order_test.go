@@ -68,9 +68,10 @@ func TestInvoiceBeforeSubscriptionIsParkedThenReleased(t *testing.T) {
 	if err != nil || ev.GetStatus() != hookdv1.EventStatus_EVENT_STATUS_APPLIED || ev.GetVersion() != 2 {
 		t.Fatalf("released invoice stored as %v v%d (%v), want applied v2", ev.GetStatus(), ev.GetVersion(), err)
 	}
-	// A late duplicate of the parked invoice changes nothing.
-	if a := h.post(t, invoiceEvent("evt_o_inv", "invoice.paid", "cus_o", "in_o", "sub_o", 1700000200)); a.Status != "duplicate" {
-		t.Fatalf("redelivered invoice: %+v, want duplicate", a)
+	// A late redelivery of the parked invoice changes nothing and is
+	// answered for what the event did by now: applied on its release.
+	if a := h.post(t, invoiceEvent("evt_o_inv", "invoice.paid", "cus_o", "in_o", "sub_o", 1700000200)); a.Status != "applied" {
+		t.Fatalf("redelivered invoice: %+v, want applied", a)
 	}
 	c, err := h.customers().GetCustomer(ctx, &hookdv1.GetCustomerRequest{CustomerId: "cus_o"})
 	if err != nil || c.GetVersion() != 2 || len(c.GetInvoices()) != 1 || c.GetInvoices()[0].GetStatus() != "paid" {

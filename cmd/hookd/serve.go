@@ -125,8 +125,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			}()
 		}
 		drain = services.NewStreamDrain()
-		grpcSrv = grpc.NewServer(append(services.ServerOptions(log, cfg.AdminToken), drain.ServerOption())...)
-		reg, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log})
+		// Ingest takes no more than a webhook: --max-body-bytes bounds both.
+		grpcSrv = grpc.NewServer(append(services.ServerOptions(log, cfg.AdminToken),
+			services.MaxRecvMsgSize(cfg.MaxBodyBytes), drain.ServerOption())...)
+		reg, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log,
+			MaxPayloadBytes: cfg.MaxBodyBytes, Tolerance: cfg.Tolerance})
 		if err != nil {
 			return err
 		}

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/hookd/hookd/internal/envelope"
 	"github.com/hookd/hookd/internal/fixtures"
 
 	"github.com/stripe/stripe-go/v76/webhook"
@@ -70,6 +72,17 @@ func slicesContainsIs(targets []error, err error) bool {
 	return false
 }
 
+// FuzzDecodeEnvelope checks that DecodeEnvelope never panics, fails only
+// with ErrMalformed and a short message, and decodes what it accepts
+// consistently; and that DecodeEnvelope followed by envelope.Check (the
+// input limits both entry points apply) either rejects an input, naming
+// the field, or yields an envelope every store accepts: each text field
+// at most 255 bytes of valid UTF-8 without control characters or U+FFFD,
+// which is the text internal/envelope's TestAcceptedTextRoundTripsThroughBothStores
+// stores in PostgreSQL and SQLite and reads back byte for byte, distinct
+// IDs staying distinct; created within [2009, the latest allowed]; the
+// payload within the body limit (bytea/blob either way). The oracle here
+// is written apart from Check, so a rule dropped from Check fails it.
 func FuzzDecodeEnvelope(f *testing.F) {
 	for _, seed := range []string{
 		testEvent,
@@ -91,6 +104,16 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		`{"id":"evt_t","object":"v2.core.event","created":1700000000,"type":null}`,
 		`{"id":"evt_t","object":"v2.core.event","created":"now","related_object":"cus_1"}`,
 		`{"object":"v2.core.event","id":7}`,
+		// Poison for the input limits.
+		`{"id":"evt_\u0000","object":"event","type":"x","created":1700000000,"data":{"object":{"id":"cus_1","object":"customer"}}}`,
+		"{\"id\":\"evt_1\",\"object\":\"event\",\"type\":\"x\",\"created\":1700000000,\"data\":{\"object\":{\"id\":\"cus_\xff\xfe\",\"object\":\"customer\"}}}",
+		`{"id":"evt_1","object":"event","type":"x","created":1700000000,"data":{"object":{"id":"sub_1","customer":"cus_\ud800"}}}`,
+		`{"id":"evt_1","object":"event","type":"x","created":1700000000,"data":{"object":{"id":"in_1","customer":"cus_1","charge":"ch_\u0085"}}}`,
+		`{"id":"` + strings.Repeat("e", 256) + `","object":"event","type":"x","created":1700000000,"data":{"object":{}}}`,
+		`{"id":"evt_1","object":"event","type":"x","created":99999999999,"data":{"object":{"id":"cus_1","object":"customer"}}}`,
+		`{"id":"evt_1","object":"event","type":"x","created":1000000000,"data":{"object":{"id":"cus_1","object":"customer"}}}`,
+		`{"id":"evt_1","object":"event","type":"x","created":-9223372036854775808,"data":{"object":{}}}`,
+		`{"id":"evt_t","object":"v2.core.event","type":"x","created":"9999-12-31T23:59:59Z","related_object":{"id":"cus_\n1","type":"customer"}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -158,7 +181,41 @@ func FuzzDecodeEnvelope(f *testing.F) {
 				t.Fatalf("related_object_ids: got an empty id in %q", env.GetRelatedObjectIds())
 			}
 		}
+
+		// The input limits, against an oracle of their own.
+		latest := testNow.Add(DefaultTolerance)
+		if err := envelope.Check(env, envelope.Limits{Latest: latest}); err != nil {
+			var fe *envelope.FieldError
+			if !errors.As(err, &fe) || !errors.Is(err, envelope.ErrInvalid) || fe.Field == "" || len(err.Error()) > 200 {
+				t.Fatalf("Check: got %v, want a short *FieldError naming the field", err)
+			}
+			return
+		}
+		texts := append([]string{env.GetSource(), env.GetEventId(), env.GetType(), env.GetCustomerId(), env.GetObjectId(),
+			env.GetObjectType(), env.GetAccount(), env.GetApiVersion(), env.GetRouting()}, env.GetRelatedObjectIds()...)
+		for _, s := range texts {
+			if !storable(s) {
+				t.Fatalf("Check accepted %q, which not every store keeps as is", s)
+			}
+		}
+		if c := time.Unix(env.GetCreated(), 0); c.Year() < 2009 || c.After(latest) {
+			t.Fatalf("Check accepted created %v, want within [2009, %v]", c, latest)
+		}
 	})
+}
+
+// storable is the oracle for the text both stores keep byte for byte and
+// apart: at most 255 bytes of UTF-8, no control character, no U+FFFD.
+func storable(s string) bool {
+	if len(s) > 255 || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
 
 // FuzzSignVerify checks that Verify accepts Sign's output
