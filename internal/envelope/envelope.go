@@ -23,8 +23,9 @@
 //	                                           to Limits.Latest and before MaxCreated (2100-01-01)
 //	payload                                    required, at most Limits.MaxPayloadBytes
 //
-// A thin event without created decodes as created 0 and is rejected like
-// any event without a sane created.
+// A thin event without created decodes as created 0 and is accepted:
+// Stripe disables an endpoint that keeps refusing its thin events, and
+// hookd orders no thin event by its created (it records them ignored).
 package envelope
 
 import (
@@ -130,7 +131,9 @@ func Check(env *hookdv1.Envelope, l Limits) error {
 			return &FieldError{"related_object_ids[" + strconv.Itoa(i) + "]", problem}
 		}
 	}
-	if problem := checkCreated(env.GetCreated(), l.Latest); problem != "" {
+	if env.GetThin() && env.GetCreated() == 0 {
+		// see the package comment
+	} else if problem := checkCreated(env.GetCreated(), l.Latest); problem != "" {
 		return &FieldError{"created", problem}
 	}
 	maxPayload := l.MaxPayloadBytes

@@ -68,6 +68,8 @@ func TestCheck(t *testing.T) {
 		{name: "payload over the default limit", change: func(e *hookdv1.Envelope) { e.Payload = make([]byte, 1<<20+1) },
 			limits: envelope.Limits{Latest: latest}, field: "payload", want: "larger than 1048576 bytes"},
 		{name: "created missing", change: func(e *hookdv1.Envelope) { e.Created = 0 }, field: "created", want: "before 2009-01-01"},
+		{name: "created missing on a thin event", change: func(e *hookdv1.Envelope) { e.Created, e.Thin = 0, true }},
+		{name: "created before 2009 on a thin event", change: func(e *hookdv1.Envelope) { e.Created, e.Thin = 1, true }, field: "created"},
 		{name: "created negative", change: func(e *hookdv1.Envelope) { e.Created = -1 << 62 }, field: "created"},
 		{name: "created just before 2009", change: func(e *hookdv1.Envelope) { e.Created = envelope.MinCreated.Unix() - 1 }, field: "created"},
 		{name: "created at 2009", change: func(e *hookdv1.Envelope) { e.Created = envelope.MinCreated.Unix() }},
