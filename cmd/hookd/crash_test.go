@@ -96,6 +96,10 @@ func startProcess(t *testing.T, httpAddr string, args ...string) *process {
 	}
 }
 
+// pid returns the child's process ID, for tests that read its
+// /proc/<pid> files.
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
 func (p *process) kill() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.cmd.Wait()

@@ -28,6 +28,7 @@ type hookd struct {
 	grpcAddr    string
 	conn        *grpc.ClientConn
 	http        *http.Client
+	proc        *process // the child process
 }
 
 func (h *hookd) ingest() hookdv1.IngestServiceClient { return hookdv1.NewIngestServiceClient(h.conn) }
@@ -122,6 +123,7 @@ func startHookdOnStore(t *testing.T, dbURL, dataDir string, extraArgs ...string)
 		grpcAddr:    grpcAddr,
 		conn:        conn,
 		http:        &http.Client{Timeout: 30 * time.Second},
+		proc:        proc,
 	}
 }
 

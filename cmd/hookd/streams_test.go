@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+)
+
+// cpuTicks returns the user plus system CPU time of process pid, in clock
+// ticks, from /proc/<pid>/stat.
+func cpuTicks(t *testing.T, pid int) int64 {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Skipf("no /proc to measure CPU with: %v", err)
+	}
+	// The command name, in parentheses, may hold spaces: fields count
+	// from the last ')'. utime and stime are fields 14 and 15 of the
+	// line, 12 and 13 after the name.
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("parse /proc/%d/stat %q: %v %v", pid, raw, err1, err2)
+	}
+	return utime + stime
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc/<pid>/stat's
+// times: 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// idleCPU measures the share of one core that process pid uses over d.
+func idleCPU(t *testing.T, pid int, d time.Duration) float64 {
+	t.Helper()
+	start, began := cpuTicks(t, pid), time.Now()
+	time.Sleep(d)
+	used, elapsed := cpuTicks(t, pid)-start, time.Since(began)
+	return float64(used) / clockTicks / elapsed.Seconds()
+}
+
+// openStreams opens n from_now Subscribe streams over a few connections
+// of their own and waits until each has its headers (its start is fixed).
+// The streams end when the test does.
+func openStreams(t *testing.T, h *hookd, n int) []hookdv1.NotificationService_SubscribeClient {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // before hookd's cleanup: SIGTERM waits for open streams
+	var clients []hookdv1.NotificationServiceClient
+	for range 4 {
+		conn, err := grpc.NewClient(h.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		clients = append(clients, hookdv1.NewNotificationServiceClient(conn))
+	}
+	streams := make([]hookdv1.NotificationService_SubscribeClient, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s, err := clients[i%len(clients)].Subscribe(ctx, &hookdv1.SubscribeRequest{FromNow: true})
+			if err == nil {
+				err = awaitStreamStart(s, 30*time.Second)
+			}
+			streams[i], errs[i] = s, err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("open %d streams: %v", n, err)
+	}
+	return streams
+}
+
+// Idle Subscribe streams share one reader of the outbox: 2,000 of them
+// cost a process at rest a small fraction of a core, and webhooks are
+// answered (and reach every stream) while they are open.
+func TestIdleStreamsShareOneReader(t *testing.T) {
+	const n = 2000
+	h := startHookd(t)
+	streams := openStreams(t, h, n)
+
+	time.Sleep(time.Second) // let start-up work settle
+	cpu := idleCPU(t, h.proc.pid(), 3*time.Second)
+	t.Logf("idle CPU with %d open streams: %.1f%% of a core", n, 100*cpu)
+	if cpu > 0.10 {
+		t.Errorf("idle CPU with %d open streams: %.1f%% of a core, want under 10%%", n, 100*cpu)
+	}
+
+	began := time.Now()
+	a := h.post(t, customerEvent("evt_idle_1", "customer.created", "cus_idle", 1700000000, "i@example.com"))
+	if a.Code != 200 {
+		t.Fatalf("webhook with %d open streams answered %d %q, want 200", n, a.Code, a.Error)
+	}
+	t.Logf("webhook answered in %v with %d open streams", time.Since(began).Round(time.Millisecond), n)
+
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, s := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got := make(chan error, 1)
+			go func() {
+				m, err := s.Recv()
+				if err == nil && m.GetEventId() != "evt_idle_1" {
+					err = fmt.Errorf("notification of %s, want evt_idle_1", m.GetEventId())
+				}
+				got <- err
+			}()
+			select {
+			case errs[i] = <-got:
+			case <-time.After(20 * time.Second):
+				errs[i] = fmt.Errorf("stream %d: no notification within 20s", i)
+			}
+		}()
+	}
+	wg.Wait()
+	failed := 0
+	for _, err := range errs {
+		if err != nil {
+			if failed < 5 {
+				t.Error(err)
+			}
+			failed++
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d streams did not get the notification", failed, n)
+	}
+	t.Logf("all %d streams got the notification %v after the post", n, time.Since(began).Round(time.Millisecond))
+}
