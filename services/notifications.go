@@ -31,6 +31,7 @@ type NotificationServer struct {
 	poll       time.Duration
 	maxStreams int64
 	streams    atomic.Int64 // open Subscribe streams
+	fellBehind atomic.Int64 // times a following stream fell out of the window (for tests)
 	log        *slog.Logger
 }
 
@@ -94,6 +95,7 @@ func (s *NotificationServer) follow(ctx context.Context, stream hookdv1.Notifica
 		for {
 			entries, grew, ok := s.bc.since(next)
 			if !ok {
+				s.fellBehind.Add(1)
 				break // the window moved past this stream: read the store
 			}
 			for _, e := range entries {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -12,9 +15,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/provider/stripe"
 )
 
 // cpuTicks returns the user plus system CPU time of process pid, in clock
@@ -147,4 +153,91 @@ func TestIdleStreamsShareOneReader(t *testing.T) {
 		t.Fatalf("%d of %d streams did not get the notification", failed, n)
 	}
 	t.Logf("all %d streams got the notification %v after the post", n, time.Since(began).Round(time.Millisecond))
+}
+
+// --max-streams: the limit+1th Subscribe stream is answered
+// RESOURCE_EXHAUSTED, and a slot frees when a stream ends.
+func TestMaxStreams(t *testing.T) {
+	const limit = 5
+	h := startHookd(t, "--max-streams", fmt.Sprint(limit))
+	// open opens a from_now stream and waits for its headers, or for the
+	// status it ended with before sending any.
+	open := func(ctx context.Context) error {
+		s, err := h.notifications().Subscribe(ctx, &hookdv1.SubscribeRequest{FromNow: true})
+		if err != nil {
+			return err
+		}
+		md, err := s.Header()
+		if err == nil && md == nil {
+			_, err = s.Recv()
+		}
+		return err
+	}
+	var cancels []context.CancelFunc
+	for i := range limit {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel) // before hookd's cleanup: SIGTERM waits for open streams
+		cancels = append(cancels, cancel)
+		if err := open(ctx); err != nil {
+			t.Fatalf("stream %d of %d: %v", i+1, limit, err)
+		}
+	}
+	err := open(t.Context())
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "--max-streams") {
+		t.Fatalf("stream %d with --max-streams %d: got %v, want RESOURCE_EXHAUSTED naming --max-streams", limit+1, limit, err)
+	}
+	t.Logf("stream %d: %v", limit+1, err)
+
+	cancels[0]() // the server sees the stream end a moment later
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := open(ctx)
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.ResourceExhausted || time.Now().After(deadline) {
+			t.Fatalf("stream after one of %d ended: got %v, want it served", limit, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// --max-http-conns: while the limit's worth of connections is open, a
+// further one is not served; it is when one of them closes.
+func TestMaxHTTPConns(t *testing.T) {
+	h := startHookd(t, "--max-http-conns", "2")
+	http.DefaultClient.CloseIdleConnections() // the readiness probes' connection holds a slot
+	addr := strings.TrimPrefix(h.baseURL, "http://")
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	body := customerEvent("evt_conns_1", "customer.created", "cus_conns", 1700000000, "c@example.com")
+	post := func(timeout time.Duration) (int, error) {
+		req, _ := http.NewRequest(http.MethodPost, h.webhookURL, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Stripe-Signature", stripe.Sign(body, testSecret, time.Now()))
+		resp, err := (&http.Client{Timeout: timeout, Transport: &http.Transport{}}).Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	// Held connections send nothing; time for the listener to take both.
+	time.Sleep(200 * time.Millisecond)
+	if code, err := post(time.Second); err == nil {
+		t.Fatalf("POST with 2 of --max-http-conns 2 held: answered %d, want no answer", code)
+	}
+	held[0].Close()
+	if code, err := post(10 * time.Second); err != nil || code != 200 {
+		t.Fatalf("POST after a held connection closed: got %d, %v; want 200", code, err)
+	}
 }
