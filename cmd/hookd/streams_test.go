@@ -241,3 +241,59 @@ func TestMaxHTTPConns(t *testing.T) {
 		t.Fatalf("POST after a held connection closed: got %d, %v; want 200", code, err)
 	}
 }
+
+// ListEvents over large payloads returns pages bounded by bytes (3 MiB of
+// payloads, the default gRPC client limit being 4 MiB) and pages through
+// every event exactly once.
+func TestListEventsPagesByBytes(t *testing.T) {
+	h := startHookd(t)
+	const n, size = 10, 900 << 10
+	want := map[string]int{}
+	for i := range n {
+		id := fmt.Sprint("evt_big_", i)
+		body := customerEvent(id, "customer.created", fmt.Sprint("cus_big_", i), 1700000000, "b@example.com")
+		// Pad the object with a field hookd does not read.
+		pad := `{"description": "` + strings.Repeat("d", size-len(body)) + `", "id"`
+		body = []byte(strings.Replace(string(body), `{"id"`, pad, 1))
+		if a := h.post(t, body); a.Code != 200 {
+			t.Fatalf("post %s (%d bytes): %d %q", id, len(body), a.Code, a.Error)
+		}
+		want[id] = len(body)
+	}
+	seen := map[string]int{}
+	token := ""
+	pages := 0
+	for {
+		resp, err := h.events().ListEvents(t.Context(), &hookdv1.ListEventsRequest{PageSize: 500, PageToken: token})
+		if err != nil {
+			t.Fatalf("ListEvents page %d: %v", pages+1, err)
+		}
+		pages++
+		total := 0
+		for _, e := range resp.GetEvents() {
+			seen[e.GetEventId()]++
+			total += len(e.GetPayload())
+		}
+		t.Logf("page %d: %d events, %d payload bytes", pages, len(resp.GetEvents()), total)
+		if len(resp.GetEvents()) == 0 || (len(resp.GetEvents()) > 1 && total > 3<<20) {
+			t.Fatalf("page %d: %d events with %d payload bytes, want 1 or more within 3 MiB", pages, len(resp.GetEvents()), total)
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+		if pages > n {
+			t.Fatalf("more pages than events")
+		}
+	}
+	if pages < 3 {
+		t.Errorf("%d events of %d KiB in %d pages, want at least 3 (3 MiB a page)", n, size>>10, pages)
+	}
+	for id := range want {
+		if seen[id] != 1 {
+			t.Errorf("%s listed %d times, want once", id, seen[id])
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("listed %d distinct events, want %d", len(seen), n)
+	}
+}
