@@ -11,10 +11,14 @@ import (
 	"github.com/hookd/hookd/store"
 )
 
-// defaultBroadcastWindow is how many of the newest notifications a
-// Broadcaster keeps for its streams: a stream that falls further behind
+// defaultBroadcastWindow and defaultBroadcastBytes bound the newest
+// notifications a Broadcaster keeps for its streams, by count and by the
+// bytes of their customers' states: a stream that falls further behind
 // reads the store itself until it catches up.
-const defaultBroadcastWindow = 4096
+const (
+	defaultBroadcastWindow = 4096
+	defaultBroadcastBytes  = 32 << 20
+)
 
 // errBroadcasterStopped ends the streams that follow a Broadcaster when it
 // stops.
@@ -38,7 +42,8 @@ type Broadcaster struct {
 	store  store.Store
 	wakeup *Wakeup
 	poll   time.Duration
-	window int
+	window int   // at most this many entries in ring…
+	bytes  int64 // …and at most this many bytes of their states (at least one entry is kept)
 	log    *slog.Logger
 	kick   chan struct{} // a stream asks for a read now; buffered 1
 	done   chan struct{} // closed by Stop
@@ -52,6 +57,7 @@ type Broadcaster struct {
 	base       uint64            // the ordinal of the position just before ring[0]
 	baseCursor string            // the cursor of that position
 	ring       []entry           // ordinals base+1 … base+len(ring), oldest first; never modified in place
+	ringBytes  int64             // the sum of ring's entries' sizes
 	index      map[string]uint64 // cursor → ordinal, for ring's entries
 	reads      uint64            // the number of reads started
 	settledAt  uint64            // the number of the latest read that found nothing more to read
@@ -64,6 +70,7 @@ type Broadcaster struct {
 // when the stored row does not decode.
 type entry struct {
 	ord        uint64
+	size       int64 // the bytes of the customer's state, what the window mostly holds
 	cursor     string
 	customerID string
 	msg        *hookdv1.Notification
@@ -74,18 +81,25 @@ type entry struct {
 // poll has passed. It does nothing until Start.
 func NewBroadcaster(st store.Store, wakeup *Wakeup, poll time.Duration, log *slog.Logger) *Broadcaster {
 	return &Broadcaster{
-		store: st, wakeup: wakeup, poll: poll, window: defaultBroadcastWindow, log: log,
+		store: st, wakeup: wakeup, poll: poll, window: defaultBroadcastWindow, bytes: defaultBroadcastBytes, log: log,
 		kick: make(chan struct{}, 1), done: make(chan struct{}),
 		index: map[string]uint64{}, grew: make(chan struct{}), settled: make(chan struct{}),
 	}
 }
 
 // Start fixes the Broadcaster's base at the store's newest final
-// notification and starts its reader, which runs until Stop (or until ctx
-// is done). Calls after the first return nil and do nothing.
+// notification and starts its reader, which runs until Stop: not until
+// ctx is done, so that the streams a graceful shutdown lets finish keep
+// being served. Calls after the first, and after Stop, return nil and do
+// nothing.
 func (b *Broadcaster) Start(ctx context.Context) error {
 	var err error
 	b.startOnce.Do(func() {
+		select {
+		case <-b.done:
+			return // stopped before it started
+		default:
+		}
 		var c string
 		if c, err = b.store.LatestCursor(ctx); err != nil {
 			return
@@ -183,20 +197,34 @@ func (b *Broadcaster) append(notes []store.Notification, n uint64, caughtUp bool
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, note := range notes {
-		e := entry{ord: b.base + uint64(len(b.ring)) + 1, cursor: note.Cursor, customerID: note.CustomerID}
+		e := entry{ord: b.base + uint64(len(b.ring)) + 1, size: int64(len(note.Customer)), cursor: note.Cursor, customerID: note.CustomerID}
 		e.msg, e.err = notificationProto(note)
 		b.ring = append(b.ring, e)
+		b.ringBytes += e.size
 		b.index[e.cursor] = e.ord
 	}
-	if over := len(b.ring) - b.window; over > 0 {
+	// Trim in steps of a quarter window, so that the copy below is paid
+	// once per many reads, not on each.
+	if len(b.ring) > b.window+b.window/4 || b.ringBytes > b.bytes {
+		over := max(len(b.ring)-b.window, 0)
+		bytes := b.ringBytes
 		for _, e := range b.ring[:over] {
-			delete(b.index, e.cursor)
+			bytes -= e.size
 		}
-		last := b.ring[over-1]
-		b.base, b.baseCursor = last.ord, last.cursor
-		// A copy, so that the trimmed entries' messages can be collected
-		// (streams may still hold views of the old array).
-		b.ring = append([]entry(nil), b.ring[over:]...)
+		for over < len(b.ring)-1 && bytes > b.bytes*3/4 {
+			bytes -= b.ring[over].size
+			over++
+		}
+		if over > 0 {
+			for _, e := range b.ring[:over] {
+				delete(b.index, e.cursor)
+			}
+			last := b.ring[over-1]
+			b.base, b.baseCursor, b.ringBytes = last.ord, last.cursor, bytes
+			// A copy, so that the trimmed entries' messages can be
+			// collected (streams may still hold views of the old array).
+			b.ring = append([]entry(nil), b.ring[over:]...)
+		}
 	}
 	if len(notes) > 0 {
 		close(b.grew)

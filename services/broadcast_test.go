@@ -278,3 +278,36 @@ func TestStreamLimit(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// The window stays within its bounds by count and by bytes, and holds
+// every notification after its base, numbered without a gap.
+func TestBroadcastWindowBounds(t *testing.T) {
+	for _, tt := range []struct {
+		window int
+		bytes  int64
+	}{{8, 1 << 20}, {1000, 1000}, {1000, 10}} {
+		b := NewBroadcaster(nil, NewWakeup(), time.Second, slog.New(slog.DiscardHandler))
+		b.window, b.bytes = tt.window, tt.bytes
+		for read := range 20 {
+			var notes []store.Notification
+			for i := range 3 {
+				c, _ := proto.Marshal(&hookdv1.Customer{CustomerId: "cus", Name: strings.Repeat("n", 290)})
+				notes = append(notes, store.Notification{Cursor: fmt.Sprint(read*3 + i + 1), CustomerID: "cus", Customer: c})
+			}
+			b.append(notes, uint64(read+1), true)
+			var sum int64
+			for i, e := range b.ring {
+				sum += e.size
+				if e.ord != b.base+uint64(i)+1 || e.cursor != fmt.Sprint(e.ord) || b.index[e.cursor] != e.ord {
+					t.Fatalf("window %+v: entry %d is %+v at base %d, want ordinal and cursor %d", tt, i, e, b.base, b.base+uint64(i)+1)
+				}
+			}
+			if len(b.ring) == 0 || len(b.ring) > tt.window+tt.window/4 || (len(b.ring) > 1 && sum > tt.bytes) || sum != b.ringBytes || len(b.index) != len(b.ring) {
+				t.Fatalf("window %+v after read %d: %d entries of %d bytes (counted %d), index %d", tt, read, len(b.ring), sum, b.ringBytes, len(b.index))
+			}
+			if b.baseCursor != fmt.Sprint(b.base) && b.base != 0 {
+				t.Fatalf("window %+v: base cursor %q at base %d", tt, b.baseCursor, b.base)
+			}
+		}
+	}
+}
