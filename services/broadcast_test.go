@@ -48,7 +48,10 @@ func newStreamSetup(t *testing.T, st store.Store, window, maxStreams int) *strea
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Stop(); bc.Stop() })
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// Fixed flow-control windows (no BDP growth) keep what a stalled
+	// stream has in flight small: its server side then falls behind.
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(1<<16), grpc.WithInitialConnWindowSize(1<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
