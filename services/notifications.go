@@ -1,11 +1,15 @@
 package services
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -21,16 +25,29 @@ type NotificationServer struct {
 	hookdv1.UnimplementedNotificationServiceServer
 	store  store.Store
 	wakeup *Wakeup
-	poll   time.Duration
-	log    *slog.Logger
+	// bc is the reader streams share; while it is not running (nil, not
+	// started, stopped) each stream polls the store itself.
+	bc         *Broadcaster
+	poll       time.Duration
+	maxStreams int64
+	streams    atomic.Int64 // open Subscribe streams
+	fellBehind atomic.Int64 // times a following stream fell out of the window (for tests)
+	log        *slog.Logger
 }
 
 // Subscribe sends every notification after req.after_cursor in commit
 // order, then tails new ones until the client goes away. The store returns
 // only notifications whose position is final, so a client that resumes
 // from the cursor of the last notification it received misses nothing and
-// receives nothing twice.
+// receives nothing twice. A process serves at most maxStreams streams at
+// once; the next is answered RESOURCE_EXHAUSTED.
 func (s *NotificationServer) Subscribe(req *hookdv1.SubscribeRequest, stream hookdv1.NotificationService_SubscribeServer) error {
+	if s.streams.Add(1) > s.maxStreams {
+		s.streams.Add(-1)
+		return status.Errorf(codes.ResourceExhausted,
+			"this hookd process already serves its limit of %d notification streams (--max-streams); retry later with back-off, or subscribe to another member", s.maxStreams)
+	}
+	defer s.streams.Add(-1)
 	ctx := stream.Context()
 	cursor := req.GetAfterCursor()
 	if err := s.store.ValidateCursor(cursor); err != nil {
@@ -49,30 +66,113 @@ func (s *NotificationServer) Subscribe(req *hookdv1.SubscribeRequest, stream hoo
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
+	if s.bc.following() {
+		return s.follow(ctx, stream, cursor, req.GetCustomerId())
+	}
+	return s.pollStore(ctx, stream, cursor, req.GetCustomerId())
+}
+
+// follow sends a stream's notifications from the Broadcaster's window,
+// reading the store itself only while the window does not reach back to
+// its cursor: when it starts, and when it fell behind.
+func (s *NotificationServer) follow(ctx context.Context, stream hookdv1.NotificationService_SubscribeServer, cursor, customerID string) error {
+	for {
+		next, ok := s.bc.join(cursor)
+		for !ok {
+			h0 := s.bc.head()
+			n, last, err := s.readStore(ctx, stream, cursor, customerID)
+			if err != nil {
+				return err
+			}
+			cursor = last
+			if n == readBatch {
+				continue
+			}
+			if next, ok, err = s.bc.settle(ctx, cursor, h0); err != nil {
+				return streamEnd(ctx, err)
+			}
+		}
+		for {
+			entries, grew, ok := s.bc.since(next)
+			if !ok {
+				s.fellBehind.Add(1)
+				break // the window moved past this stream: read the store
+			}
+			for _, e := range entries {
+				next = e.ord
+				if customerID != "" && e.customerID != customerID {
+					continue
+				}
+				if e.err != nil {
+					return toStatus(e.err)
+				}
+				if err := stream.Send(e.msg); err != nil {
+					return err
+				}
+				cursor = e.cursor
+			}
+			if len(entries) > 0 {
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-s.bc.done:
+				return streamEnd(ctx, errBroadcasterStopped)
+			case <-grew:
+			}
+		}
+	}
+}
+
+// streamEnd is how a following stream ends on err: quietly when its client
+// went away, else UNAVAILABLE, which tells the client to resume from its
+// last cursor.
+func streamEnd(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return status.Errorf(codes.Unavailable, "%v; resume from your last cursor", err)
+}
+
+// readStore sends one batch read from the store after cursor, and returns
+// how many it read and the cursor to continue from.
+func (s *NotificationServer) readStore(ctx context.Context, stream hookdv1.NotificationService_SubscribeServer, cursor, customerID string) (int, string, error) {
+	notes, err := s.store.ReadNotifications(ctx, cursor, customerID, readBatch)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, cursor, toStatus(ctx.Err())
+		}
+		return 0, cursor, toStatus(fmt.Errorf("read notifications: %w", err))
+	}
+	for _, n := range notes {
+		msg, err := notificationProto(n)
+		if err != nil {
+			return 0, cursor, toStatus(err)
+		}
+		if err := stream.Send(msg); err != nil {
+			return 0, cursor, err
+		}
+		cursor = n.Cursor
+	}
+	return len(notes), cursor, nil
+}
+
+// pollStore serves a stream by reading the store itself, after every
+// wake-up and at least every poll interval.
+func (s *NotificationServer) pollStore(ctx context.Context, stream hookdv1.NotificationService_SubscribeServer, cursor, customerID string) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		// Take the wake-up channel before reading, so a commit that lands
 		// after the read still wakes this stream.
 		wake := s.wakeup.C()
-		notes, err := s.store.ReadNotifications(ctx, cursor, req.GetCustomerId(), readBatch)
+		n, last, err := s.readStore(ctx, stream, cursor, customerID)
 		if err != nil {
-			if ctx.Err() != nil {
-				return toStatus(ctx.Err())
-			}
-			return toStatus(fmt.Errorf("read notifications: %w", err))
+			return err
 		}
-		for _, n := range notes {
-			msg, err := notificationProto(n)
-			if err != nil {
-				return toStatus(err)
-			}
-			if err := stream.Send(msg); err != nil {
-				return err
-			}
-			cursor = n.Cursor
-		}
-		if len(notes) == readBatch {
+		cursor = last
+		if n == readBatch {
 			continue
 		}
 		timer.Reset(s.poll)

@@ -53,7 +53,13 @@ type Config struct {
 	// Tolerance is how far past now an Ingest request's created may lie
 	// (--tolerance). Default stripe.DefaultTolerance (300 s).
 	Tolerance time.Duration
+	// MaxStreams caps the Subscribe streams open at once; the next is
+	// answered RESOURCE_EXHAUSTED. Default DefaultMaxStreams.
+	MaxStreams int
 }
+
+// DefaultMaxStreams is Config.MaxStreams when it is not set.
+const DefaultMaxStreams = 10000
 
 // Registered is what Register installed that the process needs again.
 type Registered struct {
@@ -65,6 +71,11 @@ type Registered struct {
 	// errors as over gRPC, without encoding each event twice more and
 	// crossing a loopback socket (a sixth of the process's CPU at load).
 	LocalIngest hookdv1.IngestServiceClient
+	// Broadcaster is the one reader of the outbox that the process's
+	// Subscribe streams share. Until it is started (and after it stops)
+	// each stream polls the store itself; the caller starts it, and stops
+	// it after the gRPC server.
+	Broadcaster *Broadcaster
 }
 
 // Register installs every hookd.v1 service, grpc.health.v1 and server
@@ -85,20 +96,25 @@ func Register(srv *grpc.Server, cfg Config) (*Registered, error) {
 	if cfg.Tolerance <= 0 {
 		cfg.Tolerance = stripe.DefaultTolerance
 	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = DefaultMaxStreams
+	}
 	d := deliverer{store: cfg.Store, actors: cfg.Actors, log: cfg.Logger}
 	ingest := &IngestServer{deliverer: d, maxPayload: cfg.MaxPayloadBytes, tolerance: cfg.Tolerance,
 		now: time.Now, limit: loglimit.NewLimiter(rejectLogsPerSecond)}
 	hookdv1.RegisterIngestServiceServer(srv, ingest)
 	hookdv1.RegisterCustomerServiceServer(srv, &CustomerServer{store: cfg.Store})
 	hookdv1.RegisterEventServiceServer(srv, &EventServer{store: cfg.Store, deliverer: d})
+	bc := NewBroadcaster(cfg.Store, cfg.Wakeup, cfg.PollInterval, cfg.Logger)
 	hookdv1.RegisterNotificationServiceServer(srv, &NotificationServer{
-		store: cfg.Store, wakeup: cfg.Wakeup, poll: cfg.PollInterval, log: cfg.Logger,
+		store: cfg.Store, wakeup: cfg.Wakeup, bc: bc, poll: cfg.PollInterval,
+		maxStreams: int64(cfg.MaxStreams), log: cfg.Logger,
 	})
 	hs := health.NewServer()
 	setServing(hs, true)
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
-	return &Registered{Health: hs, LocalIngest: localIngest{ingest}}, nil
+	return &Registered{Health: hs, LocalIngest: localIngest{ingest}, Broadcaster: bc}, nil
 }
 
 // localIngest is an IngestServiceClient that calls the server in-process.

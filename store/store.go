@@ -162,6 +162,11 @@ type ListEventsFilter struct {
 	Status     Status // empty: all statuses
 	PageSize   int    // > 0
 	PageToken  string // from a previous page; empty for the first
+	// MaxBytes, when positive, bounds a page by its events' payloads as
+	// well: the page ends before the event that would take their total
+	// past MaxBytes (see PageLength); a page holds at least one event
+	// however large. 0: pages are bounded by PageSize alone.
+	MaxBytes int64
 }
 
 // Store is implemented by every backend. All methods are safe for
@@ -205,7 +210,9 @@ type Store interface {
 	GetEvent(ctx context.Context, source, eventID string) (Event, error)
 
 	// ListEvents lists events, newest first, and the token of the next page
-	// ("" when there is none).
+	// ("" when there is none). A page holds at most PageSize events, and
+	// with MaxBytes set it ends where PageLength says; paging through a
+	// listing returns each of its events once.
 	ListEvents(ctx context.Context, f ListEventsFilter) ([]Event, string, error)
 
 	// LookupRoute returns the customer an object ID was routed to, or

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"testing/fstest"
 )
@@ -91,5 +92,39 @@ func TestValidateWrites(t *testing.T) {
 		if (want[i] == nil) != (errs[i] == nil) || !errors.Is(errs[i], want[i]) {
 			t.Errorf("result %d: got %v, want %v", i, errs[i], want[i])
 		}
+	}
+}
+
+func TestPageLength(t *testing.T) {
+	tests := []struct {
+		sizes    []int64
+		pageSize int
+		maxBytes int64
+		want     int
+	}{
+		{nil, 10, 100, 0},
+		{[]int64{10, 20, 30}, 10, 0, 3},
+		{[]int64{10, 20, 30}, 2, 0, 2},
+		{[]int64{10, 20, 30}, 10, 60, 3},
+		{[]int64{10, 20, 30}, 10, 59, 2},
+		{[]int64{10, 20, 30}, 10, 30, 2},
+		{[]int64{10, 20, 30}, 10, 29, 1},
+		{[]int64{500, 1, 1}, 10, 100, 1}, // one event however large
+		{[]int64{1, 500, 1}, 10, 100, 1},
+		{[]int64{1, 1, 1}, 2, 100, 2},
+	}
+	for _, tt := range tests {
+		if got := PageLength(tt.sizes, tt.pageSize, tt.maxBytes); got != tt.want {
+			t.Errorf("PageLength(%v, %d, %d): got %d, want %d", tt.sizes, tt.pageSize, tt.maxBytes, got, tt.want)
+		}
+	}
+}
+
+func TestKeepMeasured(t *testing.T) {
+	items := []string{"e9", "e8", "e7", "e5", "e4"}
+	seqs := []int64{9, 8, 7, 5, 4}
+	got := KeepMeasured(items, seqs, []int64{9, 7, 5, 4})
+	if want := []string{"e9", "e7", "e5", "e4"}; !slices.Equal(got, want) {
+		t.Errorf("KeepMeasured: got %v, want %v", got, want)
 	}
 }

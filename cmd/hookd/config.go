@@ -46,6 +46,12 @@ type config struct {
 	AdminToken string
 	// MaxBodyBytes is the largest webhook body accepted.
 	MaxBodyBytes int64
+	// MaxStreams caps the NotificationService/Subscribe streams a member
+	// serves at once; the next is answered RESOURCE_EXHAUSTED.
+	MaxStreams int
+	// MaxHTTPConns caps the connections the HTTP listener holds open at
+	// once; further ones wait in the kernel's accept queue.
+	MaxHTTPConns int
 	// Tolerance is how far a signature timestamp may be from now, either way.
 	Tolerance time.Duration
 	// IdleTimeout passivates a customer actor idle this long.
@@ -96,6 +102,8 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.IngestAddr, "ingest-addr", "", "gRPC address a gateway-only process forwards to")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "when set, admin calls (EventService/ReplayEvent) need the gRPC header authorization: Bearer <token>")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest webhook body accepted, bytes")
+	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "most NotificationService/Subscribe streams served at once; the next is answered RESOURCE_EXHAUSTED")
+	fs.IntVar(&c.MaxHTTPConns, "max-http-conns", 4096, "most connections the HTTP listener holds open at once (idle keep-alive ones count); more wait to be accepted")
 	fs.DurationVar(&c.Tolerance, "tolerance", 300*time.Second, "how far a signature timestamp may be from now, either way")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "passivate a customer actor idle this long")
 	fs.IntVar(&c.CommitBatch, "commit-batch", 64, "PostgreSQL group commit: the most events one transaction commits together (1: one transaction per actor commit: customers do not share transactions)")
@@ -148,6 +156,12 @@ func (c config) validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("--max-body-bytes must be positive"))
+	}
+	if c.MaxStreams < 1 {
+		errs = append(errs, errors.New("--max-streams must be at least 1"))
+	}
+	if c.MaxHTTPConns < 1 {
+		errs = append(errs, errors.New("--max-http-conns must be at least 1"))
 	}
 	if c.CommitBatch < 1 {
 		errs = append(errs, errors.New("--commit-batch must be at least 1"))

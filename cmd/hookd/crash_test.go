@@ -106,6 +106,10 @@ func spawnProcess(t *testing.T, args ...string) *process {
 	return &process{cmd: cmd, out: out}
 }
 
+// pid returns the child's process ID, for tests that read its
+// /proc/<pid> files.
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
 func (p *process) kill() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.cmd.Wait()

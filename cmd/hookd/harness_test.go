@@ -28,7 +28,7 @@ type hookd struct {
 	grpcAddr    string
 	conn        *grpc.ClientConn
 	http        *http.Client
-	proc        *process
+	proc        *process // the child process
 }
 
 func (h *hookd) ingest() hookdv1.IngestServiceClient { return hookdv1.NewIngestServiceClient(h.conn) }

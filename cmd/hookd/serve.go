@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	grpchealth "google.golang.org/grpc/health"
@@ -129,10 +130,16 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		grpcSrv = grpc.NewServer(append(services.ServerOptions(log, cfg.AdminToken),
 			services.MaxRecvMsgSize(cfg.MaxBodyBytes), drain.ServerOption())...)
 		reg, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log,
-			MaxPayloadBytes: cfg.MaxBodyBytes, Tolerance: cfg.Tolerance})
+			MaxPayloadBytes: cfg.MaxBodyBytes, Tolerance: cfg.Tolerance, MaxStreams: cfg.MaxStreams})
 		if err != nil {
 			return err
 		}
+		// Stopped after the gRPC server (defers run last first), so that
+		// it stops no stream that shutdown lets finish.
+		if err := reg.Broadcaster.Start(ctx); err != nil {
+			return fmt.Errorf("start notification broadcaster: %w", err)
+		}
+		defer reg.Broadcaster.Stop()
 		health, local = reg.Health, reg.LocalIngest
 		// Readiness follows the store: NOT_SERVING while it cannot be
 		// reached, SERVING again when it answers.
@@ -209,6 +216,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("listen http: %w", err)
 		}
+		httpLn = netutil.LimitListener(httpLn, cfg.MaxHTTPConns)
 		httpAddr = httpLn.Addr().String()
 	} else {
 		// A member alone serves only health and metrics over HTTP.

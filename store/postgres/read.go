@@ -62,9 +62,15 @@ func scanEvent(row pgx.CollectableRow) (store.Event, error) {
 // malformed PageToken or a non-positive PageSize gives an error wrapping
 // [ErrInvalidArgument].
 //
+// With f.MaxBytes set, a page also ends where [store.PageLength] says: the
+// sizes of the candidates' payloads are read first, and then the payloads
+// of the page's events alone, so a page never holds (nor reads) more than
+// about MaxBytes of payloads, unless its one event is larger.
+//
 // Paging is by keyset, so pages neither repeat nor skip events as new ones
 // arrive; an event inserted by a transaction that commits after a later
-// page was read can be missed by that listing.
+// page was read (or, with MaxBytes, while its own page was read) can be
+// missed by that listing.
 func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]store.Event, string, error) {
 	if f.PageSize <= 0 {
 		return nil, "", fmt.Errorf("list events: %w: page size %d, want > 0", ErrInvalidArgument, f.PageSize)
@@ -84,7 +90,52 @@ func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]sto
 	if f.Status != "" {
 		args = append(args, string(f.Status))
 	}
-	rows, _ := s.pool.Query(ctx, sqlListEvents(f.CustomerID != "", f.Status != ""), args...)
+	byCustomer, byStatus := f.CustomerID != "", f.Status != ""
+	if f.MaxBytes <= 0 {
+		rows, _ := s.pool.Query(ctx, sqlListEvents(byCustomer, byStatus), args...)
+		events, seqs, err := collectEvents(rows)
+		if err != nil {
+			return nil, "", unavailable("list events", err)
+		}
+		if len(events) <= size {
+			return events, "", nil
+		}
+		return events[:size], pageToken(seqs[size-1]), nil
+	}
+
+	// Bounded by bytes: measure the candidates first, then read the
+	// payloads of only those that make the page.
+	rows, _ := s.pool.Query(ctx, sqlListEventSizes(byCustomer, byStatus), args...)
+	var (
+		seqs, sizes []int64
+		seq, n      int64
+	)
+	_, err := pgx.ForEachRow(rows, []any{&seq, &n}, func() error {
+		seqs, sizes = append(seqs, seq), append(sizes, n)
+		return nil
+	})
+	if err != nil {
+		return nil, "", unavailable("list events", err)
+	}
+	k := store.PageLength(sizes, size, f.MaxBytes)
+	if k == 0 {
+		return nil, "", nil
+	}
+	args[1] = seqs[k-1]
+	rows, _ = s.pool.Query(ctx, sqlListEventRange(byCustomer, byStatus), args...)
+	events, got, err := collectEvents(rows)
+	if err != nil {
+		return nil, "", unavailable("list events", err)
+	}
+	events = store.KeepMeasured(events, got, seqs[:k])
+	if k == len(seqs) {
+		return events, "", nil
+	}
+	return events, pageToken(seqs[k-1]), nil
+}
+
+// collectEvents collects rows of seq and eventColumns.
+func collectEvents(rows pgx.Rows) ([]store.Event, []int64, error) {
 	var seqs []int64
 	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Event, error) {
 		var seq int64
@@ -95,13 +146,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]sto
 		seqs = append(seqs, seq)
 		return e, err
 	})
-	if err != nil {
-		return nil, "", unavailable("list events", err)
-	}
-	if len(events) <= size {
-		return events, "", nil
-	}
-	return events[:size], pageToken(seqs[size-1]), nil
+	return events, seqs, err
 }
 
 // LookupRoute returns the customer that objectID was first routed to, or

@@ -210,7 +210,25 @@ const sqlGetEvent = `SELECT ` + eventColumns + ` FROM events WHERE source = $1 A
 // ($4 or $3). Each filter combination is its own statement so that each
 // gets a plan using its index.
 func sqlListEvents(byCustomer, byStatus bool) string {
-	q := `SELECT seq, ` + eventColumns + ` FROM events WHERE seq < $1`
+	return listEventsSQL(`seq, `+eventColumns, ` ORDER BY seq DESC LIMIT $2`, byCustomer, byStatus)
+}
+
+// sqlListEventSizes is sqlListEvents reading only each event's seq and its
+// payload's size, which PostgreSQL knows without reading (or detoasting)
+// the payload: ListEvents decides with it where a page bounded by bytes
+// ends before it reads the page's payloads.
+func sqlListEventSizes(byCustomer, byStatus bool) string {
+	return listEventsSQL(`seq, octet_length(payload)`, ` ORDER BY seq DESC LIMIT $2`, byCustomer, byStatus)
+}
+
+// sqlListEventRange is sqlListEvents for the events with $2 <= seq < $1,
+// however many: the page that sqlListEventSizes measured.
+func sqlListEventRange(byCustomer, byStatus bool) string {
+	return listEventsSQL(`seq, `+eventColumns, ` AND seq >= $2 ORDER BY seq DESC`, byCustomer, byStatus)
+}
+
+func listEventsSQL(columns, tail string, byCustomer, byStatus bool) string {
+	q := `SELECT ` + columns + ` FROM events WHERE seq < $1`
 	switch {
 	case byCustomer && byStatus:
 		q += ` AND customer_id = $3 AND status = $4`
@@ -219,7 +237,7 @@ func sqlListEvents(byCustomer, byStatus bool) string {
 	case byStatus:
 		q += ` AND status = $3`
 	}
-	return q + ` ORDER BY seq DESC LIMIT $2`
+	return q + tail
 }
 
 const sqlGetCustomer = `SELECT customer_id, version, state, updated_at FROM customers WHERE customer_id = $1`

@@ -72,6 +72,11 @@ func scanEvent(row interface{ Scan(...any) error }, withSeq bool) (store.Event, 
 // malformed PageToken or a non-positive PageSize gives an error wrapping
 // [store.ErrInvalidArgument].
 //
+// With f.MaxBytes set, a page also ends where [store.PageLength] says: the
+// sizes of the candidates' payloads are read first, and then the payloads
+// of the page's events alone, so a page never holds (nor reads) more than
+// about MaxBytes of payloads, unless its one event is larger.
+//
 // Paging is by keyset, so pages neither repeat nor skip events as new ones
 // arrive.
 func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]store.Event, string, error) {
@@ -96,9 +101,44 @@ func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]sto
 	if byStatus {
 		args = append(args, string(f.Status))
 	}
-	rows, err := s.rdb.QueryContext(ctx, sqlListEvents(byCustomer, byStatus), args...)
+	if f.MaxBytes <= 0 {
+		events, seqs, err := s.queryEvents(ctx, sqlListEvents(byCustomer, byStatus), args)
+		if err != nil {
+			return nil, "", unavailable("list events", err)
+		}
+		if len(events) <= size {
+			return events, "", nil
+		}
+		return events[:size], pageToken(seqs[size-1]), nil
+	}
+
+	// Bounded by bytes: measure the candidates first, then read the
+	// payloads of only those that make the page.
+	seqs, sizes, err := s.queryEventSizes(ctx, sqlListEventSizes(byCustomer, byStatus), args)
 	if err != nil {
 		return nil, "", unavailable("list events", err)
+	}
+	k := store.PageLength(sizes, size, f.MaxBytes)
+	if k == 0 {
+		return nil, "", nil
+	}
+	args[1] = seqs[k-1]
+	events, got, err := s.queryEvents(ctx, sqlListEventRange(byCustomer, byStatus), args)
+	if err != nil {
+		return nil, "", unavailable("list events", err)
+	}
+	events = store.KeepMeasured(events, got, seqs[:k])
+	if k == len(seqs) {
+		return events, "", nil
+	}
+	return events, pageToken(seqs[k-1]), nil
+}
+
+// queryEvents reads rows of seq and eventColumns.
+func (s *Store) queryEvents(ctx context.Context, query string, args []any) ([]store.Event, []int64, error) {
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, nil, err
 	}
 	defer rows.Close()
 	var (
@@ -108,17 +148,28 @@ func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]sto
 	for rows.Next() {
 		e, seq, err := scanEvent(rows, true)
 		if err != nil {
-			return nil, "", unavailable("list events", err)
+			return nil, nil, err
 		}
 		events, seqs = append(events, e), append(seqs, seq)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, "", unavailable("list events", err)
+	return events, seqs, rows.Err()
+}
+
+// queryEventSizes reads rows of seq and payload size.
+func (s *Store) queryEventSizes(ctx context.Context, query string, args []any) (seqs, sizes []int64, err error) {
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, nil, err
 	}
-	if len(events) <= size {
-		return events, "", nil
+	defer rows.Close()
+	for rows.Next() {
+		var seq, n int64
+		if err := rows.Scan(&seq, &n); err != nil {
+			return nil, nil, err
+		}
+		seqs, sizes = append(seqs, seq), append(sizes, n)
 	}
-	return events[:size], pageToken(seqs[size-1]), nil
+	return seqs, sizes, rows.Err()
 }
 
 // LookupRoute returns the customer that objectID was first routed to, or

@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DuplicatesInBatch", testDuplicatesInBatch},
 		{"PayloadRoundTrip", testPayloadRoundTrip},
 		{"ListEvents", testListEvents},
+		{"ListEventsByBytes", testListEventsByBytes},
 		{"NotificationsConcurrent", testNotificationsConcurrent},
 		{"CanceledContext", testCanceledContext},
 		{"ReleaseParked", testReleaseParked},
@@ -523,6 +524,85 @@ func testPayloadRoundTrip(t *testing.T, s store.Store) {
 		}
 		if !bytes.Equal(e.Payload, p) {
 			t.Errorf("GetEvent(%s): payload got %q, want %q", id, e.Payload, p)
+		}
+	}
+}
+
+// testListEventsByBytes pages through events of varied payload sizes
+// (some larger than the byte bound) with MaxBytes set: every page holds at
+// most PageSize events and, unless it holds one, at most MaxBytes of
+// payloads; it ends only where the next event would not fit; and the
+// listing returns every event once, newest first.
+func testListEventsByBytes(t *testing.T, s store.Store) {
+	const n = 40
+	var all []string
+	sizes := map[string]int{}
+	for i := range n {
+		id := fmt.Sprintf("evt_%02d", i)
+		e := Event(id, fmt.Sprintf("cus_%d", i%2))
+		size := 100 + (i*7919)%3000 // 100 … 3099 bytes
+		if i%11 == 5 {
+			size = 5000 // larger than every bound below
+		}
+		e.Payload = bytes.Repeat([]byte{'x'}, size)
+		if err := s.RecordEvent(t.Context(), e); err != nil {
+			t.Fatalf("RecordEvent(%s): %v", id, err)
+		}
+		all, sizes[id] = append(all, id), size
+	}
+	slices.Reverse(all)
+	for _, f := range []store.ListEventsFilter{
+		{PageSize: 100, MaxBytes: 4000},
+		{PageSize: 3, MaxBytes: 4000},
+		{PageSize: 100, MaxBytes: 1},
+		{PageSize: 100, MaxBytes: 1 << 20},
+		{PageSize: 5, MaxBytes: 2500, CustomerID: "cus_1"},
+		{PageSize: 100, MaxBytes: 3500, Status: store.StatusApplied},
+	} {
+		var want []string
+		for _, id := range all {
+			var i int
+			fmt.Sscanf(id, "evt_%d", &i)
+			if f.CustomerID == "" || f.CustomerID == fmt.Sprintf("cus_%d", i%2) {
+				want = append(want, id)
+			}
+		}
+		var got []string
+		for page := 0; ; page++ {
+			es, next, err := s.ListEvents(t.Context(), f)
+			if err != nil {
+				t.Fatalf("ListEvents(%+v): %v", f, err)
+			}
+			total := 0
+			for _, e := range es {
+				got = append(got, e.EventID)
+				total += len(e.Payload)
+				if len(e.Payload) != sizes[e.EventID] {
+					t.Fatalf("ListEvents(%+v): %s payload of %d bytes, want %d", f, e.EventID, len(e.Payload), sizes[e.EventID])
+				}
+			}
+			if len(es) == 0 || len(es) > f.PageSize || (len(es) > 1 && int64(total) > f.MaxBytes) {
+				t.Fatalf("ListEvents(%+v): page of %d events, %d bytes; want 1 to %d events within %d bytes (or one event)",
+					f, len(es), total, f.PageSize, f.MaxBytes)
+			}
+			if next == "" {
+				break
+			}
+			// A page that ends early ends only where the next event
+			// would not fit.
+			if rest := len(got); len(es) < f.PageSize && rest < len(want) {
+				if following := sizes[want[rest]]; int64(total+following) <= f.MaxBytes {
+					t.Fatalf("ListEvents(%+v): page of %d events, %d bytes, ended before %s of %d bytes, which fits",
+						f, len(es), total, want[rest], following)
+				}
+			}
+			if page > n {
+				t.Fatalf("ListEvents(%+v): more pages than events", f)
+			}
+			f.PageToken = next
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("ListEvents(%+v): got %v, want %v", f, got, want)
 		}
 	}
 }

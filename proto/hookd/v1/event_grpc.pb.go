@@ -28,7 +28,12 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type EventServiceClient interface {
-	// ListEvents lists stored events, newest first.
+	// ListEvents lists stored events, newest first, a page at a time. A page
+	// ends at page_size events, or earlier where the next event's payload
+	// would take the page's payloads past 3 MiB (so that a response fits the
+	// 4 MiB gRPC clients accept by default); a page always holds at least
+	// one event, however large. next_page_token is set whenever events
+	// remain: page until it is empty, and each event is listed once.
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 	// GetEvent returns one stored event with its raw payload.
 	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*Event, error)
@@ -82,7 +87,12 @@ func (c *eventServiceClient) ReplayEvent(ctx context.Context, in *ReplayEventReq
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
 type EventServiceServer interface {
-	// ListEvents lists stored events, newest first.
+	// ListEvents lists stored events, newest first, a page at a time. A page
+	// ends at page_size events, or earlier where the next event's payload
+	// would take the page's payloads past 3 MiB (so that a response fits the
+	// 4 MiB gRPC clients accept by default); a page always holds at least
+	// one event, however large. next_page_token is set whenever events
+	// remain: page until it is empty, and each event is listed once.
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	// GetEvent returns one stored event with its raw payload.
 	GetEvent(context.Context, *GetEventRequest) (*Event, error)

@@ -30,7 +30,11 @@ type NotificationServiceClient interface {
 	// after_cursor (empty: from the beginning), and then tails new ones. It
 	// sends its response headers as soon as its starting position is fixed:
 	// a from_now subscriber that waits for them before sending events sees
-	// the notifications of all of them.
+	// the notifications of all of them. A process serves a limited number of
+	// streams at once (hookd --max-streams): beyond it Subscribe answers
+	// RESOURCE_EXHAUSTED; retry with back-off or on another member. A stream
+	// that ends UNAVAILABLE resumes from the cursor of the last notification
+	// it received, missing nothing.
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Notification], error)
 }
 
@@ -69,7 +73,11 @@ type NotificationServiceServer interface {
 	// after_cursor (empty: from the beginning), and then tails new ones. It
 	// sends its response headers as soon as its starting position is fixed:
 	// a from_now subscriber that waits for them before sending events sees
-	// the notifications of all of them.
+	// the notifications of all of them. A process serves a limited number of
+	// streams at once (hookd --max-streams): beyond it Subscribe answers
+	// RESOURCE_EXHAUSTED; retry with back-off or on another member. A stream
+	// that ends UNAVAILABLE resumes from the cursor of the last notification
+	// it received, missing nothing.
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[Notification]) error
 	mustEmbedUnimplementedNotificationServiceServer()
 }
