@@ -190,6 +190,9 @@ type ingestResult struct {
 	EventID    string `json:"event_id"`
 	Status     string `json:"status"`
 	CustomerID string `json:"customer_id"`
+	// Reason says why, for any status but a first applied delivery (for
+	// example "already received" on a redelivery, or why it was ignored).
+	Reason string `json:"reason,omitempty"`
 }
 
 // stripeWebhook handles POST /v1/webhooks/stripe. The checks run cheapest
@@ -263,7 +266,7 @@ func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "event not stored; retry later")
 		return
 	}
-	res := ingestResult{EventID: resp.GetEventId(), Status: name, CustomerID: resp.GetCustomerId()}
+	res := ingestResult{EventID: resp.GetEventId(), Status: name, CustomerID: resp.GetCustomerId(), Reason: answerReason(resp.GetReason())}
 	if res.EventID == "" {
 		res.EventID = env.GetEventId()
 	}
@@ -445,4 +448,14 @@ func truncate(s string) string {
 		return s
 	}
 	return s[:limit] + "…"
+}
+
+// answerReason bounds a reason for the answer body: hookd writes reasons,
+// but they quote sender-supplied IDs (each at most 255 bytes).
+func answerReason(r string) string {
+	const limit = 1024
+	if len(r) <= limit {
+		return r
+	}
+	return strings.ToValidUTF8(r[:limit], "") + "…"
 }

@@ -132,6 +132,7 @@ type webhookAnswer struct {
 	EventID    string `json:"event_id"`
 	Status     string `json:"status"`
 	CustomerID string `json:"customer_id"`
+	Reason     string `json:"reason"`
 	Error      string `json:"error"`
 }
 

@@ -225,6 +225,9 @@ func TestRetryIsAnsweredWithWhatTheEventDid(t *testing.T) {
 				if a.Code != 200 || a.Status != want[a.EventID] {
 					t.Errorf("round %d: %s answered %d %q, want %q", round, a.EventID, a.Code, a.Status, want[a.EventID])
 				}
+				if round > 0 && a.Status == "applied" && !strings.Contains(a.Reason, "already received") {
+					t.Errorf("round %d: %s redelivered, reason %q, want it to say it was already received", round, a.EventID, a.Reason)
+				}
 			}
 		}
 		env, _ := stripe.DecodeEnvelope(updated)
