@@ -398,7 +398,9 @@ func (s *System) Stop() {
 	s.mu.Unlock()
 	s.sweeper.Wait() // the sweeper takes s.mu through current()
 	s.mu.Lock()
-	s.cluster.Shutdown(true)
+	// A graceful leave waits 2 s for other members to take over this
+	// member's actors; with local membership there are none.
+	s.cluster.Shutdown(s.cfg.Membership == "etcd" || s.cfg.Membership == "k8s")
 	s.dispatcher.Close()
 	s.unregister()
 	s.cluster = nil

@@ -102,7 +102,11 @@ func (w *writer) want(customerID string) []string {
 // cursor (a new stream) after every resumeEvery notifications when that
 // is positive, and sleeping pause after each one (a second after the
 // fifth, when pause is a second or more).
-func follow(ctx context.Context, s *streamSetup, customerID string, n, resumeEvery int, pause time.Duration) ([]string, error) {
+// A pause of a second or more is a stall: after its fifth notification the
+// stream reads nothing more until stall is closed (when every event is
+// committed), so that it surely falls out of the window however slowly
+// the machine commits.
+func follow(ctx context.Context, s *streamSetup, customerID string, n, resumeEvery int, pause time.Duration, stall <-chan struct{}) ([]string, error) {
 	var got []string
 	cursor := ""
 	for len(got) < n {
@@ -127,7 +131,10 @@ func follow(ctx context.Context, s *streamSetup, customerID string, n, resumeEve
 			case pause < time.Second:
 				time.Sleep(pause)
 			case len(got) == 5:
-				time.Sleep(pause)
+				select {
+				case <-stall:
+				case <-ctx.Done():
+				}
 			}
 		}
 		cancel()
@@ -189,6 +196,7 @@ func TestFollowingStreamsMissNothingAndRepeatNothing(t *testing.T) {
 			readers = append(readers, reader{c, c, 0, 0}, reader{c + " resuming", c, 7, 0}, reader{c + " slow", c, 0, 5 * time.Millisecond}, reader{c + " stalling", c, 0, time.Second})
 		}
 		var wg sync.WaitGroup
+		written := make(chan struct{}) // closed once every event is committed
 		results := make([][]string, len(readers))
 		errs := make([]error, len(readers))
 		for i, r := range readers {
@@ -199,7 +207,7 @@ func TestFollowingStreamsMissNothingAndRepeatNothing(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i], errs[i] = follow(ctx, s, r.customerID, n, r.resumeEvery, r.pause)
+				results[i], errs[i] = follow(ctx, s, r.customerID, n, r.resumeEvery, r.pause, written)
 			}()
 		}
 		for i := before; i < total; i++ {
@@ -208,6 +216,7 @@ func TestFollowingStreamsMissNothingAndRepeatNothing(t *testing.T) {
 				time.Sleep(5 * time.Millisecond) // let some streams catch up and join
 			}
 		}
+		close(written)
 		wg.Wait()
 		for i, r := range readers {
 			if errs[i] != nil {

@@ -198,7 +198,9 @@ func FuzzDecodeEnvelope(f *testing.F) {
 				t.Fatalf("Check accepted %q, which not every store keeps as is", s)
 			}
 		}
-		if c := time.Unix(env.GetCreated(), 0); c.Year() < 2009 || c.After(latest) {
+		// A thin event may lack created (it is then 0): accepted, as Stripe
+		// disables endpoints that refuse thin events.
+		if c := time.Unix(env.GetCreated(), 0); !(env.GetThin() && env.GetCreated() == 0) && (c.Year() < 2009 || c.After(latest)) {
 			t.Fatalf("Check accepted created %v, want within [2009, %v]", c, latest)
 		}
 	})
