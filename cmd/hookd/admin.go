@@ -81,7 +81,12 @@ func adminHandler() http.Handler {
 	// pprof.Index also serves the named profiles under it: heap, goroutine,
 	// allocs, block, mutex, threadcreate.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	// Not /debug/pprof/cmdline: hookd's command line may carry secrets
+	// (--stripe-webhook-secret, --database-url with a password), and this
+	// listener has no authentication.
+	mux.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "not served: the command line may hold secrets", http.StatusNotFound)
+	})
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
