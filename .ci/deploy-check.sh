@@ -75,7 +75,8 @@ CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags="-s -w" -o "$work/hook
 
 step "compose: deploy/compose.yaml"
 if docker compose version >/dev/null 2>&1; then
-  HOOKD_STRIPE_WEBHOOK_SECRET=whsec_check docker compose -f deploy/compose.yaml config -q
+  HOOKD_STRIPE_WEBHOOK_SECRET=whsec_check HOOKD_INGEST_TOKEN=ingest_check HOOKD_TOKEN_FILE=/dev/null \
+    docker compose -f deploy/compose.yaml config -q
   echo "  ok    docker compose config -q ($(docker compose version --short))"
 else
   echo "  skip  docker compose config -q: no Compose v2 plugin here (compose-go below is its loader)"
@@ -137,6 +138,10 @@ for m in "Service exposing the admin port|bad-admin-svc|exposes the admin listen
 done
 mutate deploy/compose.yaml "$work/compose.yaml" 's/^  hookd-gateway-2:$/&\n    restart_policy: always/'
 expect_fail "compose-go: unknown service key" "restart_policy" "$validate" compose -source cmd/hookd "$work/compose.yaml"
+mutate deploy/compose.yaml "$work/compose-admin.yaml" 's/^    ports: \["127.0.0.1:8081:8080"\]$/    ports: ["127.0.0.1:8081:8080", "127.0.0.1:9091:9091"]/'
+expect_fail "validate compose: a published admin port" "publishes the admin port" "$validate" compose -source cmd/hookd "$work/compose-admin.yaml"
+mutate deploy/compose.yaml "$work/compose-noauth.yaml" '/--token-file=/d'
+expect_fail "validate compose: members without a tokens file" "needs --token-file" "$validate" compose -source cmd/hookd "$work/compose-noauth.yaml"
 
 step "deploy checks passed"
 cat <<'EOF'
