@@ -178,7 +178,9 @@ func cmdCompose(args []string) error {
 		// file from a compose secret.
 		tf, _ := argValue(m.Command, "token-file")
 		secret, isSecret := strings.CutPrefix(tf, "/run/secrets/")
-		check(isSecret && slices.ContainsFunc(m.Secrets, func(r types.ServiceSecretConfig) bool { return r.Source == secret && (r.Target == "" || r.Target == secret || r.Target == tf) }),
+		check(isSecret && slices.ContainsFunc(m.Secrets, func(r types.ServiceSecretConfig) bool {
+			return r.Source == secret && (r.Target == "" || r.Target == secret || r.Target == tf)
+		}),
 			"%s: needs --token-file=/run/secrets/<a secret the service lists>, got %q", m.Name, tf)
 		if _, ok := proj.Secrets[secret]; isSecret {
 			check(ok && proj.Secrets[secret].File != "", "%s: secret %q is not a file secret of the project", m.Name, secret)
