@@ -75,7 +75,8 @@ CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags="-s -w" -o "$work/hook
 
 step "compose: deploy/compose.yaml"
 if docker compose version >/dev/null 2>&1; then
-  HOOKD_STRIPE_WEBHOOK_SECRET=whsec_check docker compose -f deploy/compose.yaml config -q
+  HOOKD_STRIPE_WEBHOOK_SECRET=whsec_check HOOKD_INGEST_TOKEN=ingest_check HOOKD_TOKEN_FILE=/dev/null \
+    docker compose -f deploy/compose.yaml config -q
   echo "  ok    docker compose config -q ($(docker compose version --short))"
 else
   echo "  skip  docker compose config -q: no Compose v2 plugin here (compose-go below is its loader)"
@@ -119,8 +120,28 @@ expect_fail "kubeconform: wrong type" "expected integer|integer" "${kc[@]}" "$wo
 expect_fail "validate k8s: unknown field" 'unknown field "replica"' "$validate" k8s -dir deploy/k8s -source cmd/hookd "$work/bad-field.yaml"
 expect_fail "validate k8s: Service selecting no pods" "Service/hookd-member-grpc: selects the pods of \[\]" \
   "$validate" k8s -dir deploy/k8s -source cmd/hookd "$work/bad-ref.yaml"
+# The security model: the admin listener in no Service and reachable only
+# from the monitoring namespace, members authenticating callers, every
+# container with an explicit --admin-addr.
+mutate "$work/rendered.yaml" "$work/bad-admin-svc.yaml" 's/targetPort: http$/targetPort: admin/'
+mutate "$work/rendered.yaml" "$work/bad-admin-np.yaml" 's/kubernetes.io\/metadata.name: monitoring/kubernetes.io\/metadata.name: default/'
+mutate "$work/rendered.yaml" "$work/bad-noauth.yaml" '/--token-file=\|--grpc-client-ca=/d'
+mutate "$work/rendered.yaml" "$work/bad-noadmin.yaml" '/--admin-addr=/d'
+mutate "$work/rendered.yaml" "$work/bad-grpc-open.yaml" 's/^          hookd\/grpc-client: "true"$/          {}/'
+for m in "Service exposing the admin port|bad-admin-svc|exposes the admin listener" \
+  "admin port open to another namespace|bad-admin-np|may admit only the namespace \"monitoring\"" \
+  "member gRPC on 0.0.0.0 without tokens or mTLS|bad-noauth|needs --token-file or --grpc-client-ca" \
+  "container without --admin-addr|bad-noadmin|needs --admin-addr" \
+  "member gRPC open to every pod|bad-grpc-open|admits every pod"; do
+  IFS='|' read -r name file pattern <<<"$m"
+  expect_fail "validate k8s: $name" "$pattern" "$validate" k8s -dir deploy/k8s -source cmd/hookd "$work/$file.yaml"
+done
 mutate deploy/compose.yaml "$work/compose.yaml" 's/^  hookd-gateway-2:$/&\n    restart_policy: always/'
 expect_fail "compose-go: unknown service key" "restart_policy" "$validate" compose -source cmd/hookd "$work/compose.yaml"
+mutate deploy/compose.yaml "$work/compose-admin.yaml" 's/^    ports: \["127.0.0.1:8081:8080"\]$/    ports: ["127.0.0.1:8081:8080", "127.0.0.1:9091:9091"]/'
+expect_fail "validate compose: a published admin port" "publishes the admin port" "$validate" compose -source cmd/hookd "$work/compose-admin.yaml"
+mutate deploy/compose.yaml "$work/compose-noauth.yaml" '/--token-file=/d'
+expect_fail "validate compose: members without a tokens file" "needs --token-file" "$validate" compose -source cmd/hookd "$work/compose-noauth.yaml"
 
 step "deploy checks passed"
 cat <<'EOF'

@@ -42,7 +42,6 @@ const (
 	StripeWebhookPath = "/v1/webhooks/stripe"
 	HealthzPath       = "/healthz"
 	ReadyzPath        = "/readyz"
-	MetricsPath       = "/metrics"
 )
 
 // Config configures the gateway's HTTP handler. The zero value of every
@@ -87,11 +86,6 @@ type Config struct {
 	// answers 503 with its error when it returns one. It is called with the
 	// probe request's context. Nil means always ready.
 	Ready func(context.Context) error
-
-	// Metrics, if non-nil, is served at GET /metrics (for example
-	// promhttp.HandlerFor(registry, ...)). Nil leaves /metrics unrouted
-	// (404).
-	Metrics http.Handler
 }
 
 // withDefaults returns a copy of c with defaults applied and Secrets
@@ -149,7 +143,9 @@ func (c Config) validate() error {
 //	POST /v1/webhooks/stripe  verify, decode, Ingest; see the package doc
 //	GET  /healthz             200 {"status":"ok"} while the process runs
 //	GET  /readyz              200 {"status":"ok"}, or 503 with cfg.Ready's error
-//	GET  /metrics             cfg.Metrics, when set
+//
+// Nothing else: /metrics and pprof belong on hookd's admin listener, never
+// on the public webhook port, so every other path is 404.
 //
 // Every answer the handler writes itself is a small JSON object; failures
 // carry a readable "error". A wrong method gets 405 with Allow, an unknown
@@ -169,9 +165,6 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc(StripeWebhookPath, instrument(h.stripeWebhook))
 	mux.Handle(HealthzPath, onlyGet(http.HandlerFunc(h.healthz)))
 	mux.Handle(ReadyzPath, onlyGet(http.HandlerFunc(h.readyz)))
-	if cfg.Metrics != nil {
-		mux.Handle(MetricsPath, onlyGet(cfg.Metrics))
-	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found")
 	})

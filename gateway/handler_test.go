@@ -427,13 +427,9 @@ func TestWebhookOverHTTP(t *testing.T) {
 	}
 }
 
-func TestHealthReadyMetrics(t *testing.T) {
+func TestHealthReadyNoMetrics(t *testing.T) {
 	t.Parallel()
 	notReady := errors.New("store not migrated")
-	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		_, _ = io.WriteString(w, "hookd_up 1\n")
-	})
 	tests := []struct {
 		name     string
 		modify   func(*fakeIngest, *Config)
@@ -455,12 +451,10 @@ func TestHealthReadyMetrics(t *testing.T) {
 			modify: func(_ *fakeIngest, c *Config) { c.Ready = func(context.Context) error { return notReady } },
 			method: "GET", path: "/readyz", wantCode: 503, wantBody: `{"error":"store not migrated","status":"unavailable"}`,
 		},
-		{
-			name:   "metrics",
-			modify: func(_ *fakeIngest, c *Config) { c.Metrics = metrics },
-			method: "GET", path: "/metrics", wantCode: 200, wantBody: "hookd_up 1",
-		},
-		{name: "metrics not configured", method: "GET", path: "/metrics", wantCode: 404, wantBody: `{"error":"not found"}`},
+		// /metrics and pprof live on hookd's admin listener, never here.
+		{name: "no metrics", method: "GET", path: "/metrics", wantCode: 404, wantBody: `{"error":"not found"}`},
+		{name: "no pprof", method: "GET", path: "/debug/pprof/", wantCode: 404, wantBody: `{"error":"not found"}`},
+		{name: "no pprof profile", method: "GET", path: "/debug/pprof/heap", wantCode: 404, wantBody: `{"error":"not found"}`},
 		{name: "root", method: "GET", path: "/", wantCode: 404, wantBody: `{"error":"not found"}`},
 	}
 	for _, tt := range tests {

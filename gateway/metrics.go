@@ -8,7 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Webhook metrics, on the default Prometheus registry (served at /metrics).
+// Webhook metrics, on the default Prometheus registry (hookd serves them on its admin
+// listener's /metrics, not on the gateway's).
 var (
 	webhookAnswers = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hookd_webhook_requests_total",

@@ -44,9 +44,12 @@ type benchConfig struct {
 	PID         int           // hookd's PID for CPU and RSS figures (0: none)
 	JSON        bool
 	// Timeline, when positive, adds figures per interval of this length,
-	// with the garbage collections hookd completed in each (polled from its
-	// /metrics).
+	// with the garbage collections hookd completed in each (polled from
+	// MetricsURL).
 	Timeline time.Duration
+	// MetricsURL is hookd's /metrics, on its admin listener (--admin-addr);
+	// empty: collections unknown.
+	MetricsURL string
 }
 
 type benchResult struct {
@@ -109,7 +112,8 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&c.PID, "pid", 0, "hookd's process ID, for its CPU and RSS")
 	fs.BoolVar(&c.JSON, "json", false, "print the figures as JSON")
 	fs.DurationVar(&c.Timeline, "timeline", 0, "also print latency per interval of this length (e.g. 100ms), with the garbage collections\n"+
-		"hookd completed in each, polled from its /metrics (0: off)")
+		"hookd completed in each, polled from --metrics-url (0: off)")
+	fs.StringVar(&c.MetricsURL, "metrics-url", "http://"+defaultAdminAddr+"/metrics", "hookd's /metrics, on its admin listener (hookd --admin-addr), for --timeline's GC counts (empty: skip)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -508,7 +512,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	}
 	var gcs *gcPoller
 	if c.Timeline > 0 {
-		gcs = pollGCs(ctx, c.URL, max(c.Timeline, 100*time.Millisecond))
+		gcs = pollGCs(ctx, c.MetricsURL, max(c.Timeline, 100*time.Millisecond))
 	}
 	var wg sync.WaitGroup
 	if c.Rate > 0 {

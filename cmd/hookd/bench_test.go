@@ -314,7 +314,7 @@ func TestBenchAgainstHookd(t *testing.T) {
 	h := startHookd(t)
 	args := []string{"--url", h.webhookURL, "--grpc-addr", h.grpcAddr, "--secret", testSecret,
 		"--customers", "20", "--concurrency", "8", "--events", "300", "--duration", "60s",
-		"--mix", "stripe", "--out-of-order", "0.3", "--duplicates", "0.1", "--json", "--timeline", "50ms"}
+		"--mix", "stripe", "--out-of-order", "0.3", "--duplicates", "0.1", "--json", "--timeline", "50ms", "--metrics-url", h.adminURL + "/metrics"}
 	res, answered := runBenchJSON(t, args)
 	if res.Events < 300 || answered != res.Events || len(res.Non2xx) != 0 || res.Errors != 0 {
 		t.Fatalf("bench: %d answered (%d 2xx, non-2xx %v, transport errors %d), want at least 300, all 2xx", res.Events, answered, res.Non2xx, res.Errors)
@@ -333,7 +333,8 @@ func TestBenchAgainstHookd(t *testing.T) {
 		t.Errorf("%d of %d parked events released", res.ParkedReleased, res.Statuses["parked"])
 	}
 	// --timeline: every answered request in one interval, and hookd's
-	// collections read from its /metrics (-1 would mean it was not read).
+	// collections read from its /metrics on the admin listener (-1 would
+	// mean it was not read).
 	if res.Timeline == nil {
 		t.Fatal("--timeline: no timeline in the JSON")
 	}
@@ -354,7 +355,7 @@ func TestBenchOpenLoopAgainstHookd(t *testing.T) {
 	h := startHookd(t)
 	args := []string{"--url", h.webhookURL, "--grpc-addr", h.grpcAddr, "--secret", testSecret,
 		"--customers", "50", "--rate", "200", "--concurrency", "512", "--duration", "2s",
-		"--json", "--timeline", "100ms"}
+		"--json", "--timeline", "100ms", "--metrics-url", h.adminURL + "/metrics"}
 	res, answered := runBenchJSON(t, args)
 	// 200/s for 2 s schedules 400 deliveries; a generator starved for a
 	// while under -race still catches up on its next tick. The in-flight

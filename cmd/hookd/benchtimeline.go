@@ -64,17 +64,17 @@ type gcPoller struct {
 	done    chan struct{}
 }
 
-// pollGCs starts polling the /metrics of the server that serves
-// webhookURL every interval until ctx ends or stop is called.
-func pollGCs(ctx context.Context, webhookURL string, every time.Duration) *gcPoller {
+// pollGCs starts polling metricsURL (hookd's /metrics, on its admin
+// listener) every interval until ctx ends or stop is called. An empty or
+// malformed URL polls nothing: collections stay unknown.
+func pollGCs(ctx context.Context, metricsURL string, every time.Duration) *gcPoller {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &gcPoller{cancel: cancel, done: make(chan struct{})}
-	u, err := url.Parse(webhookURL)
-	if err != nil {
+	u, err := url.Parse(metricsURL)
+	if err != nil || metricsURL == "" {
 		close(p.done)
 		return p
 	}
-	u.Path, u.RawQuery = "/metrics", ""
 	client := &http.Client{Timeout: 2 * time.Second}
 	go func() {
 		defer close(p.done)
@@ -223,7 +223,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // printTimeline writes the --timeline rows and their summary.
 func printTimeline(w io.Writer, tl *benchTimeline) {
-	gcs := "unknown (hookd's /metrics not readable)"
+	gcs := "unknown (hookd's /metrics not readable: --metrics-url, hookd --admin-addr)"
 	if tl.GCs >= 0 {
 		gcs = strconv.FormatInt(tl.GCs, 10)
 	}

@@ -53,6 +53,7 @@ type node struct {
 func (n *node) start(t *testing.T) {
 	t.Helper()
 	n.cmd = exec.Command(n.bin, n.args...)
+	n.cmd.Env = append(os.Environ(), "HOOKD_ADMIN_ADDR=127.0.0.1:0") // not all on the default 9091
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", n.name, err)

@@ -10,8 +10,9 @@ import (
 
 // Defaults that other commands (send) must agree with.
 const (
-	defaultDataDir  = "./hookd-data"
-	defaultHTTPAddr = "127.0.0.1:8080"
+	defaultDataDir   = "./hookd-data"
+	defaultHTTPAddr  = "127.0.0.1:8080"
+	defaultAdminAddr = "127.0.0.1:9091" // hookd bench reads /metrics here
 )
 
 // config is everything `hookd` (serve) is configured by. Every field has a
@@ -71,9 +72,14 @@ type config struct {
 	DrainDelay time.Duration
 	// ShutdownTimeout bounds draining on SIGTERM.
 	ShutdownTimeout time.Duration
-	// DebugAddr, when set, serves Go's pprof profiles there (keep it on
-	// loopback).
-	DebugAddr string
+	// AdminAddr is where the admin listener serves /metrics and
+	// /debug/pprof/; empty disables it. It has no authentication: keep it
+	// on loopback or a private interface.
+	AdminAddr string
+	// debugAddr is the deprecated --debug-addr (see resolveAdminAddr).
+	debugAddr string
+	// warnings are said once at start (deprecated flags).
+	warnings []string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// ClusterPort is the member's protoactor remote port (0: any free port).
@@ -110,7 +116,7 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.CommitLinger, "commit-linger", 500*time.Microsecond, "PostgreSQL group commit: how long to wait for more events while a batch is smaller than the previous one")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", time.Second, "with --cluster etcd or k8s: how long a member keeps serving after reporting NOT_SERVING on SIGTERM")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
-	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's pprof profiles (/debug/pprof/) on this address; keep it on loopback")
+	adminFlags(fs, &c)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.IntVar(&c.ClusterPort, "cluster-port", 0, "port for cluster traffic between members (0: any free port)")
 	fs.StringVar(&c.ClusterHost, "cluster-host", "127.0.0.1", "address other members reach this member at (it also listens there); in Kubernetes, the pod IP")
@@ -120,6 +126,9 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	c.StripeSecrets = splitList(*secrets)
 	c.EtcdEndpoints = splitList(*etcd)
 	c.Roles = splitList(*roles)
+	if err := c.resolveAdminAddr(fs); err != nil {
+		return c, err
+	}
 	return c, c.validate()
 }
 
@@ -172,6 +181,7 @@ func (c config) validate() error {
 	if c.Tolerance <= 0 {
 		errs = append(errs, errors.New("--tolerance must be positive"))
 	}
+	errs = append(errs, c.validateAdmin())
 	return errors.Join(errs...)
 }
 

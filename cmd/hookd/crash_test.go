@@ -97,7 +97,9 @@ func spawnProcess(t *testing.T, args ...string) *process {
 	// output, and terminate fails the test for it unless it is a known
 	// race inside protoactor-go (see upstreamRace); the exit code stays 0
 	// so that terminate can tell the two apart.
-	cmd.Env = append(os.Environ(), runMainEnv+"=1", "GORACE=exitcode=0")
+	// HOOKD_ADMIN_ADDR: children that give no --admin-addr take a free port
+	// rather than all contend for the default 127.0.0.1:9091.
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", "GORACE=exitcode=0", "HOOKD_ADMIN_ADDR=127.0.0.1:0")
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

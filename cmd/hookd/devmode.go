@@ -64,6 +64,7 @@ func loadOrCreateSecret(dataDir string) (secret string, created bool, err error)
 // banner tells a person what is running and how to try it.
 type banner struct {
 	httpAddr, grpcAddr string
+	adminAddr          string // the admin listener; "" when disabled
 	store              string // where the data is
 	secretNote         string // set when the secret came from the data dir
 	sendFlags          string // flags `hookd send` needs beyond the defaults
@@ -76,6 +77,9 @@ func (b banner) print(w io.Writer) {
 	}
 	if b.grpcAddr != "" {
 		fmt.Fprintf(w, "  grpc      %s (reflection on: grpcurl -plaintext %s list)\n", b.grpcAddr, b.grpcAddr)
+	}
+	if b.adminAddr != "" {
+		fmt.Fprintf(w, "  admin     http://%s/metrics and /debug/pprof/ (no authentication: keep it private)\n", b.adminAddr)
 	}
 	if b.store != "" {
 		fmt.Fprintf(w, "  data      %s\n", b.store)

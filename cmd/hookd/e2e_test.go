@@ -365,7 +365,11 @@ func TestGRPCReflectionAndHealth(t *testing.T) {
 	// HTTP health and metrics.
 	h.post(t, customerEvent("evt_metrics", "customer.created", "cus_metrics", 1700000000, "m@example.com"))
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {
-		resp, err := h.http.Get(h.baseURL + path)
+		base := h.baseURL
+		if path == "/metrics" {
+			base = h.adminURL // never on the public port (admin_test.go)
+		}
+		resp, err := h.http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
 		}

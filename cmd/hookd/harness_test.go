@@ -25,6 +25,7 @@ type hookd struct {
 	databaseURL string
 	webhookURL  string
 	baseURL     string
+	adminURL    string // the admin listener: /metrics, /debug/pprof/
 	grpcAddr    string
 	conn        *grpc.ClientConn
 	http        *http.Client
@@ -90,10 +91,11 @@ func startHookdOnStore(t *testing.T, dbURL, dataDir string, extraArgs ...string)
 	if dbURL != "" {
 		storeArgs = []string{"--database-url", dbURL}
 	}
-	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
+	httpAddr, grpcAddr, adminAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	args := append(storeArgs,
 		"--http-addr", httpAddr,
 		"--grpc-addr", grpcAddr,
+		"--admin-addr", adminAddr,
 		"--stripe-webhook-secret", "whsec_old_rotated_out,"+testSecret,
 		"--shutdown-timeout", "5s",
 		"--log-level", "warn",
@@ -120,6 +122,7 @@ func startHookdOnStore(t *testing.T, dbURL, dataDir string, extraArgs ...string)
 		databaseURL: dbURL,
 		webhookURL:  "http://" + httpAddr + "/v1/webhooks/stripe",
 		baseURL:     "http://" + httpAddr,
+		adminURL:    "http://" + adminAddr,
 		grpcAddr:    grpcAddr,
 		conn:        conn,
 		http:        &http.Client{Timeout: 30 * time.Second},

@@ -12,10 +12,11 @@ import (
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 )
 
-// storeCommits reads hookd_store_commits_total from /metrics.
+// storeCommits reads hookd_store_commits_total from /metrics (on the admin
+// listener).
 func storeCommits(t *testing.T, h *hookd) int64 {
 	t.Helper()
-	resp, err := h.http.Get(h.baseURL + "/metrics")
+	resp, err := h.http.Get(h.adminURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

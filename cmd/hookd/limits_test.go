@@ -183,10 +183,10 @@ func TestPoisonEventsHurtNoOther(t *testing.T) {
 	})
 }
 
-// metric reads one counter from hookd's /metrics (0 when absent).
+// metric reads one counter from hookd's /metrics (on the admin listener) (0 when absent).
 func metric(t *testing.T, h *hookd, series string) int {
 	t.Helper()
-	resp, err := h.http.Get(h.baseURL + "/metrics")
+	resp, err := h.http.Get(h.adminURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,7 +17,6 @@ import (
 	"github.com/hookd/hookd/provider/stripe"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -194,7 +192,6 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			MaxBodyBytes: cfg.MaxBodyBytes,
 			Ingest:       ingest,
 			Logger:       log,
-			Metrics:      promhttp.Handler(),
 			Ready: func(ctx context.Context) error {
 				if draining.Load() {
 					return errors.New("shutting down")
@@ -219,7 +216,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		httpLn = netutil.LimitListener(httpLn, cfg.MaxHTTPConns)
 		httpAddr = httpLn.Addr().String()
 	} else {
-		// A member alone serves only health and metrics over HTTP.
+		// A member alone serves only health over HTTP (metrics: the admin
+		// listener).
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -233,7 +231,6 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			}
 			fmt.Fprintln(w, `{"status":"ready"}`)
 		})
-		mux.Handle("GET /metrics", promhttp.Handler())
 		httpSrv = newHTTPServer(mux, log)
 		var err error
 		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -242,21 +239,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		httpAddr = httpLn.Addr().String()
 	}
 
-	if cfg.DebugAddr != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		debugSrv := newHTTPServer(mux, log)
-		debugSrv.WriteTimeout = 2 * time.Minute // CPU profiles take their time
-		ln, err := net.Listen("tcp", cfg.DebugAddr)
-		if err != nil {
-			return fmt.Errorf("listen debug: %w", err)
-		}
-		go debugSrv.Serve(ln)
-		defer debugSrv.Close()
-		log.InfoContext(ctx, "pprof listening", "addr", ln.Addr().String())
+	// /metrics and pprof: the admin listener, never the public ports.
+	admin, err := startAdmin(ctx, cfg, log)
+	if err != nil {
+		return err
 	}
+	defer admin.Stop()
+	info.adminAddr = admin.Addr()
 
 	errc := make(chan error, 2)
 	if grpcSrv != nil {

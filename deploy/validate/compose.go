@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -61,7 +62,15 @@ func cmdCompose(args []string) error {
 	check(err != nil && strings.Contains(err.Error(), "HOOKD_STRIPE_WEBHOOK_SECRET"),
 		"loading without HOOKD_STRIPE_WEBHOOK_SECRET must fail on the ${…:?} guard, got %v", err)
 
-	proj, err := load([]string{"HOOKD_STRIPE_WEBHOOK_SECRET=whsec_check"})
+	// So are the gateways' ingest token and the members' tokens file.
+	checkEnv := []string{"HOOKD_STRIPE_WEBHOOK_SECRET=whsec_check", "HOOKD_INGEST_TOKEN=ingest_check", "HOOKD_TOKEN_FILE=./tokens.check"}
+	for i, e := range checkEnv[1:] {
+		name, _, _ := strings.Cut(e, "=")
+		without := slices.Delete(slices.Clone(checkEnv), i+1, i+2)
+		_, err = load(without)
+		check(err != nil && strings.Contains(err.Error(), name), "loading without %s must fail on the ${…:?} guard, got %v", name, err)
+	}
+	proj, err := load(checkEnv)
 	if err != nil {
 		p.errorf("%v", err)
 		return p.report(fs.Arg(0), n)
@@ -131,6 +140,19 @@ func cmdCompose(args []string) error {
 		check(s.ReadOnly && slices.Contains(s.CapDrop, "ALL"), "%s: must be read_only with cap_drop ALL", name)
 		check(env(s, "HOOKD_STRIPE_WEBHOOK_SECRET") == "" || strings.HasPrefix(name, "hookd-gateway-"),
 			"%s: only gateways get the webhook secret", name)
+		if name == "migrate" {
+			continue
+		}
+		// The admin listener (/metrics, pprof; no authentication): set
+		// explicitly, on a port of its own, never published.
+		admin, ok := argValue(s.Command, "admin-addr")
+		_, port, err := net.SplitHostPort(admin)
+		check(ok && err == nil && port != "0", "%s: needs --admin-addr=<host>:<port>, got %q", name, admin)
+		for _, pt := range s.Ports {
+			check(fmt.Sprint(pt.Target) != port && pt.Published != port,
+				"%s: publishes the admin port %s (%s:%s:%d); it has no authentication and must stay unpublished", name, port, pt.HostIP, pt.Published, pt.Target)
+		}
+		check(!slices.Contains(s.Command, "--insecure"), "%s: --insecure has no place here: configure tokens", name)
 	}
 	check(len(members) == 3, "want 3 members hookd-member-1..3, got %d", len(members))
 	check(len(gateways) == 2, "want 2 gateways hookd-gateway-1..2, got %d", len(gateways))
@@ -152,6 +174,17 @@ func cmdCompose(args []string) error {
 		}
 		check(env(m, "HOOKD_CLUSTER_HOST") == m.Name, "%s: HOOKD_CLUSTER_HOST=%q, want its own service name", m.Name, env(m, "HOOKD_CLUSTER_HOST"))
 		check(strings.HasPrefix(env(m, "HOOKD_DATABASE_URL"), "postgres://"), "%s: HOOKD_DATABASE_URL is not a postgres:// URL", m.Name)
+		// gRPC and cluster traffic on 0.0.0.0 need authentication: a tokens
+		// file from a compose secret.
+		tf, _ := argValue(m.Command, "token-file")
+		secret, isSecret := strings.CutPrefix(tf, "/run/secrets/")
+		check(isSecret && slices.ContainsFunc(m.Secrets, func(r types.ServiceSecretConfig) bool {
+			return r.Source == secret && (r.Target == "" || r.Target == secret || r.Target == tf)
+		}),
+			"%s: needs --token-file=/run/secrets/<a secret the service lists>, got %q", m.Name, tf)
+		if _, ok := proj.Secrets[secret]; isSecret {
+			check(ok && proj.Secrets[secret].File != "", "%s: secret %q is not a file secret of the project", m.Name, secret)
+		}
 		dependsOn(m, "migrate", types.ServiceConditionCompletedSuccessfully)
 		dependsOn(m, "etcd", types.ServiceConditionHealthy)
 		for _, nw := range m.Networks {
@@ -171,6 +204,7 @@ func cmdCompose(args []string) error {
 		check(strings.HasPrefix(target, "dns:///") && aliases[host] == len(members),
 			"%s: --ingest-addr %q must be dns:///<alias every member has>:9090", g.Name, target)
 		check(env(g, "HOOKD_STRIPE_WEBHOOK_SECRET") == "whsec_check", "%s: HOOKD_STRIPE_WEBHOOK_SECRET must come from the environment", g.Name)
+		check(env(g, "HOOKD_INGEST_TOKEN") == "ingest_check", "%s: HOOKD_INGEST_TOKEN must come from the environment", g.Name)
 		check(len(g.Ports) == 1, "%s: want one published port", g.Name)
 		for _, pt := range g.Ports {
 			check(pt.HostIP == "127.0.0.1" && pt.Target == 8080, "%s: publish 127.0.0.1:<port>:8080, got %s:%s:%d", g.Name, pt.HostIP, pt.Published, pt.Target)

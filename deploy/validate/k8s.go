@@ -16,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,7 +26,8 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// The Secret every manifest reads, and the keys secret.example.yaml defines.
+// The Secret with the database URL and the webhook secret; secret.example.yaml
+// defines it and the other Secrets (tokens, certificates) the manifests read.
 const secretName = "hookd"
 
 // cmdK8s decodes every object of the rendered (kustomize build) manifests
@@ -50,7 +52,7 @@ func cmdK8s(args []string) error {
 	if len(known) == 0 {
 		return fmt.Errorf("no flags found in %s", *source)
 	}
-	v := &k8sCheck{known: known, secretKeys: map[string]bool{}}
+	v := &k8sCheck{known: known, secrets: map[string]map[string]bool{}, secretTypes: map[string]corev1.SecretType{}}
 	p := &v.p
 
 	// kustomization.yaml: every manifest listed, the example Secret not.
@@ -63,17 +65,27 @@ func cmdK8s(args []string) error {
 	}
 	for _, o := range secretObjs {
 		s, ok := o.(*corev1.Secret)
-		if !ok || s.Name != secretName {
-			p.errorf("secret.example.yaml: want exactly the Secret %q", secretName)
+		if !ok {
+			p.errorf("secret.example.yaml: want only Secrets, got %T", o)
 			continue
 		}
+		keys := map[string]bool{}
 		for k := range s.StringData {
-			v.secretKeys[k] = true
+			keys[k] = true
 		}
 		for k := range s.Data {
-			v.secretKeys[k] = true
+			keys[k] = true
 		}
+		v.secrets[s.Name], v.secretTypes[s.Name] = keys, s.Type
 		v.n++
+		// cert-manager's Certificate Secrets: the type and keys hookd reads.
+		if s.Type == corev1.SecretTypeTLS && !(keys["tls.crt"] && keys["tls.key"] && keys["ca.crt"]) {
+			p.errorf("secret.example.yaml: Secret/%s: a kubernetes.io/tls Secret needs tls.crt, tls.key and ca.crt (cert-manager writes all three)", s.Name)
+		}
+	}
+	v.n++
+	if v.secrets[secretName] == nil {
+		p.errorf("secret.example.yaml: no Secret %q", secretName)
 	}
 
 	objs, err := decodeFile(fs.Arg(0), p)
@@ -88,10 +100,11 @@ func cmdK8s(args []string) error {
 }
 
 type k8sCheck struct {
-	p          problems
-	n          int
-	known      map[string]bool
-	secretKeys map[string]bool
+	p           problems
+	n           int
+	known       map[string]bool
+	secrets     map[string]map[string]bool // secret.example.yaml: name → keys
+	secretTypes map[string]corev1.SecretType
 
 	namespaces   []*corev1.Namespace
 	accounts     []*corev1.ServiceAccount
@@ -101,6 +114,7 @@ type k8sCheck struct {
 	services     []*corev1.Service
 	pdbs         []*policyv1.PodDisruptionBudget
 	jobs         []*batchv1.Job
+	policies     []*networkingv1.NetworkPolicy
 	namespaced   []metav1.Object
 	namespaceFor string
 }
@@ -178,6 +192,8 @@ func newObject(tm metav1.TypeMeta) any {
 		return &policyv1.PodDisruptionBudget{}
 	case "batch/v1/Job":
 		return &batchv1.Job{}
+	case "networking.k8s.io/v1/NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}
 	}
 	return nil
 }
@@ -221,6 +237,8 @@ func (v *k8sCheck) add(o any) {
 		v.pdbs = append(v.pdbs, x)
 	case *batchv1.Job:
 		v.jobs = append(v.jobs, x)
+	case *networkingv1.NetworkPolicy:
+		v.policies = append(v.policies, x)
 	case *corev1.Secret:
 		p.errorf("%s: Secrets must not be part of the kustomization (create it with kubectl create secret)", id)
 	}
@@ -330,6 +348,9 @@ func (v *k8sCheck) checkAll() {
 		}
 	}
 	v.checkHookd()
+	v.checkAdmin()
+	v.checkAuth()
+	v.checkPolicies()
 }
 
 func matching(templates map[string]*corev1.PodTemplateSpec, f func(*corev1.PodTemplateSpec) bool) []string {
@@ -428,15 +449,17 @@ func (v *k8sCheck) checkPod(id string, spec *corev1.PodSpec, longRunning bool) {
 			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 				v.n++
 				ref := e.ValueFrom.SecretKeyRef
-				if ref.Name != secretName {
-					p.errorf("%s: env %s reads Secret %q; the manifests document only %q", cid, e.Name, ref.Name, secretName)
-				} else if !v.secretKeys[ref.Key] {
-					p.errorf("%s: env %s reads key %q, which secret.example.yaml does not define", cid, e.Name, ref.Key)
+				if keys := v.secrets[ref.Name]; keys == nil {
+					p.errorf("%s: env %s reads Secret %q, which secret.example.yaml does not document", cid, e.Name, ref.Name)
+				} else if !keys[ref.Key] {
+					p.errorf("%s: env %s reads key %q of Secret %q, which secret.example.yaml does not define", cid, e.Name, ref.Key, ref.Name)
 				}
 			}
 		}
 		v.n += checkHookdArgs(p, cid, v.known, append(slices.Clone(c.Command), c.Args...), env)
+		v.checkFileFlags(cid, spec, &c)
 	}
+	v.checkSecretVolumes(id, spec)
 }
 
 func (v *k8sCheck) checkProbe(cid string, c *corev1.Container, pr *corev1.Probe) {
