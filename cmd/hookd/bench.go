@@ -671,7 +671,17 @@ var errHeadersLate = errors.New("no response headers yet")
 // is fixed: events sent after them are all in the stream.
 func awaitStreamStart(stream grpc.ClientStream, wait time.Duration) error {
 	header := make(chan error, 1)
-	go func() { _, err := stream.Header(); header <- err }()
+	go func() {
+		md, err := stream.Header()
+		if err == nil && md == nil {
+			// The stream ended without headers (refused: no token, say);
+			// receiving says how.
+			if err = stream.RecvMsg(new(hookdv1.Notification)); err == nil || errors.Is(err, io.EOF) {
+				err = errors.New("the stream ended at once")
+			}
+		}
+		header <- err
+	}()
 	select {
 	case err := <-header:
 		return err
