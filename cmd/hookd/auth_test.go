@@ -270,6 +270,11 @@ func TestAuthGRPC(t *testing.T) {
 			}
 		}
 	})
+
+	// Printed once ready: long since, by now.
+	if !strings.Contains(h.proc.out.String(), `grpcurl -plaintext -H "authorization: Bearer $TOKEN"`) {
+		t.Errorf("the banner's grpcurl lines do not send a token:\n%s", h.proc.out.String())
+	}
 }
 
 // Secure by default: without a credential, gRPC and the actor port stay

@@ -139,6 +139,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			return err
 		}
 		defer auth.Stop()
+		if auth.Enabled() {
+			info.grpcFlags = ` -H "authorization: Bearer $TOKEN"`
+		}
 		if cfg.Insecure && !cfg.credentialed() && !isLoopbackAddr(cfg.GRPCAddr) {
 			log.WarnContext(ctx, "gRPC serves without authentication (--insecure): anyone who reaches it can read every customer and forge events", "addr", cfg.GRPCAddr)
 		}
