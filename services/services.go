@@ -6,7 +6,6 @@ package services
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -125,26 +123,13 @@ func (l localIngest) Ingest(ctx context.Context, req *hookdv1.IngestRequest, _ .
 	return l.srv.Ingest(ctx, req)
 }
 
-// adminMethods change stored data on request; with an admin token
-// configured they need "authorization: Bearer <token>".
-var adminMethods = map[string]bool{
-	hookdv1.EventService_ReplayEvent_FullMethodName: true,
-}
-
 // ServerOptions returns the interceptors every hookd gRPC server uses: a
 // panic in a handler becomes INTERNAL instead of killing the process, and
-// admin methods check adminToken when it is not empty.
-func ServerOptions(log *slog.Logger, adminToken string) []grpc.ServerOption {
-	want := []byte("Bearer " + adminToken)
+// auth checks every call's bearer token and scope (see Auth; a nil auth
+// lets every known method through).
+func ServerOptions(log *slog.Logger, auth *Auth) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
-			if adminToken != "" && adminMethods[info.FullMethod] {
-				md, _ := metadata.FromIncomingContext(ctx)
-				got := md.Get("authorization")
-				if len(got) != 1 || subtle.ConstantTimeCompare([]byte(got[0]), want) != 1 {
-					return nil, status.Error(codes.Unauthenticated, "this call needs the admin token: authorization: Bearer <token>")
-				}
-			}
 			defer func() {
 				if r := recover(); r != nil {
 					log.ErrorContext(ctx, "grpc handler panicked", "method", info.FullMethod, "err", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -152,7 +137,7 @@ func ServerOptions(log *slog.Logger, adminToken string) []grpc.ServerOption {
 				}
 			}()
 			return h(ctx, req)
-		}),
+		}, auth.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
@@ -161,7 +146,7 @@ func ServerOptions(log *slog.Logger, adminToken string) []grpc.ServerOption {
 				}
 			}()
 			return h(srv, ss)
-		}),
+		}, auth.StreamInterceptor()),
 	}
 }
 

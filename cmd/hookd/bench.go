@@ -23,6 +23,7 @@ import (
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
+	"github.com/hookd/hookd/services"
 )
 
 // benchConfig configures `hookd bench`, a load generator that signs
@@ -31,6 +32,7 @@ type benchConfig struct {
 	URL         string
 	GRPCAddr    string // for the notification stream; empty: no lag figures
 	Secret      string
+	Token       string // gRPC bearer token (read scope) for the stream; empty: none
 	Customers   int
 	Concurrency int
 	Rate        float64 // events/s, open loop; 0: closed loop
@@ -93,6 +95,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&c.URL, "url", "http://"+defaultHTTPAddr+"/v1/webhooks/stripe", "webhook URL")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "hookd's gRPC address, to measure notification lag (empty: skip)")
 	fs.StringVar(&c.Secret, "secret", "", "signing secret (default: HOOKD_STRIPE_WEBHOOK_SECRET, else the one in --data-dir)")
+	fs.StringVar(&c.Token, "token", "", "gRPC bearer token with the read scope, for the notification stream when hookd has tokens (default: HOOKD_TOKEN)")
 	dataDir := fs.String("data-dir", defaultDataDir, "where a local hookd keeps its generated secret")
 	fs.IntVar(&c.Customers, "customers", 1000, "distinct customers (1 to 1,000,000)")
 	fs.IntVar(&c.Concurrency, "concurrency", 32, "concurrent senders (closed loop), or the most in flight (open loop)")
@@ -116,6 +119,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&c.MetricsURL, "metrics-url", "http://"+defaultAdminAddr+"/metrics", "hookd's /metrics, on its admin listener (hookd --admin-addr), for --timeline's GC counts (empty: skip)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.Token == "" {
+		c.Token = getenv("HOOKD_TOKEN")
 	}
 	if c.Secret == "" {
 		if list := splitList(getenv("HOOKD_STRIPE_WEBHOOK_SECRET")); len(list) > 0 {
@@ -362,7 +368,11 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	// notification reaching a subscriber (an upper bound on commit → subscriber).
 	subDone := make(chan struct{})
 	if c.GRPCAddr != "" {
-		conn, err := grpc.NewClient(c.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if c.Token != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(services.BearerToken(c.Token)))
+		}
+		conn, err := grpc.NewClient(c.GRPCAddr, opts...)
 		if err != nil {
 			return benchResult{}, err
 		}
@@ -680,7 +690,17 @@ var errHeadersLate = errors.New("no response headers yet")
 // is fixed: events sent after them are all in the stream.
 func awaitStreamStart(stream grpc.ClientStream, wait time.Duration) error {
 	header := make(chan error, 1)
-	go func() { _, err := stream.Header(); header <- err }()
+	go func() {
+		md, err := stream.Header()
+		if err == nil && md == nil {
+			// The stream ended without headers (refused: no token, say);
+			// receiving says how.
+			if err = stream.RecvMsg(new(hookdv1.Notification)); err == nil || errors.Is(err, io.EOF) {
+				err = errors.New("the stream ended at once")
+			}
+		}
+		header <- err
+	}()
 	select {
 	case err := <-header:
 		return err

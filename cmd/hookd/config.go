@@ -4,8 +4,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"strings"
 	"time"
+
+	"github.com/hookd/hookd/services"
 )
 
 // Defaults that other commands (send) must agree with.
@@ -43,8 +46,27 @@ type config struct {
 	Roles []string
 	// IngestAddr is where a gateway-only process sends its gRPC calls.
 	IngestAddr string
-	// AdminToken, when set, guards admin calls (EventService.ReplayEvent).
+	// AdminToken, when set, is a bearer token with every scope (ingest,
+	// read, admin); setting it turns authentication on for every gRPC
+	// method but health.
 	AdminToken string
+	// TokenFile, when set, is a file of bearer tokens with their scopes
+	// (services.ParseTokens' format), re-read when it changes and on
+	// SIGHUP. Setting it turns authentication on, even while it is empty.
+	TokenFile string
+	// Tokens are bearer tokens given in the environment (HOOKD_TOKENS):
+	// the token file's format, entries separated by ';' or newlines.
+	Tokens []services.Token
+	// GRPCClientCA, when set, is a PEM CA bundle; gRPC then requires
+	// client certificates signed by it (mTLS).
+	GRPCClientCA string
+	// IngestToken is the bearer token (with the ingest scope) this
+	// process's gateway sends with IngestService calls over gRPC.
+	IngestToken string
+	// Insecure allows serving gRPC and the actor port on a non-loopback
+	// address with no credential configured: anyone who reaches them can
+	// read and write everything.
+	Insecure bool
 	// MaxBodyBytes is the largest webhook body accepted.
 	MaxBodyBytes int64
 	// MaxStreams caps the NotificationService/Subscribe streams a member
@@ -106,7 +128,12 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	etcd := fs.String("etcd-endpoints", "", "etcd endpoints, comma-separated (with --cluster etcd)")
 	roles := fs.String("roles", "gateway,member", "roles this process runs: gateway, member")
 	fs.StringVar(&c.IngestAddr, "ingest-addr", "", "gRPC address a gateway-only process forwards to")
-	fs.StringVar(&c.AdminToken, "admin-token", "", "when set, admin calls (EventService/ReplayEvent) need the gRPC header authorization: Bearer <token>")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "a gRPC bearer token with every scope (ingest, read, admin); once any token is set, every gRPC call but health needs authorization: Bearer <token>")
+	fs.StringVar(&c.TokenFile, "token-file", "", "file of gRPC bearer tokens, one \"<scopes> <token>\" or \"<scopes> sha256:<hex>\" a line (scopes: ingest,read,admin or all; # comments); re-read when it changes and on SIGHUP")
+	tokens := fs.String("tokens", "", "gRPC bearer tokens in the --token-file format, entries separated by ';' (prefer the environment twin HOOKD_TOKENS: command lines are visible to other users)")
+	fs.StringVar(&c.GRPCClientCA, "grpc-client-ca", "", "PEM CA bundle; when set, gRPC requires client certificates signed by it")
+	fs.StringVar(&c.IngestToken, "ingest-token", "", "bearer token (ingest scope) the gateway sends to --ingest-addr; sent in plaintext until gRPC runs over TLS: keep it on loopback or a private network")
+	fs.BoolVar(&c.Insecure, "insecure", false, "allow gRPC and the actor port on a non-loopback address with no credential (no token, no --grpc-client-ca): anyone who reaches them can read and forge everything")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest webhook body accepted, bytes")
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "most NotificationService/Subscribe streams served at once; the next is answered RESOURCE_EXHAUSTED")
 	fs.IntVar(&c.MaxHTTPConns, "max-http-conns", 4096, "most connections the HTTP listener holds open at once (idle keep-alive ones count); more wait to be accepted")
@@ -129,7 +156,51 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	if err := c.resolveAdminAddr(fs); err != nil {
 		return c, err
 	}
+	var err error
+	if c.Tokens, err = services.ParseTokens(*tokens, ";"); err != nil {
+		return c, fmt.Errorf("--tokens / HOOKD_TOKENS: %w", err)
+	}
 	return c, c.validate()
+}
+
+// credentialed says whether gRPC callers must prove who they are: a
+// bearer token or a client certificate is configured.
+func (c config) credentialed() bool {
+	return c.AdminToken != "" || c.TokenFile != "" || len(c.Tokens) > 0 || c.GRPCClientCA != ""
+}
+
+// authTokens are the tokens that do not change while hookd runs.
+func (c config) authTokens() []services.Token {
+	toks := append([]services.Token(nil), c.Tokens...)
+	if c.AdminToken != "" {
+		toks = append(toks, services.NewToken(c.AdminToken, services.ScopeAll))
+	}
+	return toks
+}
+
+// isLoopbackHost says whether host (a name or an IP, without a port)
+// is reachable only from this machine. "" and unspecified addresses
+// (0.0.0.0, ::) listen on every interface: not loopback.
+func isLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i] // IPv6 zone
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// isLoopbackAddr says whether a host:port listen or dial address is on
+// loopback. A gRPC target (dns:///name:port) is reduced to its address.
+func isLoopbackAddr(addr string) bool {
+	if i := strings.Index(addr, ":///"); i >= 0 {
+		addr = addr[i+4:]
+	}
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && isLoopbackHost(host)
 }
 
 func (c config) hasRole(r string) bool {
@@ -182,6 +253,28 @@ func (c config) validate() error {
 		errs = append(errs, errors.New("--tolerance must be positive"))
 	}
 	errs = append(errs, c.validateAdmin())
+	// Secure by default: with nothing to authenticate callers by, the
+	// gRPC API and the actor port stay on loopback unless --insecure.
+	if c.hasRole("member") && !c.credentialed() && !c.Insecure {
+		const fix = "add bearer tokens (--token-file, HOOKD_TOKENS or --admin-token), or client certificates (--grpc-client-ca), " +
+			"or pass --insecure to serve without authentication on purpose"
+		if !isLoopbackAddr(c.GRPCAddr) {
+			errs = append(errs, fmt.Errorf("--grpc-addr %s is not a loopback address and no gRPC credential is configured, so anyone who reaches it could read every customer and forge events: %s", c.GRPCAddr, fix))
+		}
+		if !isLoopbackHost(c.ClusterHost) {
+			errs = append(errs, fmt.Errorf("--cluster-host %s is not a loopback address and no gRPC credential is configured, so anyone who reaches the actor port could forge events: %s", c.ClusterHost, fix))
+		}
+	}
+	// A gateway that forwards over the network needs a token the members
+	// accept; fail at start rather than answer every webhook 503.
+	if c.hasRole("gateway") && c.IngestAddr != "" && c.IngestToken == "" && !c.Insecure {
+		for _, a := range splitList(c.IngestAddr) {
+			if !isLoopbackAddr(a) {
+				errs = append(errs, fmt.Errorf("--ingest-addr %s is not a loopback address: pass --ingest-token (HOOKD_INGEST_TOKEN), a token with the ingest scope, so that members accept this gateway's calls, or --insecure if the members run without authentication", a))
+				break
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -68,6 +68,7 @@ type banner struct {
 	store              string // where the data is
 	secretNote         string // set when the secret came from the data dir
 	sendFlags          string // flags `hookd send` needs beyond the defaults
+	grpcFlags          string // flags grpcurl needs beyond -plaintext (a token header)
 }
 
 func (b banner) print(w io.Writer) {
@@ -76,7 +77,7 @@ func (b banner) print(w io.Writer) {
 		fmt.Fprintf(w, "  webhooks  POST http://%s/v1/webhooks/stripe\n", b.httpAddr)
 	}
 	if b.grpcAddr != "" {
-		fmt.Fprintf(w, "  grpc      %s (reflection on: grpcurl -plaintext %s list)\n", b.grpcAddr, b.grpcAddr)
+		fmt.Fprintf(w, "  grpc      %s (reflection on: grpcurl -plaintext%s %s list)\n", b.grpcAddr, b.grpcFlags, b.grpcAddr)
 	}
 	if b.adminAddr != "" {
 		fmt.Fprintf(w, "  admin     http://%s/metrics and /debug/pprof/ (no authentication: keep it private)\n", b.adminAddr)
@@ -91,6 +92,6 @@ func (b banner) print(w io.Writer) {
 		fmt.Fprintf(w, "\nSend a first event (in another terminal):\n  go run ./cmd/hookd send%s --type customer.created --customer cus_123\n", b.sendFlags)
 	}
 	if b.grpcAddr != "" {
-		fmt.Fprintf(w, "Watch notifications:\n  grpcurl -plaintext -d '{}' %s hookd.v1.NotificationService/Subscribe\n\n", b.grpcAddr)
+		fmt.Fprintf(w, "Watch notifications:\n  grpcurl -plaintext%s -d '{}' %s hookd.v1.NotificationService/Subscribe\n\n", b.grpcFlags, b.grpcAddr)
 	}
 }

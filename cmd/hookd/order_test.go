@@ -197,7 +197,8 @@ func TestReplayEvent(t *testing.T) {
 	}
 }
 
-// With --admin-token, ReplayEvent needs the token; reads do not.
+// With --admin-token, ReplayEvent needs the token; so do reads, now that
+// any configured token turns authentication on for every method.
 func TestAdminTokenGuardsReplay(t *testing.T) {
 	h := startHookd(t, "--admin-token", "s3cret")
 	ctx := context.Background()
@@ -216,7 +217,10 @@ func TestAdminTokenGuardsReplay(t *testing.T) {
 	if r, err := h.events().ReplayEvent(right, req); err != nil || r.GetStatus() != hookdv1.EventStatus_EVENT_STATUS_DUPLICATE {
 		t.Fatalf("replay with the token: %v (%v), want duplicate", r, err)
 	}
-	if _, err := h.events().GetEvent(ctx, &hookdv1.GetEventRequest{EventId: "evt_adm"}); err != nil {
-		t.Fatalf("GetEvent without a token: %v, want allowed", err)
+	if _, err := h.events().GetEvent(ctx, &hookdv1.GetEventRequest{EventId: "evt_adm"}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("GetEvent without a token: %v, want Unauthenticated", err)
+	}
+	if _, err := h.events().GetEvent(right, &hookdv1.GetEventRequest{EventId: "evt_adm"}); err != nil {
+		t.Fatalf("GetEvent with the admin token: %v, want allowed", err)
 	}
 }

@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hookd/hookd/provider/stripe"
@@ -77,6 +80,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		}
 	}()
 
+	var hup chan os.Signal // SIGHUP re-reads the token file
+	if cfg.TokenFile != "" && cfg.hasRole("member") {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
+
 	grpcAddr := cfg.GRPCAddr
 	if cfg.hasRole("member") {
 		var err error
@@ -123,9 +133,20 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 				n.Listen(listenCtx, wakeup.Notify)
 			}()
 		}
+		auth := services.NewAuth(services.AuthConfig{Static: cfg.authTokens(), File: cfg.TokenFile, Reload: hup, Logger: log})
+		if err := auth.Start(); err != nil {
+			return err
+		}
+		defer auth.Stop()
+		if auth.Enabled() {
+			info.grpcFlags = ` -H "authorization: Bearer $TOKEN"`
+		}
+		if cfg.Insecure && !cfg.credentialed() && !isLoopbackAddr(cfg.GRPCAddr) {
+			log.WarnContext(ctx, "gRPC serves without authentication (--insecure): anyone who reaches it can read every customer and forge events", "addr", cfg.GRPCAddr)
+		}
 		drain = services.NewStreamDrain()
 		// Ingest takes no more than a webhook: --max-body-bytes bounds both.
-		grpcSrv = grpc.NewServer(append(services.ServerOptions(log, cfg.AdminToken),
+		grpcSrv = grpc.NewServer(append(services.ServerOptions(log, auth),
 			services.MaxRecvMsgSize(cfg.MaxBodyBytes), drain.ServerOption())...)
 		reg, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log,
 			MaxPayloadBytes: cfg.MaxBodyBytes, Tolerance: cfg.Tolerance, MaxStreams: cfg.MaxStreams})
@@ -176,7 +197,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			target = grpcAddr
 		}
 		var err error
-		if conn, err = ingestClient(target); err != nil {
+		if conn, err = ingestClient(target, cfg.IngestToken); err != nil {
 			return fmt.Errorf("ingest client for %s: %w", target, err)
 		}
 		// A gateway in a member process calls its own IngestService
@@ -359,11 +380,16 @@ const ingestServiceConfig = `{
 
 // ingestClient connects to the ingest service at target: one address, a
 // comma-separated list of addresses, or any gRPC target (dns:///name:port
-// resolves to every member behind a name).
-func ingestClient(target string) (*grpc.ClientConn, error) {
+// resolves to every member behind a name). A token, when not empty, is
+// sent as "authorization: Bearer <token>" with every call (in plaintext
+// until the connection uses TLS).
+func ingestClient(target, token string) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(ingestServiceConfig),
+	}
+	if token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(services.BearerToken(token)))
 	}
 	if addrs := splitList(target); len(addrs) > 1 {
 		r := manual.NewBuilderWithScheme("hookd-members")
