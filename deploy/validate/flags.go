@@ -12,8 +12,6 @@ import (
 // defines them (a flag being added in parallel): warnings, not errors.
 // Remove an entry once hookd has the flag.
 var pendingFlags = map[string]bool{
-	// gRPC bearer tokens with scopes (issue #13, auth).
-	"token-file": true, "tokens": true, "ingest-token": true, "insecure": true,
 	// TLS and mTLS (issue #13, TLS).
 	"tls-cert": true, "tls-key": true, "grpc-client-ca": true,
 	"ingest-ca": true, "ingest-cert": true, "ingest-key": true,
