@@ -75,6 +75,27 @@ type config struct {
 	// ClusterHost is the address the member listens on for cluster
 	// traffic and advertises to the other members.
 	ClusterHost string
+	// TLSCert and TLSKey (PEM files), when set, turn on TLS for the HTTP
+	// listener and the gRPC listener; the pair is re-read when the files
+	// change.
+	TLSCert string
+	TLSKey  string
+	// GRPCClientCA is a PEM CA bundle; when set, gRPC requires client
+	// certificates signed by it (mutual TLS). It needs TLSCert and TLSKey.
+	GRPCClientCA string
+	// IngestCA is a PEM CA bundle that verifies the members a gateway
+	// dials; when set, the gateway dials them with TLS.
+	IngestCA string
+	// IngestCert and IngestKey are the gateway's client certificate for
+	// members that require one (--grpc-client-ca on them). They need IngestCA.
+	IngestCert string
+	IngestKey  string
+	// ClusterTLSCert, ClusterTLSKey and ClusterTLSCA, all or none, turn on
+	// mutual TLS for member-to-member cluster traffic: each member presents
+	// the pair and requires (and verifies peers by) the CA.
+	ClusterTLSCert string
+	ClusterTLSKey  string
+	ClusterTLSCA   string
 }
 
 // parseServe fills a config from args and the environment, applies
@@ -106,6 +127,15 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.IntVar(&c.ClusterPort, "cluster-port", 0, "port for cluster traffic between members (0: any free port)")
 	fs.StringVar(&c.ClusterHost, "cluster-host", "127.0.0.1", "address other members reach this member at (it also listens there); in Kubernetes, the pod IP")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) for the HTTP and gRPC listeners; with --tls-key turns on TLS; re-read when the file changes")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&c.GRPCClientCA, "grpc-client-ca", "", "PEM CA bundle; when set, gRPC requires client certificates signed by it")
+	fs.StringVar(&c.IngestCA, "ingest-ca", "", "PEM CA bundle that verifies the members' certificates; when set, a gateway dials --ingest-addr with TLS")
+	fs.StringVar(&c.IngestCert, "ingest-cert", "", "PEM client certificate a gateway presents to members (with --ingest-ca; for members with --grpc-client-ca)")
+	fs.StringVar(&c.IngestKey, "ingest-key", "", "PEM private key for --ingest-cert")
+	fs.StringVar(&c.ClusterTLSCert, "cluster-tls-cert", "", "PEM certificate a member presents to other members on the cluster port (mutual TLS; with --cluster-tls-key and --cluster-tls-ca)")
+	fs.StringVar(&c.ClusterTLSKey, "cluster-tls-key", "", "PEM private key for --cluster-tls-cert")
+	fs.StringVar(&c.ClusterTLSCA, "cluster-tls-ca", "", "PEM CA bundle that signs every member's --cluster-tls-cert; members verify each other by it")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
 	}
@@ -158,7 +188,32 @@ func (c config) validate() error {
 	if c.Tolerance <= 0 {
 		errs = append(errs, errors.New("--tolerance must be positive"))
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.GRPCClientCA != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("--grpc-client-ca needs --tls-cert and --tls-key (client certificates are checked over TLS)"))
+	}
+	if (c.IngestCert == "") != (c.IngestKey == "") {
+		errs = append(errs, errors.New("--ingest-cert and --ingest-key go together"))
+	}
+	if c.IngestCert != "" && c.IngestCA == "" {
+		errs = append(errs, errors.New("--ingest-cert needs --ingest-ca (a client certificate is presented over TLS)"))
+	}
+	if n := countSet(c.ClusterTLSCert, c.ClusterTLSKey, c.ClusterTLSCA); n != 0 && n != 3 {
+		errs = append(errs, errors.New("--cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca go together"))
+	}
 	return errors.Join(errs...)
+}
+
+func countSet(values ...string) int {
+	n := 0
+	for _, v := range values {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // parseWithEnv parses args, then fills every flag not given on the command
