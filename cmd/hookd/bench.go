@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
@@ -47,6 +48,9 @@ type benchConfig struct {
 	// with the garbage collections hookd completed in each (polled from its
 	// /metrics).
 	Timeline time.Duration
+	// CA, Cert and Key reach a TLS hookd: CA verifies it (HTTPS, and gRPC
+	// over TLS when set), Cert and Key are a client certificate for mTLS.
+	CA, Cert, Key string
 }
 
 type benchResult struct {
@@ -106,6 +110,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		"subscription past_due, invoice paid, subscription active, deleted; a customer reuses its "+strconv.Itoa(benchStripeSubs)+" subscription IDs,\n"+
 		"so its state stays bounded and only its first "+strconv.Itoa(1+benchStripeSubs*len(benchStripeCycle))+" events can be parked)\n"+
 		"(default customer, or stripe when --out-of-order is above 0)")
+	fs.StringVar(&c.CA, "ca", "", "PEM CA bundle that verifies a TLS hookd (https:// --url, and gRPC over TLS when set)")
+	fs.StringVar(&c.Cert, "cert", "", "PEM client certificate for a hookd with --grpc-client-ca (with --key and --ca)")
+	fs.StringVar(&c.Key, "key", "", "PEM private key for --cert")
 	fs.IntVar(&c.PID, "pid", 0, "hookd's process ID, for its CPU and RSS")
 	fs.BoolVar(&c.JSON, "json", false, "print the figures as JSON")
 	fs.DurationVar(&c.Timeline, "timeline", 0, "also print latency per interval of this length (e.g. 100ms), with the garbage collections\n"+
@@ -320,6 +327,10 @@ type benchDelivery struct {
 }
 
 func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
+	tlsCfg, err := clientTLS(c.CA, c.Cert, c.Key)
+	if err != nil {
+		return benchResult{}, fmt.Errorf("bench: %w", err)
+	}
 	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	base := time.Now().Add(-24 * time.Hour).Unix()
 	ctx, cancel := context.WithTimeout(ctx, c.Duration)
@@ -353,7 +364,11 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	// notification reaching a subscriber (an upper bound on commit → subscriber).
 	subDone := make(chan struct{})
 	if c.GRPCAddr != "" {
-		conn, err := grpc.NewClient(c.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		creds := insecure.NewCredentials()
+		if c.CA != "" {
+			creds = credentials.NewTLS(tlsCfg)
+		}
+		conn, err := grpc.NewClient(c.GRPCAddr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			return benchResult{}, err
 		}
@@ -393,7 +408,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	// Figures cover requests sent from measureFrom on; CPU from then too.
 	var measureFrom time.Time
 	var cpu0 float64
-	send, closeClient, err := benchSender(c.URL, c.Concurrency)
+	send, closeClient, err := benchSender(c.URL, c.Concurrency, tlsCfg)
 	if err != nil {
 		return benchResult{}, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -205,6 +206,29 @@ func TestTLSSingleProcess(t *testing.T) {
 	}
 	if err := healthCheck(t, h.grpcAddr, tlsClient(t, ca, nil).DialOptions...); status.Code(err) != codes.Unavailable {
 		t.Errorf("health check without a client certificate: %v, want Unavailable", err)
+	}
+
+	// hookd send verifies an https:// URL by --ca, and without it (the
+	// system's roots) refuses the test CA's certificate.
+	noEnv := func(string) string { return "" }
+	sendArgs := []string{"--url", h.webhookURL, "--secret", testSecret, "--type", "customer.created", "--customer", "cus_tls4"}
+	var out strings.Builder
+	if err := send(ctx, append([]string{"--ca", ca.File}, sendArgs...), noEnv, &out); err != nil {
+		t.Errorf("send --ca: %v (%s)", err, out.String())
+	}
+	if err := send(ctx, sendArgs, noEnv, io.Discard); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("send without --ca to a test CA's certificate: %v, want a certificate error", err)
+	}
+
+	// hookd bench over HTTPS, its subscriber over gRPC with mTLS.
+	res, answered := runBenchJSON(t, []string{"--url", h.webhookURL, "--grpc-addr", h.grpcAddr, "--secret", testSecret,
+		"--ca", ca.File, "--cert", client.CertFile, "--key", client.KeyFile,
+		"--customers", "5", "--concurrency", "2", "--events", "40", "--duration", "30s", "--json"})
+	if res.Events < 40 || answered != res.Events || res.Errors != 0 {
+		t.Errorf("bench over TLS: %d answered (%d 2xx, transport errors %d), want at least 40, all 2xx", res.Events, answered, res.Errors)
+	}
+	if res.Notifications != res.Statuses["applied"] {
+		t.Errorf("bench over TLS: %d notifications over mTLS, want %d", res.Notifications, res.Statuses["applied"])
 	}
 }
 
