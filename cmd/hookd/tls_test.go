@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/hookd/hookd/internal/certs/certstest"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/store/postgres/pgtest"
 )
 
@@ -256,5 +259,57 @@ func TestTLSConfigValidation(t *testing.T) {
 		return map[string]string{"HOOKD_GRPC_CLIENT_CA": "ca.pem", "HOOKD_TLS_CERT": "c.pem", "HOOKD_TLS_KEY": "k.pem"}[k]
 	}); err != nil || c.GRPCClientCA != "ca.pem" {
 		t.Errorf("HOOKD_GRPC_CLIENT_CA: GRPCClientCA %q, err %v; want ca.pem, nil", c.GRPCClientCA, err)
+	}
+}
+
+// TestTLSCluster runs two members whose cluster ports (protoactor's
+// remote) speak mutual TLS: events for many customers, whose grains are
+// spread over both members, are all applied through either member, and
+// the cluster port refuses plaintext and certificate-less clients.
+func TestTLSCluster(t *testing.T) {
+	t.Parallel()
+	ca := certstest.NewCA(t, "cluster")
+	var ports []string
+	c := startClusterWith(t, 2, func(i int) []string {
+		peer := ca.Peer(t, fmt.Sprintf("member%d", i+1))
+		addr := freeAddr(t)
+		ports = append(ports, addr)
+		_, port, _ := net.SplitHostPort(addr)
+		return []string{"--cluster-port", port,
+			"--cluster-tls-cert", peer.CertFile, "--cluster-tls-key", peer.KeyFile, "--cluster-tls-ca", ca.File}
+	})
+	client := &http.Client{Timeout: 30 * time.Second}
+	for i := range 40 {
+		body, err := generateEvent(eventSpec{Type: "customer.created", Customer: fmt.Sprintf("cus_tlscluster%d", i), Created: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, c.webhook, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Stripe-Signature", stripe.Sign(body, testSecret, time.Now()))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("event %d: %s, want 200 (members reach each other's grains over mutual TLS)", i, resp.Status)
+		}
+	}
+
+	// protoactor's remote serves no health service: Unimplemented means
+	// the handshake got through, Unavailable that it was refused.
+	peer := ca.Peer(t, "probe")
+	good := tlsClient(t, ca, &peer)
+	for _, addr := range ports {
+		if err := healthCheck(t, addr, good.DialOptions...); status.Code(err) != codes.Unimplemented {
+			t.Errorf("cluster port %s with a member certificate: %v, want Unimplemented (handshake accepted)", addr, err)
+		}
+		if err := healthCheck(t, addr, grpc.WithTransportCredentials(insecure.NewCredentials())); status.Code(err) != codes.Unavailable {
+			t.Errorf("cluster port %s in plaintext: %v, want Unavailable (refused)", addr, err)
+		}
+		if err := healthCheck(t, addr, tlsClient(t, ca, nil).DialOptions...); status.Code(err) != codes.Unavailable {
+			t.Errorf("cluster port %s without a client certificate: %v, want Unavailable (refused)", addr, err)
+		}
 	}
 }
