@@ -294,6 +294,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 	if httpAddr != "" && (httpAddr != defaultHTTPAddr || scheme != "http") {
 		info.sendFlags += " --url " + scheme + "://" + httpAddr + "/v1/webhooks/stripe"
 	}
+	if tlsSet.http != nil {
+		info.scheme = scheme
+		info.sendFlags += " --ca <CA bundle>"
+		info.grpcurlFlags = "-cacert <CA bundle>"
+		if cfg.GRPCClientCA != "" {
+			info.grpcurlFlags += " -cert <client cert> -key <client key>"
+		}
+	}
 	info.httpAddr, info.grpcAddr = httpAddr, ""
 	if grpcSrv != nil {
 		info.grpcAddr = grpcAddr

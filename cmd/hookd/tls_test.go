@@ -313,3 +313,22 @@ func TestTLSCluster(t *testing.T) {
 		}
 	}
 }
+
+// The banner tells a person how to reach a TLS hookd; the quickstart's
+// stays plaintext.
+func TestTLSBanner(t *testing.T) {
+	t.Parallel()
+	var plain, secure strings.Builder
+	banner{httpAddr: defaultHTTPAddr, grpcAddr: "127.0.0.1:9090"}.print(&plain)
+	banner{httpAddr: defaultHTTPAddr, grpcAddr: "127.0.0.1:9090", scheme: "https", grpcurlFlags: "-cacert ca.pem"}.print(&secure)
+	for _, want := range []string{"POST http://127.0.0.1:8080/", "grpcurl -plaintext 127.0.0.1:9090 list", "grpcurl -plaintext -d"} {
+		if !strings.Contains(plain.String(), want) {
+			t.Errorf("quickstart banner lacks %q:\n%s", want, plain.String())
+		}
+	}
+	for _, want := range []string{"POST https://127.0.0.1:8080/", "grpcurl -cacert ca.pem 127.0.0.1:9090 list"} {
+		if !strings.Contains(secure.String(), want) {
+			t.Errorf("TLS banner lacks %q:\n%s", want, secure.String())
+		}
+	}
+}
