@@ -96,6 +96,10 @@ type config struct {
 	ClusterTLSCert string
 	ClusterTLSKey  string
 	ClusterTLSCA   string
+	// ClusterTLSServerName, when set, is the name every member's cluster
+	// certificate is verified for, instead of the host it is dialed at (its
+	// --cluster-host, in Kubernetes a pod IP no certificate names).
+	ClusterTLSServerName string
 }
 
 // parseServe fills a config from args and the environment, applies
@@ -136,6 +140,7 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.ClusterTLSCert, "cluster-tls-cert", "", "PEM certificate a member presents to other members on the cluster port (mutual TLS; with --cluster-tls-key and --cluster-tls-ca)")
 	fs.StringVar(&c.ClusterTLSKey, "cluster-tls-key", "", "PEM private key for --cluster-tls-cert")
 	fs.StringVar(&c.ClusterTLSCA, "cluster-tls-ca", "", "PEM CA bundle that signs every member's --cluster-tls-cert; members verify each other by it")
+	fs.StringVar(&c.ClusterTLSServerName, "cluster-tls-server-name", "", "name other members' --cluster-tls-cert must carry (default: the host each is dialed at, its --cluster-host)")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
 	}
@@ -202,6 +207,9 @@ func (c config) validate() error {
 	}
 	if n := countSet(c.ClusterTLSCert, c.ClusterTLSKey, c.ClusterTLSCA); n != 0 && n != 3 {
 		errs = append(errs, errors.New("--cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca go together"))
+	}
+	if c.ClusterTLSServerName != "" && c.ClusterTLSCA == "" {
+		errs = append(errs, errors.New("--cluster-tls-server-name needs --cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca"))
 	}
 	return errors.Join(errs...)
 }

@@ -64,6 +64,8 @@ func loadTLS(cfg config, log *slog.Logger) (tlsSetup, error) {
 		}
 		s.clusterServer = certs.ServerConfig(r, pool)
 		s.clusterClient = certs.ClientConfig(pool, r)
+		// gRPC verifies the host it dials unless a name is set here.
+		s.clusterClient.ServerName = cfg.ClusterTLSServerName
 	}
 	return s, nil
 }

@@ -244,6 +244,7 @@ func TestTLSConfigValidation(t *testing.T) {
 		{"--ingest-cert", "c.pem", "--ingest-key", "k.pem"},
 		{"--ingest-ca", "ca.pem", "--ingest-cert", "c.pem"},
 		{"--cluster-tls-cert", "c.pem", "--cluster-tls-key", "k.pem"},
+		{"--cluster-tls-server-name", "hookd-cluster"},
 	} {
 		if _, err := parseServe(args, func(string) string { return "" }); err == nil {
 			t.Errorf("parseServe(%q): nil error, want one", args)
@@ -275,8 +276,14 @@ func TestTLSCluster(t *testing.T) {
 		addr := freeAddr(t)
 		ports = append(ports, addr)
 		_, port, _ := net.SplitHostPort(addr)
-		return []string{"--cluster-port", port,
+		args := []string{"--cluster-port", port,
 			"--cluster-tls-cert", peer.CertFile, "--cluster-tls-key", peer.KeyFile, "--cluster-tls-ca", ca.File}
+		if i == 1 {
+			// Verify the peer by a name of its certificate rather than
+			// the 127.0.0.1 it is dialed at.
+			args = append(args, "--cluster-tls-server-name", "localhost")
+		}
+		return args
 	})
 	client := &http.Client{Timeout: 30 * time.Second}
 	for i := range 40 {
@@ -330,5 +337,41 @@ func TestTLSBanner(t *testing.T) {
 		if !strings.Contains(secure.String(), want) {
 			t.Errorf("TLS banner lacks %q:\n%s", want, secure.String())
 		}
+	}
+}
+
+// --cluster-tls-server-name is the name a member verifies its peers by.
+func TestTLSClusterServerName(t *testing.T) {
+	t.Parallel()
+	ca := certstest.NewCA(t, "cluster")
+	peer := ca.Peer(t, "member")
+	dial := func(serverName string) error {
+		cfg := config{ClusterTLSCert: peer.CertFile, ClusterTLSKey: peer.KeyFile, ClusterTLSCA: ca.File, ClusterTLSServerName: serverName}
+		s, err := loadTLS(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", s.clusterServer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			if c, err := ln.Accept(); err == nil {
+				c.(*tls.Conn).Handshake()
+				c.Close()
+			}
+		}()
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), s.clusterClient)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	if err := dial("localhost"); err != nil {
+		t.Errorf("server name localhost, in the certificate: %v, want success", err)
+	}
+	if err := dial("other.example"); err == nil {
+		t.Error("server name other.example, not in the certificate: handshake succeeded, want refused")
 	}
 }
