@@ -106,19 +106,21 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		}
 		clusterSrvOpts, clusterDialOpts := tlsSet.clusterOptions()
 		sys, err = actors.New(actors.Config{
+			Store:         st,
+			Logger:        log,
+			Committed:     func(string) { wakeup.Notify() },
+			Membership:    cfg.Cluster,
+			EtcdEndpoints: cfg.EtcdEndpoints,
+			Host:          cfg.ClusterHost,
+			Port:          cfg.ClusterPort,
+			IdleTimeout:   cfg.IdleTimeout,
+			ParkDeadline:  cfg.ParkDeadline,
+			Fetcher:       fetcher,
+			Objects:       objects,
+
+			// Mutual TLS on the cluster port (--cluster-tls-*), when set.
 			RemoteServerOptions: clusterSrvOpts,
 			RemoteDialOptions:   clusterDialOpts,
-			Store:               st,
-			Logger:              log,
-			Committed:           func(string) { wakeup.Notify() },
-			Membership:          cfg.Cluster,
-			EtcdEndpoints:       cfg.EtcdEndpoints,
-			Host:                cfg.ClusterHost,
-			Port:                cfg.ClusterPort,
-			IdleTimeout:         cfg.IdleTimeout,
-			ParkDeadline:        cfg.ParkDeadline,
-			Fetcher:             fetcher,
-			Objects:             objects,
 		})
 		if err != nil {
 			return err
