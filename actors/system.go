@@ -21,6 +21,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/hookd/hookd/actors/customer"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
@@ -52,6 +53,12 @@ type Config struct {
 	// and 0 (any free port).
 	Host string
 	Port int
+	// RemoteServerOptions and RemoteDialOptions are the gRPC options of
+	// the member's remote endpoint (its listener, and its connections to
+	// other members): credentials for mutual TLS between members. Nil
+	// keeps protoactor's default, plaintext.
+	RemoteServerOptions []grpc.ServerOption
+	RemoteDialOptions   []grpc.DialOption
 	// IdleTimeout passivates a customer grain that received nothing for
 	// this long. Default 5 minutes.
 	IdleTimeout time.Duration
@@ -229,7 +236,15 @@ func (s *System) Start(ctx context.Context) error {
 		return err
 	}
 	s.dispatcher = newWorkerDispatcher()
-	remoteCfg := remote.Configure(s.cfg.Host, s.cfg.Port)
+	var remoteOpts []remote.ConfigOption
+	if s.cfg.RemoteServerOptions != nil {
+		remoteOpts = append(remoteOpts, remote.WithServerOptions(s.cfg.RemoteServerOptions...))
+	}
+	if s.cfg.RemoteDialOptions != nil {
+		// Replaces protoactor's default (insecure) dial options.
+		remoteOpts = append(remoteOpts, remote.WithDialOptions(s.cfg.RemoteDialOptions...))
+	}
+	remoteCfg := remote.Configure(s.cfg.Host, s.cfg.Port, remoteOpts...)
 	clusterCfg := cluster.Configure(s.cfg.ClusterName, provider, disthash.New(), remoteCfg,
 		cluster.WithKinds(customer.Kind(s.cfg.IdleTimeout,
 			actor.WithDispatcher(s.dispatcher), actor.WithMailbox(newCompactMailbox))),

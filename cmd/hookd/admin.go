@@ -110,7 +110,7 @@ type adminServer struct {
 }
 
 func newAdminServer(addr string, log *slog.Logger) *adminServer {
-	srv := newHTTPServer(adminHandler(), log)
+	srv := newHTTPServer(adminHandler(), log, nil)
 	srv.WriteTimeout = 2 * time.Minute // CPU profiles and traces take their time (?seconds=30 by default)
 	return &adminServer{addr: addr, log: log, srv: srv}
 }

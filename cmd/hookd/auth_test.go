@@ -302,7 +302,7 @@ func TestAuthSecureByDefaultConfig(t *testing.T) {
 		{args: []string{"--grpc-addr", "0.0.0.0:9090", "--cluster-host", "10.0.0.7", "--insecure"}},
 		{args: []string{"--grpc-addr", "0.0.0.0:9090", "--cluster-host", "10.0.0.7", "--admin-token", "x"}},
 		{args: []string{"--grpc-addr", "0.0.0.0:9090", "--token-file", "/etc/hookd/tokens"}},
-		{args: []string{"--grpc-addr", "0.0.0.0:9090", "--grpc-client-ca", "/etc/hookd/ca.pem"}},
+		{args: []string{"--grpc-addr", "0.0.0.0:9090", "--grpc-client-ca", "/etc/hookd/ca.pem", "--tls-cert", "/etc/hookd/tls.crt", "--tls-key", "/etc/hookd/tls.key"}},
 		{args: []string{"--grpc-addr", "0.0.0.0:9090"}, env: map[string]string{"HOOKD_TOKENS": "read abc;ingest def"}},
 		{env: map[string]string{"HOOKD_TOKENS": "read hush-secret extra"}, wantErr: "--tokens / HOOKD_TOKENS: entry 1"},
 		{env: map[string]string{"HOOKD_INSECURE": "true", "HOOKD_GRPC_ADDR": "0.0.0.0:9090"}},

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
@@ -52,6 +53,9 @@ type benchConfig struct {
 	// MetricsURL is hookd's /metrics, on its admin listener (--admin-addr);
 	// empty: collections unknown.
 	MetricsURL string
+	// CA, Cert and Key reach a TLS hookd: CA verifies it (HTTPS, and gRPC
+	// over TLS when set), Cert and Key are a client certificate for mTLS.
+	CA, Cert, Key string
 }
 
 type benchResult struct {
@@ -112,6 +116,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		"subscription past_due, invoice paid, subscription active, deleted; a customer reuses its "+strconv.Itoa(benchStripeSubs)+" subscription IDs,\n"+
 		"so its state stays bounded and only its first "+strconv.Itoa(1+benchStripeSubs*len(benchStripeCycle))+" events can be parked)\n"+
 		"(default customer, or stripe when --out-of-order is above 0)")
+	fs.StringVar(&c.CA, "ca", "", "PEM CA bundle that verifies a TLS hookd (https:// --url, and gRPC over TLS when set)")
+	fs.StringVar(&c.Cert, "cert", "", "PEM client certificate for a hookd with --grpc-client-ca (with --key and --ca)")
+	fs.StringVar(&c.Key, "key", "", "PEM private key for --cert")
 	fs.IntVar(&c.PID, "pid", 0, "hookd's process ID, for its CPU and RSS")
 	fs.BoolVar(&c.JSON, "json", false, "print the figures as JSON")
 	fs.DurationVar(&c.Timeline, "timeline", 0, "also print latency per interval of this length (e.g. 100ms), with the garbage collections\n"+
@@ -334,6 +341,10 @@ type benchDelivery struct {
 const benchRedelivered = "redelivered"
 
 func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
+	tlsCfg, err := clientTLS(c.CA, c.Cert, c.Key)
+	if err != nil {
+		return benchResult{}, fmt.Errorf("bench: %w", err)
+	}
 	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	base := time.Now().Add(-24 * time.Hour).Unix()
 	ctx, cancel := context.WithTimeout(ctx, c.Duration)
@@ -368,7 +379,11 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	// notification reaching a subscriber (an upper bound on commit → subscriber).
 	subDone := make(chan struct{})
 	if c.GRPCAddr != "" {
-		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		creds := insecure.NewCredentials()
+		if c.CA != "" {
+			creds = credentials.NewTLS(tlsCfg)
+		}
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 		if c.Token != "" {
 			opts = append(opts, grpc.WithPerRPCCredentials(services.BearerToken(c.Token)))
 		}
@@ -412,7 +427,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	// Figures cover requests sent from measureFrom on; CPU from then too.
 	var measureFrom time.Time
 	var cpu0 float64
-	send, closeClient, err := benchSender(c.URL, c.Concurrency)
+	send, closeClient, err := benchSender(c.URL, c.Concurrency, tlsCfg)
 	if err != nil {
 		return benchResult{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -148,7 +149,7 @@ func (bc *benchConn) roundTrip(c *benchClient, sig string, body []byte) (code in
 // benchSender returns a function that posts a signed webhook to url and
 // returns the answer's status code and body: over benchClient for an
 // http:// URL, else over net/http's client. close releases connections.
-func benchSender(url string, conns int) (send func(sig string, body []byte) (int, []byte, error), close func(), err error) {
+func benchSender(url string, conns int, tlsCfg *tls.Config) (send func(sig string, body []byte) (int, []byte, error), close func(), err error) {
 	const timeout = 30 * time.Second
 	if strings.HasPrefix(url, "http://") {
 		bc, err := newBenchClient(url, conns, timeout)
@@ -157,7 +158,7 @@ func benchSender(url string, conns int) (send func(sig string, body []byte) (int
 		}
 		return bc.Post, bc.Close, nil
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}, Timeout: timeout}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, TLSClientConfig: tlsCfg}, Timeout: timeout}
 	send = func(sig string, body []byte) (int, []byte, error) {
 		req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {

@@ -105,6 +105,13 @@ type testCluster struct {
 
 func startCluster(t *testing.T, members int) *testCluster {
 	t.Helper()
+	return startClusterWith(t, members, nil)
+}
+
+// startClusterWith is startCluster with more flags for member i (from 0)
+// from memberArgs, when not nil.
+func startClusterWith(t *testing.T, members int, memberArgs func(i int) []string) *testCluster {
+	t.Helper()
 	etcdBin, err := exec.LookPath("etcd")
 	if err != nil {
 		t.Fatalf("etcd is not installed (apt-get install etcd-server; .ci/test does): %v", err)
@@ -157,6 +164,9 @@ func startCluster(t *testing.T, members int) *testCluster {
 				"--database-url", db, "--grpc-addr", grpcAddr, "--http-addr", httpAddr,
 				"--cluster-host", "127.0.0.1", "--log-level", "warn", "--drain-delay", "300ms",
 			}}
+		if memberArgs != nil {
+			m.args = append(m.args, memberArgs(i)...)
+		}
 		m.start(t)
 		c.members = append(c.members, m)
 	}

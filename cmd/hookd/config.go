@@ -57,9 +57,6 @@ type config struct {
 	// Tokens are bearer tokens given in the environment (HOOKD_TOKENS):
 	// the token file's format, entries separated by ';' or newlines.
 	Tokens []services.Token
-	// GRPCClientCA, when set, is a PEM CA bundle; gRPC then requires
-	// client certificates signed by it (mTLS).
-	GRPCClientCA string
 	// IngestToken is the bearer token (with the ingest scope) this
 	// process's gateway sends with IngestService calls over gRPC.
 	IngestToken string
@@ -109,6 +106,31 @@ type config struct {
 	// ClusterHost is the address the member listens on for cluster
 	// traffic and advertises to the other members.
 	ClusterHost string
+	// TLSCert and TLSKey (PEM files), when set, turn on TLS for the HTTP
+	// listener and the gRPC listener; the pair is re-read when the files
+	// change.
+	TLSCert string
+	TLSKey  string
+	// GRPCClientCA is a PEM CA bundle; when set, gRPC requires client
+	// certificates signed by it (mutual TLS). It needs TLSCert and TLSKey.
+	GRPCClientCA string
+	// IngestCA is a PEM CA bundle that verifies the members a gateway
+	// dials; when set, the gateway dials them with TLS.
+	IngestCA string
+	// IngestCert and IngestKey are the gateway's client certificate for
+	// members that require one (--grpc-client-ca on them). They need IngestCA.
+	IngestCert string
+	IngestKey  string
+	// ClusterTLSCert, ClusterTLSKey and ClusterTLSCA, all or none, turn on
+	// mutual TLS for member-to-member cluster traffic: each member presents
+	// the pair and requires (and verifies peers by) the CA.
+	ClusterTLSCert string
+	ClusterTLSKey  string
+	ClusterTLSCA   string
+	// ClusterTLSServerName, when set, is the name every member's cluster
+	// certificate is verified for, instead of the host it is dialed at (its
+	// --cluster-host, in Kubernetes a pod IP no certificate names).
+	ClusterTLSServerName string
 }
 
 // parseServe fills a config from args and the environment, applies
@@ -147,6 +169,15 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.IntVar(&c.ClusterPort, "cluster-port", 0, "port for cluster traffic between members (0: any free port)")
 	fs.StringVar(&c.ClusterHost, "cluster-host", "127.0.0.1", "address other members reach this member at (it also listens there); in Kubernetes, the pod IP")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) for the HTTP and gRPC listeners; with --tls-key turns on TLS; re-read when the file changes")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&c.IngestCA, "ingest-ca", "", "PEM CA bundle that verifies the members' certificates; when set, a gateway dials --ingest-addr with TLS")
+	fs.StringVar(&c.IngestCert, "ingest-cert", "", "PEM client certificate a gateway presents to members (with --ingest-ca; for members with --grpc-client-ca)")
+	fs.StringVar(&c.IngestKey, "ingest-key", "", "PEM private key for --ingest-cert")
+	fs.StringVar(&c.ClusterTLSCert, "cluster-tls-cert", "", "PEM certificate a member presents to other members on the cluster port (mutual TLS; with --cluster-tls-key and --cluster-tls-ca)")
+	fs.StringVar(&c.ClusterTLSKey, "cluster-tls-key", "", "PEM private key for --cluster-tls-cert")
+	fs.StringVar(&c.ClusterTLSCA, "cluster-tls-ca", "", "PEM CA bundle that signs every member's --cluster-tls-cert; members verify each other by it")
+	fs.StringVar(&c.ClusterTLSServerName, "cluster-tls-server-name", "", "name other members' --cluster-tls-cert must carry (default: the host each is dialed at, its --cluster-host)")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
 	}
@@ -267,7 +298,7 @@ func (c config) validate() error {
 	}
 	// A gateway that forwards over the network needs a token the members
 	// accept; fail at start rather than answer every webhook 503.
-	if c.hasRole("gateway") && c.IngestAddr != "" && c.IngestToken == "" && !c.Insecure {
+	if c.hasRole("gateway") && c.IngestAddr != "" && c.IngestToken == "" && c.IngestCert == "" && !c.Insecure {
 		for _, a := range splitList(c.IngestAddr) {
 			if !isLoopbackAddr(a) {
 				errs = append(errs, fmt.Errorf("--ingest-addr %s is not a loopback address: pass --ingest-token (HOOKD_INGEST_TOKEN), a token with the ingest scope, so that members accept this gateway's calls, or --insecure if the members run without authentication", a))
@@ -275,7 +306,35 @@ func (c config) validate() error {
 			}
 		}
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.GRPCClientCA != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("--grpc-client-ca needs --tls-cert and --tls-key (client certificates are checked over TLS)"))
+	}
+	if (c.IngestCert == "") != (c.IngestKey == "") {
+		errs = append(errs, errors.New("--ingest-cert and --ingest-key go together"))
+	}
+	if c.IngestCert != "" && c.IngestCA == "" {
+		errs = append(errs, errors.New("--ingest-cert needs --ingest-ca (a client certificate is presented over TLS)"))
+	}
+	if n := countSet(c.ClusterTLSCert, c.ClusterTLSKey, c.ClusterTLSCA); n != 0 && n != 3 {
+		errs = append(errs, errors.New("--cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca go together"))
+	}
+	if c.ClusterTLSServerName != "" && c.ClusterTLSCA == "" {
+		errs = append(errs, errors.New("--cluster-tls-server-name needs --cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca"))
+	}
 	return errors.Join(errs...)
+}
+
+func countSet(values ...string) int {
+	n := 0
+	for _, v := range values {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // parseWithEnv parses args, then fills every flag not given on the command

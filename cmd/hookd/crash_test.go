@@ -70,10 +70,17 @@ func (l *lockedBuffer) String() string {
 
 func startProcess(t *testing.T, httpAddr string, args ...string) *process {
 	t.Helper()
+	return startProcessReady(t, "http://"+httpAddr+"/readyz", http.DefaultClient, args...)
+}
+
+// startProcessReady is startProcess polling readyURL with client (an
+// https:// URL and a client that trusts hookd's CA, for a TLS hookd).
+func startProcessReady(t *testing.T, readyURL string, client *http.Client, args ...string) *process {
+	t.Helper()
 	p := spawnProcess(t, args...)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		resp, err := client.Get(readyURL)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

@@ -69,15 +69,23 @@ type banner struct {
 	secretNote         string // set when the secret came from the data dir
 	sendFlags          string // flags `hookd send` needs beyond the defaults
 	grpcFlags          string // flags grpcurl needs beyond -plaintext (a token header)
+	scheme             string // of the webhook URL: http (empty) or https
+	grpcurlFlags       string // how grpcurl reaches the gRPC listener (empty: -plaintext)
 }
 
 func (b banner) print(w io.Writer) {
 	fmt.Fprintf(w, "\nhookd is running\n")
+	if b.scheme == "" {
+		b.scheme = "http"
+	}
+	if b.grpcurlFlags == "" {
+		b.grpcurlFlags = "-plaintext"
+	}
 	if b.httpAddr != "" {
-		fmt.Fprintf(w, "  webhooks  POST http://%s/v1/webhooks/stripe\n", b.httpAddr)
+		fmt.Fprintf(w, "  webhooks  POST %s://%s/v1/webhooks/stripe\n", b.scheme, b.httpAddr)
 	}
 	if b.grpcAddr != "" {
-		fmt.Fprintf(w, "  grpc      %s (reflection on: grpcurl -plaintext%s %s list)\n", b.grpcAddr, b.grpcFlags, b.grpcAddr)
+		fmt.Fprintf(w, "  grpc      %s (reflection on: grpcurl %s%s %s list)\n", b.grpcAddr, b.grpcurlFlags, b.grpcFlags, b.grpcAddr)
 	}
 	if b.adminAddr != "" {
 		fmt.Fprintf(w, "  admin     http://%s/metrics and /debug/pprof/ (no authentication: keep it private)\n", b.adminAddr)
@@ -92,6 +100,6 @@ func (b banner) print(w io.Writer) {
 		fmt.Fprintf(w, "\nSend a first event (in another terminal):\n  go run ./cmd/hookd send%s --type customer.created --customer cus_123\n", b.sendFlags)
 	}
 	if b.grpcAddr != "" {
-		fmt.Fprintf(w, "Watch notifications:\n  grpcurl -plaintext%s -d '{}' %s hookd.v1.NotificationService/Subscribe\n\n", b.grpcFlags, b.grpcAddr)
+		fmt.Fprintf(w, "Watch notifications:\n  grpcurl %s%s -d '{}' %s hookd.v1.NotificationService/Subscribe\n\n", b.grpcurlFlags, b.grpcFlags, b.grpcAddr)
 	}
 }

@@ -87,6 +87,24 @@ func startHookdOn(t *testing.T, kind string, extraArgs ...string) *hookd {
 // database at dbURL, or else the embedded store in dataDir.
 func startHookdOnStore(t *testing.T, dbURL, dataDir string, extraArgs ...string) *hookd {
 	t.Helper()
+	return startHookdWith(t, dbURL, dataDir, harnessOptions{}, extraArgs...)
+}
+
+// harnessOptions change how the harness reaches a hookd; the zero value
+// is plaintext HTTP and gRPC.
+type harnessOptions struct {
+	// HTTPS makes the harness use https:// URLs with HTTPClient (which
+	// must trust hookd's certificate).
+	HTTPS      bool
+	HTTPClient *http.Client
+	// DialOptions replace the harness's gRPC dial options (insecure
+	// credentials).
+	DialOptions []grpc.DialOption
+}
+
+// startHookdWith is startHookdOnStore reaching hookd as opts say.
+func startHookdWith(t *testing.T, dbURL, dataDir string, opts harnessOptions, extraArgs ...string) *hookd {
+	t.Helper()
 	storeArgs := []string{"--data-dir", dataDir}
 	if dbURL != "" {
 		storeArgs = []string{"--database-url", dbURL}
@@ -104,8 +122,21 @@ func startHookdOnStore(t *testing.T, dbURL, dataDir string, extraArgs ...string)
 	if _, err := parseServe(args, func(string) string { return "" }); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	proc := startProcess(t, httpAddr, args...)
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	scheme, client := "http", &http.Client{Timeout: 30 * time.Second}
+	if opts.HTTPS {
+		scheme, client = "https", opts.HTTPClient
+	}
+	var proc *process
+	if opts.HTTPS {
+		proc = startProcessReady(t, scheme+"://"+httpAddr+"/readyz", client, args...)
+	} else {
+		proc = startProcess(t, httpAddr, args...)
+	}
+	dialOpts := opts.DialOptions
+	if dialOpts == nil {
+		dialOpts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conn, err := grpc.NewClient(grpcAddr, dialOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,12 +151,12 @@ func startHookdOnStore(t *testing.T, dbURL, dataDir string, extraArgs ...string)
 	})
 	return &hookd{
 		databaseURL: dbURL,
-		webhookURL:  "http://" + httpAddr + "/v1/webhooks/stripe",
-		baseURL:     "http://" + httpAddr,
+		webhookURL:  scheme + "://" + httpAddr + "/v1/webhooks/stripe",
+		baseURL:     scheme + "://" + httpAddr,
 		adminURL:    "http://" + adminAddr,
 		grpcAddr:    grpcAddr,
 		conn:        conn,
-		http:        &http.Client{Timeout: 30 * time.Second},
+		http:        client,
 		proc:        proc,
 	}
 }

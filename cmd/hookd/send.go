@@ -33,6 +33,7 @@ func send(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs.StringVar(&spec.Status, "status", "", "with --type: the subscription status")
 	ago := fs.Duration("ago", 0, "with --type: make the event this much older than now (to try out-of-order delivery)")
 	print := fs.Bool("print", false, "print the event instead of sending it")
+	caFile := fs.String("ca", "", "PEM CA bundle that verifies an https:// --url (default: the system's roots)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,7 +77,14 @@ func send(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Stripe-Signature", stripe.Sign(body, *secret, time.Now()))
+	tlsCfg, err := clientTLS(*caFile, "", "")
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
 	client := &http.Client{Timeout: 30 * time.Second}
+	if tlsCfg != nil {
+		client.Transport = &http.Transport{TLSClientConfig: tlsCfg}
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("send: %w", err)

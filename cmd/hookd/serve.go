@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -86,6 +88,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 	}
+	tlsSet, err := loadTLS(cfg, log)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if tlsSet.http != nil {
+		scheme = "https"
+	}
 
 	grpcAddr := cfg.GRPCAddr
 	if cfg.hasRole("member") {
@@ -102,6 +112,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			client := stripe.NewClient(cfg.StripeAPIKey, cfg.StripeAPIURL, log)
 			fetcher, objects = client, client
 		}
+		clusterSrvOpts, clusterDialOpts := tlsSet.clusterOptions()
 		sys, err = actors.New(actors.Config{
 			Store:         st,
 			Logger:        log,
@@ -114,6 +125,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			ParkDeadline:  cfg.ParkDeadline,
 			Fetcher:       fetcher,
 			Objects:       objects,
+
+			// Mutual TLS on the cluster port (--cluster-tls-*), when set.
+			RemoteServerOptions: clusterSrvOpts,
+			RemoteDialOptions:   clusterDialOpts,
 		})
 		if err != nil {
 			return err
@@ -146,8 +161,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		}
 		drain = services.NewStreamDrain()
 		// Ingest takes no more than a webhook: --max-body-bytes bounds both.
-		grpcSrv = grpc.NewServer(append(services.ServerOptions(log, auth),
-			services.MaxRecvMsgSize(cfg.MaxBodyBytes), drain.ServerOption())...)
+		grpcSrv = grpc.NewServer(append(append(services.ServerOptions(log, auth),
+			services.MaxRecvMsgSize(cfg.MaxBodyBytes), drain.ServerOption()), tlsSet.grpcServerOptions()...)...)
 		reg, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log,
 			MaxPayloadBytes: cfg.MaxBodyBytes, Tolerance: cfg.Tolerance, MaxStreams: cfg.MaxStreams})
 		if err != nil {
@@ -196,16 +211,26 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		if target == "" {
 			target = grpcAddr
 		}
-		var err error
-		if conn, err = ingestClient(target, cfg.IngestToken); err != nil {
-			return fmt.Errorf("ingest client for %s: %w", target, err)
-		}
 		// A gateway in a member process calls its own IngestService
 		// directly; readiness still asks the gRPC health service, so that
-		// it reports what a remote gateway would see.
-		ingest := hookdv1.NewIngestServiceClient(conn)
-		if cfg.IngestAddr == "" && local != nil {
-			ingest = local
+		// it reports what a remote gateway would see, except over TLS with
+		// no --ingest-ca to verify the member by: then it asks the
+		// in-process health service.
+		check := func(ctx context.Context) (*healthpb.HealthCheckResponse, error) {
+			return health.Check(ctx, &healthpb.HealthCheckRequest{})
+		}
+		var ingest hookdv1.IngestServiceClient = local
+		if cfg.IngestAddr != "" || tlsSet.grpc == nil || tlsSet.ingest != nil {
+			var err error
+			if conn, err = ingestClient(target, cfg.IngestToken, tlsSet.ingest); err != nil {
+				return fmt.Errorf("ingest client for %s: %w", target, err)
+			}
+			check = func(ctx context.Context) (*healthpb.HealthCheckResponse, error) {
+				return healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			}
+			if cfg.IngestAddr != "" || local == nil {
+				ingest = hookdv1.NewIngestServiceClient(conn)
+			}
 		}
 		handler, err := gateway.New(gateway.Config{
 			Secrets:      cfg.StripeSecrets,
@@ -217,7 +242,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 				if draining.Load() {
 					return errors.New("shutting down")
 				}
-				resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+				resp, err := check(ctx)
 				if err != nil {
 					return fmt.Errorf("ingest service: %w", err)
 				}
@@ -230,7 +255,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		if err != nil {
 			return err
 		}
-		httpSrv = newHTTPServer(handler, log)
+		httpSrv = newHTTPServer(handler, log, tlsSet.http)
 		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("listen http: %w", err)
 		}
@@ -252,7 +277,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 			}
 			fmt.Fprintln(w, `{"status":"ready"}`)
 		})
-		httpSrv = newHTTPServer(mux, log)
+		httpSrv = newHTTPServer(mux, log, tlsSet.http)
 		var err error
 		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("listen http: %w", err)
@@ -275,16 +300,29 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 	}
 	if httpSrv != nil {
 		go func() {
-			if err := httpSrv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
+			serve := httpSrv.Serve
+			if httpSrv.TLSConfig != nil {
+				// The certificate comes from TLSConfig.GetCertificate.
+				serve = func(ln net.Listener) error { return httpSrv.ServeTLS(ln, "", "") }
+			}
+			if err := serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 				return
 			}
 			errc <- nil
 		}()
-		log.InfoContext(ctx, "http listening", "addr", httpAddr, "webhook", "http://"+httpAddr+"/v1/webhooks/stripe")
+		log.InfoContext(ctx, "http listening", "addr", httpAddr, "webhook", scheme+"://"+httpAddr+"/v1/webhooks/stripe")
 	}
-	if httpAddr != "" && httpAddr != defaultHTTPAddr {
-		info.sendFlags += " --url http://" + httpAddr + "/v1/webhooks/stripe"
+	if httpAddr != "" && (httpAddr != defaultHTTPAddr || scheme != "http") {
+		info.sendFlags += " --url " + scheme + "://" + httpAddr + "/v1/webhooks/stripe"
+	}
+	if tlsSet.http != nil {
+		info.scheme = scheme
+		info.sendFlags += " --ca <CA bundle>"
+		info.grpcurlFlags = "-cacert <CA bundle>"
+		if cfg.GRPCClientCA != "" {
+			info.grpcurlFlags += " -cert <client cert> -key <client key>"
+		}
 	}
 	info.httpAddr, info.grpcAddr = httpAddr, ""
 	if grpcSrv != nil {
@@ -348,8 +386,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 	return serveErr
 }
 
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+// newHTTPServer is an HTTP server for h; tlsCfg, when not nil, makes it
+// serve HTTPS (see the Serve call in run).
+func newHTTPServer(h http.Handler, log *slog.Logger, tlsCfg *tls.Config) *http.Server {
 	return &http.Server{
+		TLSConfig:         tlsCfg,
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -382,10 +423,15 @@ const ingestServiceConfig = `{
 // comma-separated list of addresses, or any gRPC target (dns:///name:port
 // resolves to every member behind a name). A token, when not empty, is
 // sent as "authorization: Bearer <token>" with every call (in plaintext
-// until the connection uses TLS).
-func ingestClient(target, token string) (*grpc.ClientConn, error) {
+// unless the connection uses TLS). With tlsCfg not nil it dials with TLS,
+// verifying each member's certificate for the host it is dialed at.
+func ingestClient(target, token string, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if tlsCfg != nil {
+		creds = credentials.NewTLS(tlsCfg)
+	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(ingestServiceConfig),
 	}
 	if token != "" {
@@ -395,7 +441,13 @@ func ingestClient(target, token string) (*grpc.ClientConn, error) {
 		r := manual.NewBuilderWithScheme("hookd-members")
 		var state resolver.State
 		for _, a := range addrs {
-			state.Addresses = append(state.Addresses, resolver.Address{Addr: a})
+			addr := resolver.Address{Addr: a}
+			if host, _, err := net.SplitHostPort(a); err == nil {
+				// Verify each member by its own host, not the made-up
+				// authority of the list.
+				addr.ServerName = host
+			}
+			state.Addresses = append(state.Addresses, addr)
 		}
 		r.InitialState(state)
 		opts = append(opts, grpc.WithResolvers(r))

@@ -11,12 +11,7 @@ import (
 // pendingFlags are flags the deployment files may use before cmd/hookd
 // defines them (a flag being added in parallel): warnings, not errors.
 // Remove an entry once hookd has the flag.
-var pendingFlags = map[string]bool{
-	// TLS and mTLS (issue #13, TLS).
-	"tls-cert": true, "tls-key": true, "grpc-client-ca": true,
-	"ingest-ca": true, "ingest-cert": true, "ingest-key": true,
-	"cluster-tls-cert": true, "cluster-tls-key": true, "cluster-tls-ca": true,
-}
+var pendingFlags = map[string]bool{}
 
 // subcommands are hookd's first arguments that are not flags.
 var subcommands = map[string]bool{"migrate": true, "send": true, "bench": true}
