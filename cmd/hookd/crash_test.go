@@ -77,22 +77,55 @@ func startProcess(t *testing.T, httpAddr string, args ...string) *process {
 // https:// URL and a client that trusts hookd's CA, for a TLS hookd).
 func startProcessReady(t *testing.T, readyURL string, client *http.Client, args ...string) *process {
 	t.Helper()
+	p, err := tryStartProcess(t, readyURL, client, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// errAddrInUse is returned by tryStartProcess when the child could not
+// bind an address: another process took it between freeAddr and the
+// child's listen. The caller retries on other ports.
+var errAddrInUse = errors.New("hookd could not bind an address: address already in use")
+
+// tryStartProcess is startProcessReady returning its failure: a child that
+// exits because an address was taken gives errAddrInUse. Readiness counts
+// only while the child is alive (a server that took its port may answer
+// the poll).
+func tryStartProcess(t *testing.T, readyURL string, client *http.Client, args ...string) (*process, error) {
+	t.Helper()
 	p := spawnProcess(t, args...)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		if strings.Contains(p.out.String(), "address already in use") {
+			p.kill()
+			return nil, errAddrInUse
+		}
 		resp, err := client.Get(readyURL)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
+			if resp.StatusCode == 200 && p.alive() {
+				return p, nil
 			}
 		}
 		if time.Now().After(deadline) {
 			p.kill()
-			t.Fatalf("hookd not ready within 30s; output:\n%s", p.out.String())
+			return nil, fmt.Errorf("hookd not ready within 30s; output:\n%s", p.out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// alive reports whether the child is running (not exited, reaped or not).
+func (p *process) alive() bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] != 'Z' && stat[i+2] != 'X'
 }
 
 // spawnProcess starts hookd with args as a child process and does not wait

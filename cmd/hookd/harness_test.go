@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -109,28 +111,39 @@ func startHookdWith(t *testing.T, dbURL, dataDir string, opts harnessOptions, ex
 	if dbURL != "" {
 		storeArgs = []string{"--database-url", dbURL}
 	}
-	httpAddr, grpcAddr, adminAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	args := append(storeArgs,
-		"--http-addr", httpAddr,
-		"--grpc-addr", grpcAddr,
-		"--admin-addr", adminAddr,
-		"--stripe-webhook-secret", "whsec_old_rotated_out,"+testSecret,
-		"--shutdown-timeout", "5s",
-		"--log-level", "warn",
-	)
-	args = append(args, extraArgs...)
-	if _, err := parseServe(args, func(string) string { return "" }); err != nil {
-		t.Fatalf("config: %v", err)
-	}
 	scheme, client := "http", &http.Client{Timeout: 30 * time.Second}
 	if opts.HTTPS {
 		scheme, client = "https", opts.HTTPClient
 	}
-	var proc *process
-	if opts.HTTPS {
-		proc = startProcessReady(t, scheme+"://"+httpAddr+"/readyz", client, args...)
-	} else {
-		proc = startProcess(t, httpAddr, args...)
+	var (
+		proc                          *process
+		httpAddr, grpcAddr, adminAddr string
+	)
+	// freeAddr's ports may be taken by another test's server before the
+	// child binds them: then start again on others.
+	for attempt := 1; ; attempt++ {
+		httpAddr, grpcAddr, adminAddr = freeAddr(t), freeAddr(t), freeAddr(t)
+		args := append(slices.Clone(storeArgs),
+			"--http-addr", httpAddr,
+			"--grpc-addr", grpcAddr,
+			"--admin-addr", adminAddr,
+			"--stripe-webhook-secret", "whsec_old_rotated_out,"+testSecret,
+			"--shutdown-timeout", "5s",
+			"--log-level", "warn",
+		)
+		args = append(args, extraArgs...)
+		if _, err := parseServe(args, func(string) string { return "" }); err != nil {
+			t.Fatalf("config: %v", err)
+		}
+		var err error
+		proc, err = tryStartProcess(t, scheme+"://"+httpAddr+"/readyz", client, args...)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errAddrInUse) || attempt == 5 {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: %v; starting on other ports", attempt, err)
 	}
 	dialOpts := opts.DialOptions
 	if dialOpts == nil {
