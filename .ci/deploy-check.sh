@@ -121,18 +121,23 @@ expect_fail "validate k8s: unknown field" 'unknown field "replica"' "$validate" 
 expect_fail "validate k8s: Service selecting no pods" "Service/hookd-member-grpc: selects the pods of \[\]" \
   "$validate" k8s -dir deploy/k8s -source cmd/hookd "$work/bad-ref.yaml"
 # The security model: the admin listener in no Service and reachable only
-# from the monitoring namespace, members authenticating callers, every
-# container with an explicit --admin-addr.
+# from the monitoring namespace, members authenticating callers (and each
+# other on the cluster port, with TLS from a Secret key), every container
+# with an explicit --admin-addr.
 mutate "$work/rendered.yaml" "$work/bad-admin-svc.yaml" 's/targetPort: http$/targetPort: admin/'
 mutate "$work/rendered.yaml" "$work/bad-admin-np.yaml" 's/kubernetes.io\/metadata.name: monitoring/kubernetes.io\/metadata.name: default/'
 mutate "$work/rendered.yaml" "$work/bad-noauth.yaml" '/--token-file=\|--grpc-client-ca=/d'
 mutate "$work/rendered.yaml" "$work/bad-noadmin.yaml" '/--admin-addr=/d'
 mutate "$work/rendered.yaml" "$work/bad-grpc-open.yaml" 's/^          hookd\/grpc-client: "true"$/          {}/'
+mutate "$work/rendered.yaml" "$work/bad-nocluster-tls.yaml" '/--cluster-tls-cert=\|--cluster-tls-key=\|--cluster-tls-ca=/d'
+mutate "$work/rendered.yaml" "$work/bad-cluster-key.yaml" 's/--cluster-tls-key=\/etc\/hookd\/tls\/tls.key/--cluster-tls-key=\/etc\/hookd\/tls\/cluster.key/'
 for m in "Service exposing the admin port|bad-admin-svc|exposes the admin listener" \
   "admin port open to another namespace|bad-admin-np|may admit only the namespace \"monitoring\"" \
   "member gRPC on 0.0.0.0 without tokens or mTLS|bad-noauth|needs --token-file or --grpc-client-ca" \
   "container without --admin-addr|bad-noadmin|needs --admin-addr" \
-  "member gRPC open to every pod|bad-grpc-open|admits every pod"; do
+  "member gRPC open to every pod|bad-grpc-open|admits every pod" \
+  "members' cluster port on the pod IP without cluster TLS|bad-nocluster-tls|needs --cluster-tls-cert=" \
+  "--cluster-tls-key naming no key of the Secret|bad-cluster-key|cluster-tls-key=/etc/hookd/tls/cluster.key: Secret \"hookd-member-tls\" has no key"; do
   IFS='|' read -r name file pattern <<<"$m"
   expect_fail "validate k8s: $name" "$pattern" "$validate" k8s -dir deploy/k8s -source cmd/hookd "$work/$file.yaml"
 done
@@ -142,6 +147,8 @@ mutate deploy/compose.yaml "$work/compose-admin.yaml" 's/^    ports: \["127.0.0.
 expect_fail "validate compose: a published admin port" "publishes the admin port" "$validate" compose -source cmd/hookd "$work/compose-admin.yaml"
 mutate deploy/compose.yaml "$work/compose-noauth.yaml" '/--token-file=/d'
 expect_fail "validate compose: members without a tokens file" "needs --token-file" "$validate" compose -source cmd/hookd "$work/compose-noauth.yaml"
+mutate deploy/compose.yaml "$work/compose-nocluster-tls.yaml" '/--cluster-tls-key=/d'
+expect_fail "validate compose: members without a cluster TLS key" "needs --cluster-tls-key" "$validate" compose -source cmd/hookd "$work/compose-nocluster-tls.yaml"
 
 step "deploy checks passed"
 cat <<'EOF'

@@ -277,8 +277,8 @@ func TestAuthGRPC(t *testing.T) {
 	}
 }
 
-// Secure by default: without a credential, gRPC and the actor port stay
-// on loopback unless --insecure.
+// Secure by default: without a credential gRPC stays on loopback, and
+// without cluster TLS the actor port does, unless --insecure.
 func TestAuthSecureByDefaultConfig(t *testing.T) {
 	t.Parallel()
 	noEnv := func(string) string { return "" }
@@ -298,9 +298,27 @@ func TestAuthSecureByDefaultConfig(t *testing.T) {
 		{args: []string{"--grpc-addr", "hookd.internal:9090"}, wantErr: "not a loopback address"},
 		{args: []string{"--cluster-host", "0.0.0.0"}, wantErr: "--cluster-host 0.0.0.0 is not a loopback address"},
 		{args: []string{"--cluster-host", "10.0.0.7"}, wantErr: "--cluster-host 10.0.0.7"},
+		{args: []string{"--cluster-host", "localhost"}},
+		{args: []string{"--cluster-host", "::1"}},
 		{env: map[string]string{"HOOKD_GRPC_ADDR": "0.0.0.0:9090"}, wantErr: "not a loopback address"},
+		{env: map[string]string{"HOOKD_CLUSTER_HOST": "10.0.0.7"}, wantErr: "--cluster-host 10.0.0.7"},
 		{args: []string{"--grpc-addr", "0.0.0.0:9090", "--cluster-host", "10.0.0.7", "--insecure"}},
-		{args: []string{"--grpc-addr", "0.0.0.0:9090", "--cluster-host", "10.0.0.7", "--admin-token", "x"}},
+		// The actor port checks no token and no gRPC client certificate:
+		// only cluster TLS lets it beyond loopback.
+		{args: []string{"--grpc-addr", "0.0.0.0:9090", "--cluster-host", "10.0.0.7", "--admin-token", "x"}, wantErr: "--cluster-host 10.0.0.7 is not a loopback address"},
+		{args: []string{"--cluster-host", "10.0.0.7", "--token-file", "/etc/hookd/tokens"}, wantErr: "--cluster-host 10.0.0.7"},
+		{args: []string{"--cluster-host", "10.0.0.7", "--grpc-client-ca", "/etc/hookd/ca.pem", "--tls-cert", "/etc/hookd/tls.crt", "--tls-key", "/etc/hookd/tls.key"}, wantErr: "--cluster-host 10.0.0.7"},
+		{args: []string{"--cluster-host", "10.0.0.7"}, env: map[string]string{"HOOKD_TOKENS": "ingest abc"}, wantErr: "--cluster-host 10.0.0.7"},
+		{args: []string{"--cluster-host", "10.0.0.7", "--cluster-tls-cert", "/c/tls.crt", "--cluster-tls-key", "/c/tls.key"}, wantErr: "--cluster-host 10.0.0.7"},
+		{args: []string{"--cluster-host", "10.0.0.7", "--cluster-tls-cert", "/c/tls.crt", "--cluster-tls-key", "/c/tls.key", "--cluster-tls-ca", "/c/ca.crt"}},
+		{args: []string{"--grpc-addr", "0.0.0.0:9090", "--cluster-host", "10.0.0.7", "--admin-token", "x",
+			"--cluster-tls-cert", "/c/tls.crt", "--cluster-tls-key", "/c/tls.key", "--cluster-tls-ca", "/c/ca.crt", "--cluster-tls-server-name", "hookd-member"}},
+		{args: []string{"--cluster-host", "0.0.0.0"}, env: map[string]string{
+			"HOOKD_CLUSTER_TLS_CERT": "/c/tls.crt", "HOOKD_CLUSTER_TLS_KEY": "/c/tls.key", "HOOKD_CLUSTER_TLS_CA": "/c/ca.crt"}},
+		// Cluster TLS says nothing about gRPC callers.
+		{args: []string{"--grpc-addr", "0.0.0.0:9090", "--cluster-tls-cert", "/c/tls.crt", "--cluster-tls-key", "/c/tls.key", "--cluster-tls-ca", "/c/ca.crt"}, wantErr: "--grpc-addr 0.0.0.0:9090 is not a loopback address"},
+		// A gateway alone hosts no actors.
+		{args: []string{"--roles", "gateway", "--ingest-addr", "127.0.0.1:9090", "--cluster-host", "10.0.0.7"}},
 		{args: []string{"--grpc-addr", "0.0.0.0:9090", "--token-file", "/etc/hookd/tokens"}},
 		{args: []string{"--grpc-addr", "0.0.0.0:9090", "--grpc-client-ca", "/etc/hookd/ca.pem", "--tls-cert", "/etc/hookd/tls.crt", "--tls-key", "/etc/hookd/tls.key"}},
 		{args: []string{"--grpc-addr", "0.0.0.0:9090"}, env: map[string]string{"HOOKD_TOKENS": "read abc;ingest def"}},
@@ -333,6 +351,18 @@ func TestAuthSecureByDefaultConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), fix) {
 			t.Errorf("error %v does not say to add %s", err, fix)
 		}
+	}
+	if err != nil && strings.Contains(err.Error(), "--cluster-tls") {
+		t.Errorf("error %v: a loopback --cluster-host needs no cluster TLS", err)
+	}
+	_, err = parseServe([]string{"--cluster-host", "10.0.0.7", "--token-file", "/etc/hookd/tokens"}, noEnv)
+	for _, fix := range []string{"--cluster-tls-cert", "--cluster-tls-key", "--cluster-tls-ca", "--cluster-tls-server-name", "--insecure"} {
+		if err == nil || !strings.Contains(err.Error(), fix) {
+			t.Errorf("error %v does not say to add %s", err, fix)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "--grpc-addr") {
+		t.Errorf("error %v: a loopback --grpc-addr is no problem", err)
 	}
 
 	c, err := parseServe([]string{"--tokens", "ingest a; read,admin b", "--admin-token", "c"}, noEnv)

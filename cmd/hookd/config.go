@@ -60,9 +60,9 @@ type config struct {
 	// IngestToken is the bearer token (with the ingest scope) this
 	// process's gateway sends with IngestService calls over gRPC.
 	IngestToken string
-	// Insecure allows serving gRPC and the actor port on a non-loopback
-	// address with no credential configured: anyone who reaches them can
-	// read and write everything.
+	// Insecure allows serving gRPC on a non-loopback address with no
+	// credential configured, and the actor port without cluster TLS:
+	// anyone who reaches them can read and write everything.
 	Insecure bool
 	// MaxBodyBytes is the largest webhook body accepted.
 	MaxBodyBytes int64
@@ -155,7 +155,7 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	tokens := fs.String("tokens", "", "gRPC bearer tokens in the --token-file format, entries separated by ';' (prefer the environment twin HOOKD_TOKENS: command lines are visible to other users)")
 	fs.StringVar(&c.GRPCClientCA, "grpc-client-ca", "", "PEM CA bundle; when set, gRPC requires client certificates signed by it")
 	fs.StringVar(&c.IngestToken, "ingest-token", "", "bearer token (ingest scope) the gateway sends to --ingest-addr; sent in plaintext until gRPC runs over TLS: keep it on loopback or a private network")
-	fs.BoolVar(&c.Insecure, "insecure", false, "allow gRPC and the actor port on a non-loopback address with no credential (no token, no --grpc-client-ca): anyone who reaches them can read and forge everything")
+	fs.BoolVar(&c.Insecure, "insecure", false, "allow gRPC on a non-loopback address with no credential (no token, no --grpc-client-ca), and the actor port (--cluster-host) without --cluster-tls-*: anyone who reaches them can read and forge everything")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest webhook body accepted, bytes")
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "most NotificationService/Subscribe streams served at once; the next is answered RESOURCE_EXHAUSTED")
 	fs.IntVar(&c.MaxHTTPConns, "max-http-conns", 4096, "most connections the HTTP listener holds open at once (idle keep-alive ones count); more wait to be accepted")
@@ -198,6 +198,12 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 // bearer token or a client certificate is configured.
 func (c config) credentialed() bool {
 	return c.AdminToken != "" || c.TokenFile != "" || len(c.Tokens) > 0 || c.GRPCClientCA != ""
+}
+
+// clusterTLS says whether members authenticate each other on the actor
+// port: all three --cluster-tls-* files are configured.
+func (c config) clusterTLS() bool {
+	return c.ClusterTLSCert != "" && c.ClusterTLSKey != "" && c.ClusterTLSCA != ""
 }
 
 // authTokens are the tokens that do not change while hookd runs.
@@ -285,16 +291,18 @@ func (c config) validate() error {
 	}
 	errs = append(errs, c.validateAdmin())
 	// Secure by default: with nothing to authenticate callers by, the
-	// gRPC API and the actor port stay on loopback unless --insecure.
-	if c.hasRole("member") && !c.credentialed() && !c.Insecure {
-		const fix = "add bearer tokens (--token-file, HOOKD_TOKENS or --admin-token), or client certificates (--grpc-client-ca), " +
-			"or pass --insecure to serve without authentication on purpose"
-		if !isLoopbackAddr(c.GRPCAddr) {
-			errs = append(errs, fmt.Errorf("--grpc-addr %s is not a loopback address and no gRPC credential is configured, so anyone who reaches it could read every customer and forge events: %s", c.GRPCAddr, fix))
-		}
-		if !isLoopbackHost(c.ClusterHost) {
-			errs = append(errs, fmt.Errorf("--cluster-host %s is not a loopback address and no gRPC credential is configured, so anyone who reaches the actor port could forge events: %s", c.ClusterHost, fix))
-		}
+	// gRPC API stays on loopback unless --insecure.
+	if c.hasRole("member") && !c.credentialed() && !c.Insecure && !isLoopbackAddr(c.GRPCAddr) {
+		errs = append(errs, fmt.Errorf("--grpc-addr %s is not a loopback address and no gRPC credential is configured, so anyone who reaches it could read every customer and forge events: "+
+			"add bearer tokens (--token-file, HOOKD_TOKENS or --admin-token), or client certificates (--grpc-client-ca), "+
+			"or pass --insecure to serve without authentication on purpose", c.GRPCAddr))
+	}
+	// The actor port checks no token: gRPC credentials do not protect it,
+	// only mutual TLS between members does.
+	if c.hasRole("member") && !c.clusterTLS() && !c.Insecure && !isLoopbackHost(c.ClusterHost) {
+		errs = append(errs, fmt.Errorf("--cluster-host %s is not a loopback address and cluster traffic is not mutually authenticated, so anyone who reaches the actor port could send grain messages and forge events: "+
+			"add mutual TLS between members (--cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca, and --cluster-tls-server-name where members are dialed at addresses their certificates do not name), "+
+			"or pass --insecure to serve it without authentication on purpose", c.ClusterHost))
 	}
 	// A gateway that forwards over the network needs a token the members
 	// accept; fail at start rather than answer every webhook 503.

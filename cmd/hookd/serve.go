@@ -159,6 +159,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		if cfg.Insecure && !cfg.credentialed() && !isLoopbackAddr(cfg.GRPCAddr) {
 			log.WarnContext(ctx, "gRPC serves without authentication (--insecure): anyone who reaches it can read every customer and forge events", "addr", cfg.GRPCAddr)
 		}
+		if cfg.Insecure && !cfg.clusterTLS() && !isLoopbackHost(cfg.ClusterHost) {
+			log.WarnContext(ctx, "the actor port serves without authentication (--insecure, no --cluster-tls-*): anyone who reaches it can forge events", "host", cfg.ClusterHost)
+		}
 		drain = services.NewStreamDrain()
 		// Ingest takes no more than a webhook: --max-body-bytes bounds both.
 		grpcSrv = grpc.NewServer(append(append(services.ServerOptions(log, auth),

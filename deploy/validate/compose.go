@@ -174,16 +174,31 @@ func cmdCompose(args []string) error {
 		}
 		check(env(m, "HOOKD_CLUSTER_HOST") == m.Name, "%s: HOOKD_CLUSTER_HOST=%q, want its own service name", m.Name, env(m, "HOOKD_CLUSTER_HOST"))
 		check(strings.HasPrefix(env(m, "HOOKD_DATABASE_URL"), "postgres://"), "%s: HOOKD_DATABASE_URL is not a postgres:// URL", m.Name)
-		// gRPC and cluster traffic on 0.0.0.0 need authentication: a tokens
-		// file from a compose secret.
-		tf, _ := argValue(m.Command, "token-file")
-		secret, isSecret := strings.CutPrefix(tf, "/run/secrets/")
-		check(isSecret && slices.ContainsFunc(m.Secrets, func(r types.ServiceSecretConfig) bool {
-			return r.Source == secret && (r.Target == "" || r.Target == secret || r.Target == tf)
-		}),
-			"%s: needs --token-file=/run/secrets/<a secret the service lists>, got %q", m.Name, tf)
-		if _, ok := proj.Secrets[secret]; isSecret {
-			check(ok && proj.Secrets[secret].File != "", "%s: secret %q is not a file secret of the project", m.Name, secret)
+		// A file flag names a compose secret (mounted read-only under
+		// /run/secrets) the service lists and the project has a file for.
+		secretFile := func(flagName, why string) {
+			f, _ := argValue(m.Command, flagName)
+			secret, isSecret := strings.CutPrefix(f, "/run/secrets/")
+			check(isSecret && slices.ContainsFunc(m.Secrets, func(r types.ServiceSecretConfig) bool {
+				return r.Source == secret && (r.Target == "" || r.Target == secret || r.Target == f)
+			}),
+				"%s: needs --%s=/run/secrets/<a secret the service lists> (%s), got %q", m.Name, flagName, why, f)
+			if _, ok := proj.Secrets[secret]; isSecret {
+				check(ok && proj.Secrets[secret].File != "", "%s: --%s: secret %q is not a file secret of the project", m.Name, flagName, secret)
+			}
+		}
+		// gRPC on 0.0.0.0 needs authentication: a tokens file.
+		secretFile("token-file", "gRPC on 0.0.0.0 authenticates callers by it")
+		// The cluster port beyond loopback needs mutual TLS between
+		// members: protoactor's remote checks no token.
+		host, ok := argValue(m.Command, "cluster-host")
+		if !ok {
+			host = env(m, "HOOKD_CLUSTER_HOST")
+		}
+		if host != "" && !loopbackHost(host) {
+			for _, f := range clusterTLSFlags {
+				secretFile(f, "--cluster-host "+host+" is not loopback: mutual TLS between members, or hookd refuses to start")
+			}
 		}
 		dependsOn(m, "migrate", types.ServiceConditionCompletedSuccessfully)
 		dependsOn(m, "etcd", types.ServiceConditionHealthy)

@@ -17,7 +17,8 @@ import (
 
 // The security model of the manifests (deploy/README.md, "Security"):
 // secrets and certificates come from Secrets mounted read-only; members
-// bind 0.0.0.0 only with authentication; the admin listener (/metrics,
+// bind 0.0.0.0 only with authentication, and their cluster port beyond
+// loopback only with mutual TLS; the admin listener (/metrics,
 // pprof; no authentication) is in no Service and only the monitoring
 // namespace may reach it; only gateways (and labelled clients) reach the
 // members' gRPC port and only members their cluster port.
@@ -140,11 +141,26 @@ func addrPort(addr string) int {
 
 func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
+	return err == nil && loopbackHost(host)
+}
+
+// loopbackHost says whether host (no port) is reachable only from its own
+// machine; "" (a value only known at run time, such as a pod IP) is not.
+func loopbackHost(host string) bool {
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
 	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+// clusterTLSFlags turn on mutual TLS between members on the cluster port,
+// which hookd requires (or --insecure) for a non-loopback --cluster-host:
+// protoactor's remote checks no bearer token.
+var clusterTLSFlags = []string{"cluster-tls-cert", "cluster-tls-key", "cluster-tls-ca"}
+
+// clusterHostLoopback says whether a member's --cluster-host (default
+// 127.0.0.1) is loopback; one from valueFrom (the pod IP) is not.
+func clusterHostLoopback(c *corev1.Container) bool {
+	host, ok := flagOrEnv(c, "cluster-host")
+	return !ok || loopbackHost(host)
 }
 
 // checkAdmin: every hookd container sets --admin-addr, declares it as the
@@ -201,7 +217,8 @@ func (v *k8sCheck) checkAdmin() {
 }
 
 // checkAuth: a member binding gRPC beyond loopback authenticates its
-// callers (tokens or mTLS) and gateways bring what members ask for;
+// callers (tokens or mTLS), one binding the cluster port beyond loopback
+// its peers (cluster TLS), and gateways bring what members ask for;
 // nothing runs with --insecure.
 func (v *k8sCheck) checkAuth() {
 	p := &v.p
@@ -225,6 +242,16 @@ func (v *k8sCheck) checkAuth() {
 			v.n++
 			if !loopback(addr) && !tokenFile && !tokens && !clientCA {
 				p.errorf("%s: --grpc-addr=%s is not loopback, so it needs --token-file or --grpc-client-ca (hookd refuses to start without)", cid, addr)
+			}
+			// The actor port: only cluster TLS authenticates it. As
+			// arguments, so that checkFileFlags checks their Secret mounts.
+			v.n++
+			if !clusterHostLoopback(c) {
+				for _, f := range clusterTLSFlags {
+					if file, ok := argValue(containerArgs(c), f); !ok || file == "" {
+						p.errorf("%s: --cluster-host is not loopback, so it needs --%s=<a file in a read-only Secret mount> (mutual TLS between members; hookd refuses to start without)", cid, f)
+					}
+				}
 			}
 		}
 	}
