@@ -44,7 +44,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		return run(ctx, cfg, newLogger(stderr, cfg.LogLevel), stdout, nil)
+		return run(ctx, cfg, newLogger(stderr, cfg.LogLevel), stdout)
 	case "migrate":
 		return migrate(ctx, args, getenv, newLogger(stderr, "info"))
 	case "send":
