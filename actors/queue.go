@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/internal/grainpb"
 )
 
 // maxApplyBatch bounds the events one ApplyBatch carries. The grain
@@ -31,22 +31,22 @@ type applyQueues struct {
 
 type queuedApply struct {
 	ctx  context.Context
-	req  *hookdv1.ApplyRequest
+	req  *grainpb.ApplyRequest
 	done chan queuedAnswer // buffered: the sender never blocks on it
 }
 
 type queuedAnswer struct {
-	resp *hookdv1.ApplyResponse
+	resp *grainpb.ApplyResponse
 	err  error
 }
 
 // sendFunc delivers events to a customer's grain and returns one answer
 // per event, in order.
-type sendFunc func(ctx context.Context, customerID string, reqs []*hookdv1.ApplyRequest) ([]*hookdv1.ApplyResponse, error)
+type sendFunc func(ctx context.Context, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error)
 
 // apply queues req for customerID, starts a sender for the customer if
 // none is running, and waits for the answer or for ctx.
-func (q *applyQueues) apply(ctx context.Context, customerID string, req *hookdv1.ApplyRequest, send sendFunc) (*hookdv1.ApplyResponse, error) {
+func (q *applyQueues) apply(ctx context.Context, customerID string, req *grainpb.ApplyRequest, send sendFunc) (*grainpb.ApplyResponse, error) {
 	a := &queuedApply{ctx: ctx, req: req, done: make(chan queuedAnswer, 1)}
 	q.mu.Lock()
 	if q.byCust == nil {
@@ -85,7 +85,7 @@ func (q *applyQueues) drain(customerID string, send sendFunc) {
 		// Callers that gave up are not sent; the request lasts as long
 		// as the most patient of the others.
 		live := batch[:0:0]
-		reqs := make([]*hookdv1.ApplyRequest, 0, n)
+		reqs := make([]*grainpb.ApplyRequest, 0, n)
 		var deadline time.Time
 		forever := false
 		for _, a := range batch {

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/hookd/hookd/internal/grainpb"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 )
 
@@ -33,7 +34,7 @@ type fakeGrain struct {
 	release  chan struct{}
 }
 
-func (f *fakeGrain) send(_ context.Context, customerID string, reqs []*hookdv1.ApplyRequest) ([]*hookdv1.ApplyResponse, error) {
+func (f *fakeGrain) send(_ context.Context, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {
 	var ids []string
 	for _, r := range reqs {
 		ids = append(ids, r.GetEnvelope().GetEventId())
@@ -47,15 +48,15 @@ func (f *fakeGrain) send(_ context.Context, customerID string, reqs []*hookdv1.A
 	f.mu.Lock()
 	f.inFlight--
 	f.mu.Unlock()
-	resps := make([]*hookdv1.ApplyResponse, len(reqs))
+	resps := make([]*grainpb.ApplyResponse, len(reqs))
 	for i, id := range ids {
-		resps[i] = &hookdv1.ApplyResponse{Status: "applied", Reason: customerID + "/" + id}
+		resps[i] = &grainpb.ApplyResponse{Status: "applied", Reason: customerID + "/" + id}
 	}
 	return resps, nil
 }
 
-func req(id string) *hookdv1.ApplyRequest {
-	return &hookdv1.ApplyRequest{Envelope: &hookdv1.Envelope{EventId: id}}
+func req(id string) *grainpb.ApplyRequest {
+	return &grainpb.ApplyRequest{Envelope: &hookdv1.Envelope{EventId: id}}
 }
 
 // Events for one customer that arrive while a request is in flight go

@@ -24,7 +24,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/hookd/hookd/actors/customer"
-	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/internal/grainpb"
 	"github.com/hookd/hookd/store"
 )
 
@@ -314,14 +314,14 @@ func (s *System) SweepOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (s *System) resolve(ctx context.Context, customerID string) (*hookdv1.ResolveResponse, error) {
+func (s *System) resolve(ctx context.Context, customerID string) (*grainpb.ResolveResponse, error) {
 	c := s.current()
 	if c == nil {
 		return nil, ErrNotStarted
 	}
-	client := hookdv1.GetCustomerGrainGrainClient(c, customerID)
-	resp, err := request(ctx, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) (*hookdv1.ResolveResponse, error) {
-		return client.Resolve(&hookdv1.ResolveRequest{DeadlineSeconds: int64(s.cfg.ParkDeadline / time.Second)}, callOptions(timeout)...)
+	client := grainpb.GetCustomerGrainGrainClient(c, customerID)
+	resp, err := request(ctx, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) (*grainpb.ResolveResponse, error) {
+		return client.Resolve(&grainpb.ResolveRequest{DeadlineSeconds: int64(s.cfg.ParkDeadline / time.Second)}, callOptions(timeout)...)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("resolve customer %s: %w", customerID, err)
@@ -429,7 +429,7 @@ func (s *System) Stop() {
 // grain; events for the customer that arrive meanwhile wait and go
 // together in one ApplyBatch (see applyQueues), which the grain commits
 // in one transaction.
-func (s *System) Apply(ctx context.Context, customerID string, req *hookdv1.ApplyRequest) (*hookdv1.ApplyResponse, error) {
+func (s *System) Apply(ctx context.Context, customerID string, req *grainpb.ApplyRequest) (*grainpb.ApplyResponse, error) {
 	if s.current() == nil {
 		return nil, ErrNotStarted
 	}
@@ -438,21 +438,21 @@ func (s *System) Apply(ctx context.Context, customerID string, req *hookdv1.Appl
 
 // send delivers queued events to their customer's grain: one as Apply,
 // several as ApplyBatch. It returns one answer per event.
-func (s *System) send(ctx context.Context, customerID string, reqs []*hookdv1.ApplyRequest) ([]*hookdv1.ApplyResponse, error) {
+func (s *System) send(ctx context.Context, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {
 	c := s.current()
 	if c == nil {
 		return nil, ErrNotStarted
 	}
-	client := hookdv1.GetCustomerGrainGrainClient(c, customerID)
-	resps, err := request(ctx, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) ([]*hookdv1.ApplyResponse, error) {
+	client := grainpb.GetCustomerGrainGrainClient(c, customerID)
+	resps, err := request(ctx, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) ([]*grainpb.ApplyResponse, error) {
 		if len(reqs) == 1 {
 			resp, err := client.Apply(reqs[0], callOptions(timeout)...)
 			if err != nil {
 				return nil, err
 			}
-			return []*hookdv1.ApplyResponse{resp}, nil
+			return []*grainpb.ApplyResponse{resp}, nil
 		}
-		resp, err := client.ApplyBatch(&hookdv1.ApplyBatchRequest{Requests: reqs}, callOptions(timeout)...)
+		resp, err := client.ApplyBatch(&grainpb.ApplyBatchRequest{Requests: reqs}, callOptions(timeout)...)
 		if err != nil {
 			return nil, err
 		}

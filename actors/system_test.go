@@ -8,15 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/internal/grainpb"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store/postgres/pgtest"
 )
 
 // customerEvent is an Apply request for a Stripe customer event.
-func customerEvent(eventID, typ, customerID string, created int64) *hookdv1.ApplyRequest {
+func customerEvent(eventID, typ, customerID string, created int64) *grainpb.ApplyRequest {
 	payload := fmt.Sprintf(`{"id":%q,"object":"event","type":%q,"created":%d,"data":{"object":{"id":%q,"object":"customer","email":"%s@example.com"}}}`,
 		eventID, typ, created, customerID, customerID)
-	return &hookdv1.ApplyRequest{Routing: "object.id", Envelope: &hookdv1.Envelope{
+	return &grainpb.ApplyRequest{Routing: "object.id", Envelope: &hookdv1.Envelope{
 		Source: "stripe", EventId: eventID, Type: typ, Created: created,
 		ObjectId: customerID, ObjectType: "customer", CustomerId: customerID, Routing: "object.id", Payload: []byte(payload)}}
 }
@@ -41,7 +42,7 @@ func TestIdleCustomersArePassivated(t *testing.T) {
 	}
 	defer sys.Stop()
 
-	apply := func(req *hookdv1.ApplyRequest, wantVersion int64) {
+	apply := func(req *grainpb.ApplyRequest, wantVersion int64) {
 		t.Helper()
 		resp, err := sys.Apply(ctx, req.GetEnvelope().GetCustomerId(), req)
 		if err != nil || resp.GetError() != "" || resp.GetStatus() != "applied" || resp.GetVersion() != wantVersion {

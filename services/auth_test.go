@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/hookd/hookd/internal/grainpb"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
@@ -95,7 +96,7 @@ func FuzzParseTokens(f *testing.F) {
 
 type nopApplier struct{}
 
-func (nopApplier) Apply(context.Context, string, *hookdv1.ApplyRequest) (*hookdv1.ApplyResponse, error) {
+func (nopApplier) Apply(context.Context, string, *grainpb.ApplyRequest) (*grainpb.ApplyResponse, error) {
 	return nil, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookd/hookd/internal/envelope"
+	"github.com/hookd/hookd/internal/grainpb"
 	"github.com/hookd/hookd/internal/loglimit"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
@@ -109,7 +110,7 @@ func (s *deliverer) deliver(ctx context.Context, env *hookdv1.Envelope, replay b
 		}
 		return resp, nil
 	}
-	out, err := s.actors.Apply(ctx, customerID, &hookdv1.ApplyRequest{Envelope: env, Routing: routing, Replay: replay})
+	out, err := s.actors.Apply(ctx, customerID, &grainpb.ApplyRequest{Envelope: env, Routing: routing, Replay: replay})
 	if err != nil {
 		s.log.WarnContext(ctx, "event not applied", "event_id", loglimit.String(env.GetEventId()),
 			"customer_id", loglimit.String(customerID), "err", loglimit.Err(err))

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hookd/hookd/internal/envelope"
+	"github.com/hookd/hookd/internal/grainpb"
 	"github.com/hookd/hookd/internal/loglimit"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
@@ -32,7 +33,7 @@ var ErrInvalid = errors.New("invalid request")
 
 // Applier routes an event to its customer's actor (actors.System).
 type Applier interface {
-	Apply(ctx context.Context, customerID string, req *hookdv1.ApplyRequest) (*hookdv1.ApplyResponse, error)
+	Apply(ctx context.Context, customerID string, req *grainpb.ApplyRequest) (*grainpb.ApplyResponse, error)
 }
 
 // Config holds what the services need.

@@ -15,8 +15,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/hookd/hookd/internal/grainpb"
 	"github.com/hookd/hookd/internal/loglimit"
-	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
 
@@ -63,7 +63,7 @@ const KindName = "CustomerGrain"
 // Kind returns the cluster kind for customer grains, passivated after
 // idle; opts set their actors' props (a dispatcher, for one).
 func Kind(idle time.Duration, opts ...actor.PropsOption) *cluster.Kind {
-	return hookdv1.NewCustomerGrainKind(func() hookdv1.CustomerGrain { return &grain{} }, idle, opts...)
+	return grainpb.NewCustomerGrainKind(func() grainpb.CustomerGrain { return &grain{} }, idle, opts...)
 }
 
 // grain adapts a Processor to the generated grain interface. The actor
@@ -99,8 +99,8 @@ func (g *grain) ReceiveDefault(cluster.GrainContext) {}
 // Apply never returns an error: a failure to make the event durable is an
 // answer (ApplyResponse.Error), which the ingest service maps to
 // UNAVAILABLE so that the sender retries.
-func (g *grain) Apply(req *hookdv1.ApplyRequest, gctx cluster.GrainContext) (*hookdv1.ApplyResponse, error) {
-	resp, err := g.ApplyBatch(&hookdv1.ApplyBatchRequest{Requests: []*hookdv1.ApplyRequest{req}}, gctx)
+func (g *grain) Apply(req *grainpb.ApplyRequest, gctx cluster.GrainContext) (*grainpb.ApplyResponse, error) {
+	resp, err := g.ApplyBatch(&grainpb.ApplyBatchRequest{Requests: []*grainpb.ApplyRequest{req}}, gctx)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (g *grain) Apply(req *hookdv1.ApplyRequest, gctx cluster.GrainContext) (*ho
 
 // ApplyBatch applies the events in order, committed together (see
 // Processor.ApplyBatch), and answers each as Apply would have.
-func (g *grain) ApplyBatch(req *hookdv1.ApplyBatchRequest, _ cluster.GrainContext) (*hookdv1.ApplyBatchResponse, error) {
+func (g *grain) ApplyBatch(req *grainpb.ApplyBatchRequest, _ cluster.GrainContext) (*grainpb.ApplyBatchResponse, error) {
 	timeout := g.deps.ApplyTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -121,21 +121,21 @@ func (g *grain) ApplyBatch(req *hookdv1.ApplyBatchRequest, _ cluster.GrainContex
 		items[i] = Item{Envelope: r.GetEnvelope(), Routing: r.GetRouting(), Replay: r.GetReplay()}
 	}
 	outs := g.proc.ApplyBatch(ctx, items)
-	resp := &hookdv1.ApplyBatchResponse{Responses: make([]*hookdv1.ApplyResponse, len(outs))}
+	resp := &grainpb.ApplyBatchResponse{Responses: make([]*grainpb.ApplyResponse, len(outs))}
 	for i, o := range outs {
 		if o.Err != nil {
 			g.deps.Logger.ErrorContext(ctx, "apply event failed",
 				"customer_id", loglimit.String(g.proc.id), "event_id", loglimit.String(items[i].Envelope.GetEventId()), "err", loglimit.Err(o.Err))
-			resp.Responses[i] = &hookdv1.ApplyResponse{Error: o.Err.Error(), Permanent: errors.Is(o.Err, store.ErrInvalidArgument)}
+			resp.Responses[i] = &grainpb.ApplyResponse{Error: o.Err.Error(), Permanent: errors.Is(o.Err, store.ErrInvalidArgument)}
 			continue
 		}
-		resp.Responses[i] = &hookdv1.ApplyResponse{Status: string(o.Result.Status), Version: o.Result.Version, Reason: o.Result.Reason}
+		resp.Responses[i] = &grainpb.ApplyResponse{Status: string(o.Result.Status), Version: o.Result.Version, Reason: o.Result.Reason}
 	}
 	return resp, nil
 }
 
 // Resolve releases events parked past the deadline (see Processor.Resolve).
-func (g *grain) Resolve(req *hookdv1.ResolveRequest, _ cluster.GrainContext) (*hookdv1.ResolveResponse, error) {
+func (g *grain) Resolve(req *grainpb.ResolveRequest, _ cluster.GrainContext) (*grainpb.ResolveResponse, error) {
 	timeout := g.deps.ApplyTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -146,10 +146,10 @@ func (g *grain) Resolve(req *hookdv1.ResolveRequest, _ cluster.GrainContext) (*h
 	n, err := g.proc.Resolve(ctx, now.Add(-time.Duration(req.GetDeadlineSeconds())*time.Second), now, g.deps.Fetcher)
 	if err != nil {
 		g.deps.Logger.WarnContext(ctx, "resolve parked events failed", "customer_id", loglimit.String(g.proc.id), "err", loglimit.Err(err))
-		return &hookdv1.ResolveResponse{Error: err.Error()}, nil
+		return &grainpb.ResolveResponse{Error: err.Error()}, nil
 	}
 	if n > 0 {
 		g.deps.Logger.InfoContext(ctx, "parked events resolved after deadline", "customer_id", loglimit.String(g.proc.id), "released", n)
 	}
-	return &hookdv1.ResolveResponse{Released: int32(n)}, nil
+	return &grainpb.ResolveResponse{Released: int32(n)}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/internal/bench"
 	"github.com/hookd/hookd/internal/fixtures"
 
 	"github.com/hookd/hookd/provider/stripe"
@@ -454,7 +455,7 @@ func TestFromNowSubscriberGetsHeadersBeforeNotifications(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := awaitStreamStart(stream, 10*time.Second); err != nil {
+	if err := bench.AwaitStreamStart(stream, 10*time.Second); err != nil {
 		t.Fatalf("headers, with no notification to send: %v", err)
 	}
 	want := map[string]bool{}

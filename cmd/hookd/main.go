@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/hookd/hookd/internal/bench"
 )
 
 func main() {
@@ -42,7 +44,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		return run(ctx, cfg, newLogger(stderr, cfg.LogLevel), stdout, nil)
+		return run(ctx, cfg, newLogger(stderr, cfg.LogLevel), stdout)
 	case "migrate":
 		return migrate(ctx, args, getenv, newLogger(stderr, "info"))
 	case "send":
@@ -52,6 +54,18 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 	default:
 		return fmt.Errorf("unknown command %q (want serve, migrate, send or bench)", cmd)
 	}
+}
+
+// benchCmd is `hookd bench` (internal/bench), with a local hookd's
+// addresses and data dir as its defaults.
+func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	return bench.Run(ctx, args, bench.Env{
+		Getenv:      getenv,
+		URL:         "http://" + defaultHTTPAddr + "/v1/webhooks/stripe",
+		MetricsURL:  "http://" + defaultAdminAddr + "/metrics",
+		DataDir:     defaultDataDir,
+		LocalSecret: readSecretFile,
+	}, stdout)
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookd/hookd/internal/bench"
+	"github.com/hookd/hookd/internal/certs"
 	"github.com/hookd/hookd/provider/stripe"
 )
 
@@ -23,8 +25,8 @@ func send(ctx context.Context, args []string, getenv func(string) string, stdout
 	secret := fs.String("secret", "", "webhook signing secret (default: the first of HOOKD_STRIPE_WEBHOOK_SECRET)")
 	url := fs.String("url", "http://"+defaultHTTPAddr+"/v1/webhooks/stripe", "webhook URL")
 	dataDir := fs.String("data-dir", defaultDataDir, "where a local hookd keeps the secret it generated")
-	var spec eventSpec
-	fs.StringVar(&spec.Type, "type", "", "generate an event of this type instead of reading a file: "+strings.Join(generatedTypes(), ", "))
+	var spec bench.EventSpec
+	fs.StringVar(&spec.Type, "type", "", "generate an event of this type instead of reading a file: "+strings.Join(bench.GeneratedTypes(), ", "))
 	fs.StringVar(&spec.Customer, "customer", "", "with --type: the customer ID (cus_...)")
 	fs.StringVar(&spec.Subscription, "subscription", "", "with --type: the subscription ID (default sub_<customer>)")
 	fs.StringVar(&spec.Invoice, "invoice", "", "with --type: the invoice ID (default random)")
@@ -42,7 +44,7 @@ func send(ctx context.Context, args []string, getenv func(string) string, stdout
 	switch {
 	case spec.Type != "" && fs.NArg() == 0:
 		spec.Created = time.Now().Add(-*ago)
-		body, err = generateEvent(spec)
+		body, err = bench.GenerateEvent(spec)
 	case spec.Type == "" && fs.NArg() == 1 && fs.Arg(0) == "-":
 		body, err = io.ReadAll(os.Stdin)
 	case spec.Type == "" && fs.NArg() == 1:
@@ -77,7 +79,7 @@ func send(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Stripe-Signature", stripe.Sign(body, *secret, time.Now()))
-	tlsCfg, err := clientTLS(*caFile, "", "")
+	tlsCfg, err := certs.ClientConfigFromFiles(*caFile, "", "")
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}

@@ -41,14 +41,10 @@ import (
 	"github.com/hookd/hookd/store/sqlite"
 )
 
-// listening, when not nil, is told the bound addresses once hookd serves
-// (tests listen on port 0).
-type listening func(httpAddr, grpcAddr string)
-
 // run serves until ctx is done, then shuts down gracefully: it stops
 // accepting, drains in-flight requests, stops the cluster member and
 // closes the store.
-func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, ready listening) error {
+func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
 	started := time.Now()
 	var info banner
 	var clusterTime time.Duration
@@ -335,9 +331,6 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, re
 		"cluster_member_start", clusterTime.Round(time.Millisecond))
 	if stdout != nil {
 		info.print(stdout)
-	}
-	if ready != nil {
-		ready(httpAddr, grpcAddr)
 	}
 
 	var serveErr error

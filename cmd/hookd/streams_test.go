@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/hookd/hookd/internal/bench"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
 )
@@ -84,7 +85,7 @@ func openStreams(t *testing.T, h *hookd, n int) []hookdv1.NotificationService_Su
 			defer func() { <-sem }()
 			s, err := clients[i%len(clients)].Subscribe(ctx, &hookdv1.SubscribeRequest{FromNow: true})
 			if err == nil {
-				err = awaitStreamStart(s, 30*time.Second)
+				err = bench.AwaitStreamStart(s, 30*time.Second)
 			}
 			streams[i], errs[i] = s, err
 		}()

@@ -2,8 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -68,34 +66,6 @@ func loadTLS(cfg config, log *slog.Logger) (tlsSetup, error) {
 		s.clusterClient.ServerName = cfg.ClusterTLSServerName
 	}
 	return s, nil
-}
-
-// clientTLS is the TLS config of hookd's own clients (send, bench): it
-// trusts the CA bundle in caFile and, when certFile is set, presents that
-// pair. It is nil (plaintext, or the system's roots for https:// URLs) when
-// no file is named.
-func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	if caFile == "" && certFile == "" && keyFile == "" {
-		return nil, nil
-	}
-	if (certFile == "") != (keyFile == "") {
-		return nil, errors.New("--cert and --key go together")
-	}
-	var pool *x509.CertPool
-	if caFile != "" {
-		var err error
-		if pool, err = certs.LoadPool(caFile); err != nil {
-			return nil, fmt.Errorf("--ca: %w", err)
-		}
-	}
-	var r *certs.Reloader
-	if certFile != "" {
-		var err error
-		if r, err = certs.NewReloader(certFile, keyFile, nil); err != nil {
-			return nil, fmt.Errorf("--cert: %w", err)
-		}
-	}
-	return certs.ClientConfig(pool, r), nil
 }
 
 // grpcServerOptions are the gRPC listener's credentials, if any.

@@ -20,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/hookd/hookd/internal/bench"
 	"github.com/hookd/hookd/internal/certs/certstest"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
@@ -94,7 +95,7 @@ func TestTLSGatewayMemberSubscriber(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Subscribe over mTLS: %v", err)
 		}
-		body, err := generateEvent(eventSpec{Type: "customer.created", Customer: "cus_tls1", Created: time.Now()})
+		body, err := bench.GenerateEvent(bench.EventSpec{Type: "customer.created", Customer: "cus_tls1", Created: time.Now()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +172,7 @@ func TestTLSGatewayMemberSubscriber(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		// The gateway still reaches the member, and the webhook path works.
-		body, err := generateEvent(eventSpec{Type: "customer.created", Customer: "cus_tls2", Created: time.Now()})
+		body, err := bench.GenerateEvent(bench.EventSpec{Type: "customer.created", Customer: "cus_tls2", Created: time.Now()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,7 +192,7 @@ func TestTLSSingleProcess(t *testing.T) {
 	server, client := ca.Server(t, "hookd"), ca.Client(t, "client")
 	h := startHookdWith(t, "", t.TempDir(), tlsClient(t, ca, &client),
 		"--tls-cert", server.CertFile, "--tls-key", server.KeyFile, "--grpc-client-ca", ca.File)
-	body, err := generateEvent(eventSpec{Type: "customer.created", Customer: "cus_tls3", Created: time.Now()})
+	body, err := bench.GenerateEvent(bench.EventSpec{Type: "customer.created", Customer: "cus_tls3", Created: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +288,7 @@ func TestTLSCluster(t *testing.T) {
 	})
 	client := &http.Client{Timeout: 30 * time.Second}
 	for i := range 40 {
-		body, err := generateEvent(eventSpec{Type: "customer.created", Customer: fmt.Sprintf("cus_tlscluster%d", i), Created: time.Now()})
+		body, err := bench.GenerateEvent(bench.EventSpec{Type: "customer.created", Customer: fmt.Sprintf("cus_tlscluster%d", i), Created: time.Now()})
 		if err != nil {
 			t.Fatal(err)
 		}

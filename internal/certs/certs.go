@@ -176,3 +176,32 @@ func ClientConfig(rootCAs *x509.CertPool, r *Reloader) *tls.Config {
 	}
 	return c
 }
+
+// ClientConfigFromFiles is the TLS config of hookd's own command-line
+// clients (hookd send, hookd bench), from their --ca, --cert and --key
+// flags: it trusts the CA bundle in caFile and, when certFile is set,
+// presents that pair. It is nil (plaintext, or the system's roots for
+// https:// URLs) when no file is named.
+func ClientConfigFromFiles(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if caFile == "" && certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("--cert and --key go together")
+	}
+	var pool *x509.CertPool
+	if caFile != "" {
+		var err error
+		if pool, err = LoadPool(caFile); err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
+		}
+	}
+	var r *Reloader
+	if certFile != "" {
+		var err error
+		if r, err = NewReloader(certFile, keyFile, nil); err != nil {
+			return nil, fmt.Errorf("--cert: %w", err)
+		}
+	}
+	return ClientConfig(pool, r), nil
+}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"crypto/rand"
@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// eventSpec describes a Stripe event to generate: enough to try hookd (and
+// EventSpec describes a Stripe event to generate: enough to try hookd (and
 // load it) without a Stripe account or a file.
-type eventSpec struct {
+type EventSpec struct {
 	Type         string
 	EventID      string // default: a random evt_ ID
 	Customer     string // required
@@ -24,10 +24,10 @@ type eventSpec struct {
 }
 
 // generators maps each supported type to the data.object it generates.
-var generators = map[string]func(s eventSpec) map[string]any{
+var generators = map[string]func(s EventSpec) map[string]any{
 	"customer.created": customerObject,
 	"customer.updated": customerObject,
-	"customer.deleted": func(s eventSpec) map[string]any {
+	"customer.deleted": func(s EventSpec) map[string]any {
 		o := customerObject(s)
 		o["deleted"] = true
 		return o
@@ -39,8 +39,8 @@ var generators = map[string]func(s eventSpec) map[string]any{
 	"invoice.payment_failed":        invoiceObject("open"),
 }
 
-// generatedTypes lists the types `hookd send --type` accepts.
-func generatedTypes() []string {
+// GeneratedTypes lists the types `hookd send --type` accepts.
+func GeneratedTypes() []string {
 	var out []string
 	for t := range generators {
 		out = append(out, t)
@@ -49,12 +49,12 @@ func generatedTypes() []string {
 	return out
 }
 
-// generateEvent renders a realistic Stripe event (the fields hookd reads
+// GenerateEvent renders a realistic Stripe event (the fields hookd reads
 // and a few it does not), as Stripe would send it.
-func generateEvent(s eventSpec) ([]byte, error) {
+func GenerateEvent(s EventSpec) ([]byte, error) {
 	gen, ok := generators[s.Type]
 	if !ok {
-		return nil, fmt.Errorf("cannot generate %q events (want one of %s)", s.Type, strings.Join(generatedTypes(), ", "))
+		return nil, fmt.Errorf("cannot generate %q events (want one of %s)", s.Type, strings.Join(GeneratedTypes(), ", "))
 	}
 	if s.Customer == "" {
 		return nil, fmt.Errorf("generating a %s event needs --customer", s.Type)
@@ -88,7 +88,7 @@ func generateEvent(s eventSpec) ([]byte, error) {
 	return json.MarshalIndent(ev, "", "  ")
 }
 
-func customerObject(s eventSpec) map[string]any {
+func customerObject(s EventSpec) map[string]any {
 	return map[string]any{
 		"id":       s.Customer,
 		"object":   "customer",
@@ -100,8 +100,8 @@ func customerObject(s eventSpec) map[string]any {
 	}
 }
 
-func subscriptionObject(defaultStatus string) func(eventSpec) map[string]any {
-	return func(s eventSpec) map[string]any {
+func subscriptionObject(defaultStatus string) func(EventSpec) map[string]any {
+	return func(s EventSpec) map[string]any {
 		status := s.Status
 		if status == "" {
 			status = defaultStatus
@@ -124,8 +124,8 @@ func subscriptionObject(defaultStatus string) func(eventSpec) map[string]any {
 	}
 }
 
-func invoiceObject(status string) func(eventSpec) map[string]any {
-	return func(s eventSpec) map[string]any {
+func invoiceObject(status string) func(EventSpec) map[string]any {
+	return func(s EventSpec) map[string]any {
 		paid := 2000
 		if status != "paid" {
 			paid = 0

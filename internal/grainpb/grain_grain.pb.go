@@ -2,9 +2,9 @@
 // versions:
 //  protoc-gen-grain v0.7.0
 //  protoc           (unknown)
-// source: hookd/v1/grain.proto
+// source: hookd/internal/grain/v1/grain.proto
 
-package hookdv1
+package grainpb
 
 import (
 	fmt "fmt"

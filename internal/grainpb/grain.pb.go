@@ -2,11 +2,16 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        (unknown)
-// source: hookd/v1/grain.proto
+// source: hookd/internal/grain/v1/grain.proto
 
-package hookdv1
+// The grain protocol is private to the members of one hookd cluster: clients
+// never call it (they call hookd.v1), so it lives outside the public package
+// and its Go code under internal/.
+
+package grainpb
 
 import (
+	v1 "github.com/hookd/hookd/proto/hookd/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -23,7 +28,7 @@ const (
 
 type ApplyRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
-	Envelope *Envelope              `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	Envelope *v1.Envelope           `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
 	// How the ingest service routed the event ("object.customer", "mapping:ch_...").
 	Routing string `protobuf:"bytes,2,opt,name=routing,proto3" json:"routing,omitempty"`
 	// A replay of a stored event: an ignored row is replaced, any other is a
@@ -35,7 +40,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_hookd_v1_grain_proto_msgTypes[0]
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +52,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookd_v1_grain_proto_msgTypes[0]
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,10 +65,10 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_hookd_v1_grain_proto_rawDescGZIP(), []int{0}
+	return file_hookd_internal_grain_v1_grain_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *ApplyRequest) GetEnvelope() *Envelope {
+func (x *ApplyRequest) GetEnvelope() *v1.Envelope {
 	if x != nil {
 		return x.Envelope
 	}
@@ -102,7 +107,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_hookd_v1_grain_proto_msgTypes[1]
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -114,7 +119,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookd_v1_grain_proto_msgTypes[1]
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -127,7 +132,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_hookd_v1_grain_proto_rawDescGZIP(), []int{1}
+	return file_hookd_internal_grain_v1_grain_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *ApplyResponse) GetStatus() string {
@@ -175,7 +180,7 @@ type ResolveRequest struct {
 
 func (x *ResolveRequest) Reset() {
 	*x = ResolveRequest{}
-	mi := &file_hookd_v1_grain_proto_msgTypes[2]
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -187,7 +192,7 @@ func (x *ResolveRequest) String() string {
 func (*ResolveRequest) ProtoMessage() {}
 
 func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookd_v1_grain_proto_msgTypes[2]
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -200,7 +205,7 @@ func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveRequest.ProtoReflect.Descriptor instead.
 func (*ResolveRequest) Descriptor() ([]byte, []int) {
-	return file_hookd_v1_grain_proto_rawDescGZIP(), []int{2}
+	return file_hookd_internal_grain_v1_grain_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ResolveRequest) GetDeadlineSeconds() int64 {
@@ -221,7 +226,7 @@ type ResolveResponse struct {
 
 func (x *ResolveResponse) Reset() {
 	*x = ResolveResponse{}
-	mi := &file_hookd_v1_grain_proto_msgTypes[3]
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -233,7 +238,7 @@ func (x *ResolveResponse) String() string {
 func (*ResolveResponse) ProtoMessage() {}
 
 func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookd_v1_grain_proto_msgTypes[3]
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -246,7 +251,7 @@ func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveResponse.ProtoReflect.Descriptor instead.
 func (*ResolveResponse) Descriptor() ([]byte, []int) {
-	return file_hookd_v1_grain_proto_rawDescGZIP(), []int{3}
+	return file_hookd_internal_grain_v1_grain_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ResolveResponse) GetReleased() int32 {
@@ -272,7 +277,7 @@ type ApplyBatchRequest struct {
 
 func (x *ApplyBatchRequest) Reset() {
 	*x = ApplyBatchRequest{}
-	mi := &file_hookd_v1_grain_proto_msgTypes[4]
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -284,7 +289,7 @@ func (x *ApplyBatchRequest) String() string {
 func (*ApplyBatchRequest) ProtoMessage() {}
 
 func (x *ApplyBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookd_v1_grain_proto_msgTypes[4]
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -297,7 +302,7 @@ func (x *ApplyBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyBatchRequest.ProtoReflect.Descriptor instead.
 func (*ApplyBatchRequest) Descriptor() ([]byte, []int) {
-	return file_hookd_v1_grain_proto_rawDescGZIP(), []int{4}
+	return file_hookd_internal_grain_v1_grain_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ApplyBatchRequest) GetRequests() []*ApplyRequest {
@@ -317,7 +322,7 @@ type ApplyBatchResponse struct {
 
 func (x *ApplyBatchResponse) Reset() {
 	*x = ApplyBatchResponse{}
-	mi := &file_hookd_v1_grain_proto_msgTypes[5]
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -329,7 +334,7 @@ func (x *ApplyBatchResponse) String() string {
 func (*ApplyBatchResponse) ProtoMessage() {}
 
 func (x *ApplyBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookd_v1_grain_proto_msgTypes[5]
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -342,7 +347,7 @@ func (x *ApplyBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyBatchResponse.ProtoReflect.Descriptor instead.
 func (*ApplyBatchResponse) Descriptor() ([]byte, []int) {
-	return file_hookd_v1_grain_proto_rawDescGZIP(), []int{5}
+	return file_hookd_internal_grain_v1_grain_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ApplyBatchResponse) GetResponses() []*ApplyResponse {
@@ -352,11 +357,11 @@ func (x *ApplyBatchResponse) GetResponses() []*ApplyResponse {
 	return nil
 }
 
-var File_hookd_v1_grain_proto protoreflect.FileDescriptor
+var File_hookd_internal_grain_v1_grain_proto protoreflect.FileDescriptor
 
-const file_hookd_v1_grain_proto_rawDesc = "" +
+const file_hookd_internal_grain_v1_grain_proto_rawDesc = "" +
 	"\n" +
-	"\x14hookd/v1/grain.proto\x12\bhookd.v1\x1a\x17hookd/v1/envelope.proto\"p\n" +
+	"#hookd/internal/grain/v1/grain.proto\x12\x17hookd.internal.grain.v1\x1a\x17hookd/v1/envelope.proto\"p\n" +
 	"\fApplyRequest\x12.\n" +
 	"\benvelope\x18\x01 \x01(\v2\x12.hookd.v1.EnvelopeR\benvelope\x12\x18\n" +
 	"\arouting\x18\x02 \x01(\tR\arouting\x12\x16\n" +
@@ -371,49 +376,49 @@ const file_hookd_v1_grain_proto_rawDesc = "" +
 	"\x10deadline_seconds\x18\x01 \x01(\x03R\x0fdeadlineSeconds\"C\n" +
 	"\x0fResolveResponse\x12\x1a\n" +
 	"\breleased\x18\x01 \x01(\x05R\breleased\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"G\n" +
-	"\x11ApplyBatchRequest\x122\n" +
-	"\brequests\x18\x01 \x03(\v2\x16.hookd.v1.ApplyRequestR\brequests\"K\n" +
-	"\x12ApplyBatchResponse\x125\n" +
-	"\tresponses\x18\x01 \x03(\v2\x17.hookd.v1.ApplyResponseR\tresponses2\xd2\x01\n" +
-	"\rCustomerGrain\x128\n" +
-	"\x05Apply\x12\x16.hookd.v1.ApplyRequest\x1a\x17.hookd.v1.ApplyResponse\x12>\n" +
-	"\aResolve\x12\x18.hookd.v1.ResolveRequest\x1a\x19.hookd.v1.ResolveResponse\x12G\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"V\n" +
+	"\x11ApplyBatchRequest\x12A\n" +
+	"\brequests\x18\x01 \x03(\v2%.hookd.internal.grain.v1.ApplyRequestR\brequests\"Z\n" +
+	"\x12ApplyBatchResponse\x12D\n" +
+	"\tresponses\x18\x01 \x03(\v2&.hookd.internal.grain.v1.ApplyResponseR\tresponses2\xac\x02\n" +
+	"\rCustomerGrain\x12V\n" +
+	"\x05Apply\x12%.hookd.internal.grain.v1.ApplyRequest\x1a&.hookd.internal.grain.v1.ApplyResponse\x12\\\n" +
+	"\aResolve\x12'.hookd.internal.grain.v1.ResolveRequest\x1a(.hookd.internal.grain.v1.ResolveResponse\x12e\n" +
 	"\n" +
-	"ApplyBatch\x12\x1b.hookd.v1.ApplyBatchRequest\x1a\x1c.hookd.v1.ApplyBatchResponseB/Z-github.com/hookd/hookd/proto/hookd/v1;hookdv1b\x06proto3"
+	"ApplyBatch\x12*.hookd.internal.grain.v1.ApplyBatchRequest\x1a+.hookd.internal.grain.v1.ApplyBatchResponseB1Z/github.com/hookd/hookd/internal/grainpb;grainpbb\x06proto3"
 
 var (
-	file_hookd_v1_grain_proto_rawDescOnce sync.Once
-	file_hookd_v1_grain_proto_rawDescData []byte
+	file_hookd_internal_grain_v1_grain_proto_rawDescOnce sync.Once
+	file_hookd_internal_grain_v1_grain_proto_rawDescData []byte
 )
 
-func file_hookd_v1_grain_proto_rawDescGZIP() []byte {
-	file_hookd_v1_grain_proto_rawDescOnce.Do(func() {
-		file_hookd_v1_grain_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_hookd_v1_grain_proto_rawDesc), len(file_hookd_v1_grain_proto_rawDesc)))
+func file_hookd_internal_grain_v1_grain_proto_rawDescGZIP() []byte {
+	file_hookd_internal_grain_v1_grain_proto_rawDescOnce.Do(func() {
+		file_hookd_internal_grain_v1_grain_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_hookd_internal_grain_v1_grain_proto_rawDesc), len(file_hookd_internal_grain_v1_grain_proto_rawDesc)))
 	})
-	return file_hookd_v1_grain_proto_rawDescData
+	return file_hookd_internal_grain_v1_grain_proto_rawDescData
 }
 
-var file_hookd_v1_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
-var file_hookd_v1_grain_proto_goTypes = []any{
-	(*ApplyRequest)(nil),       // 0: hookd.v1.ApplyRequest
-	(*ApplyResponse)(nil),      // 1: hookd.v1.ApplyResponse
-	(*ResolveRequest)(nil),     // 2: hookd.v1.ResolveRequest
-	(*ResolveResponse)(nil),    // 3: hookd.v1.ResolveResponse
-	(*ApplyBatchRequest)(nil),  // 4: hookd.v1.ApplyBatchRequest
-	(*ApplyBatchResponse)(nil), // 5: hookd.v1.ApplyBatchResponse
-	(*Envelope)(nil),           // 6: hookd.v1.Envelope
+var file_hookd_internal_grain_v1_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_hookd_internal_grain_v1_grain_proto_goTypes = []any{
+	(*ApplyRequest)(nil),       // 0: hookd.internal.grain.v1.ApplyRequest
+	(*ApplyResponse)(nil),      // 1: hookd.internal.grain.v1.ApplyResponse
+	(*ResolveRequest)(nil),     // 2: hookd.internal.grain.v1.ResolveRequest
+	(*ResolveResponse)(nil),    // 3: hookd.internal.grain.v1.ResolveResponse
+	(*ApplyBatchRequest)(nil),  // 4: hookd.internal.grain.v1.ApplyBatchRequest
+	(*ApplyBatchResponse)(nil), // 5: hookd.internal.grain.v1.ApplyBatchResponse
+	(*v1.Envelope)(nil),        // 6: hookd.v1.Envelope
 }
-var file_hookd_v1_grain_proto_depIdxs = []int32{
-	6, // 0: hookd.v1.ApplyRequest.envelope:type_name -> hookd.v1.Envelope
-	0, // 1: hookd.v1.ApplyBatchRequest.requests:type_name -> hookd.v1.ApplyRequest
-	1, // 2: hookd.v1.ApplyBatchResponse.responses:type_name -> hookd.v1.ApplyResponse
-	0, // 3: hookd.v1.CustomerGrain.Apply:input_type -> hookd.v1.ApplyRequest
-	2, // 4: hookd.v1.CustomerGrain.Resolve:input_type -> hookd.v1.ResolveRequest
-	4, // 5: hookd.v1.CustomerGrain.ApplyBatch:input_type -> hookd.v1.ApplyBatchRequest
-	1, // 6: hookd.v1.CustomerGrain.Apply:output_type -> hookd.v1.ApplyResponse
-	3, // 7: hookd.v1.CustomerGrain.Resolve:output_type -> hookd.v1.ResolveResponse
-	5, // 8: hookd.v1.CustomerGrain.ApplyBatch:output_type -> hookd.v1.ApplyBatchResponse
+var file_hookd_internal_grain_v1_grain_proto_depIdxs = []int32{
+	6, // 0: hookd.internal.grain.v1.ApplyRequest.envelope:type_name -> hookd.v1.Envelope
+	0, // 1: hookd.internal.grain.v1.ApplyBatchRequest.requests:type_name -> hookd.internal.grain.v1.ApplyRequest
+	1, // 2: hookd.internal.grain.v1.ApplyBatchResponse.responses:type_name -> hookd.internal.grain.v1.ApplyResponse
+	0, // 3: hookd.internal.grain.v1.CustomerGrain.Apply:input_type -> hookd.internal.grain.v1.ApplyRequest
+	2, // 4: hookd.internal.grain.v1.CustomerGrain.Resolve:input_type -> hookd.internal.grain.v1.ResolveRequest
+	4, // 5: hookd.internal.grain.v1.CustomerGrain.ApplyBatch:input_type -> hookd.internal.grain.v1.ApplyBatchRequest
+	1, // 6: hookd.internal.grain.v1.CustomerGrain.Apply:output_type -> hookd.internal.grain.v1.ApplyResponse
+	3, // 7: hookd.internal.grain.v1.CustomerGrain.Resolve:output_type -> hookd.internal.grain.v1.ResolveResponse
+	5, // 8: hookd.internal.grain.v1.CustomerGrain.ApplyBatch:output_type -> hookd.internal.grain.v1.ApplyBatchResponse
 	6, // [6:9] is the sub-list for method output_type
 	3, // [3:6] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name
@@ -421,27 +426,26 @@ var file_hookd_v1_grain_proto_depIdxs = []int32{
 	0, // [0:3] is the sub-list for field type_name
 }
 
-func init() { file_hookd_v1_grain_proto_init() }
-func file_hookd_v1_grain_proto_init() {
-	if File_hookd_v1_grain_proto != nil {
+func init() { file_hookd_internal_grain_v1_grain_proto_init() }
+func file_hookd_internal_grain_v1_grain_proto_init() {
+	if File_hookd_internal_grain_v1_grain_proto != nil {
 		return
 	}
-	file_hookd_v1_envelope_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookd_v1_grain_proto_rawDesc), len(file_hookd_v1_grain_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookd_internal_grain_v1_grain_proto_rawDesc), len(file_hookd_internal_grain_v1_grain_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_hookd_v1_grain_proto_goTypes,
-		DependencyIndexes: file_hookd_v1_grain_proto_depIdxs,
-		MessageInfos:      file_hookd_v1_grain_proto_msgTypes,
+		GoTypes:           file_hookd_internal_grain_v1_grain_proto_goTypes,
+		DependencyIndexes: file_hookd_internal_grain_v1_grain_proto_depIdxs,
+		MessageInfos:      file_hookd_internal_grain_v1_grain_proto_msgTypes,
 	}.Build()
-	File_hookd_v1_grain_proto = out.File
-	file_hookd_v1_grain_proto_goTypes = nil
-	file_hookd_v1_grain_proto_depIdxs = nil
+	File_hookd_internal_grain_v1_grain_proto = out.File
+	file_hookd_internal_grain_v1_grain_proto_goTypes = nil
+	file_hookd_internal_grain_v1_grain_proto_depIdxs = nil
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -13,24 +13,24 @@ import (
 	"time"
 )
 
-// benchTimeline is `hookd bench --timeline`: latency per interval of the
+// Timeline is `hookd bench --timeline`: latency per interval of the
 // measured part of a run, and the garbage collections hookd completed in
 // each (completed, as its /metrics counts them). On a 2-core machine shared with PostgreSQL, hookd's collections
 // are what its latency tail is made of; this is the figure that shows it.
-type benchTimeline struct {
+type Timeline struct {
 	IntervalMs float64 `json:"interval_ms"`
 	// GCs is how many collections hookd completed during the measured part
 	// of the run, -1 when its /metrics could not be read.
-	GCs        int64              `json:"hookd_gcs"`
-	SlowMs     float64            `json:"slow_ms"`
-	Slow       int64              `json:"slow"`
-	SlowAtGC   int64              `json:"slow_within_gc_window"`
-	GCWindowMs float64            `json:"gc_window_ms"`
-	Rows       []benchTimelineRow `json:"rows"`
+	GCs        int64         `json:"hookd_gcs"`
+	SlowMs     float64       `json:"slow_ms"`
+	Slow       int64         `json:"slow"`
+	SlowAtGC   int64         `json:"slow_within_gc_window"`
+	GCWindowMs float64       `json:"gc_window_ms"`
+	Rows       []TimelineRow `json:"rows"`
 }
 
-// benchTimelineRow is one interval: requests sent in it and their latency.
-type benchTimelineRow struct {
+// TimelineRow is one interval: requests sent in it and their latency.
+type TimelineRow struct {
 	StartMs float64 `json:"start_ms"` // from the end of the warm-up
 	Sent    int     `json:"sent"`
 	P50Ms   float64 `json:"p50_ms"`
@@ -152,8 +152,8 @@ func parseGCCount(r io.Reader) (int64, error) {
 // timeline buckets the requests sent from `from` on by send time, and
 // counts the collections hookd completed in each bucket from samples (a
 // collection is placed in the bucket of the first sample that shows it).
-func timeline(from time.Time, every time.Duration, sentAt []time.Time, lat []time.Duration, samples []gcSample) *benchTimeline {
-	tl := &benchTimeline{
+func timeline(from time.Time, every time.Duration, sentAt []time.Time, lat []time.Duration, samples []gcSample) *Timeline {
+	tl := &Timeline{
 		IntervalMs: ms(every), SlowMs: ms(timelineSlow), GCWindowMs: ms(timelineGCWindow), GCs: -1,
 	}
 	bucket := func(t time.Time) int {
@@ -196,7 +196,7 @@ func timeline(from time.Time, every time.Duration, sentAt []time.Time, lat []tim
 		}
 	}
 	for b, ds := range per {
-		row := benchTimelineRow{StartMs: ms(time.Duration(b) * every), Sent: len(ds), GCs: gcs[b]}
+		row := TimelineRow{StartMs: ms(time.Duration(b) * every), Sent: len(ds), GCs: gcs[b]}
 		if !known {
 			row.GCs = -1
 		}
@@ -222,7 +222,7 @@ func timeline(from time.Time, every time.Duration, sentAt []time.Time, lat []tim
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // printTimeline writes the --timeline rows and their summary.
-func printTimeline(w io.Writer, tl *benchTimeline) {
+func printTimeline(w io.Writer, tl *Timeline) {
 	gcs := "unknown (hookd's /metrics not readable: --metrics-url, hookd --admin-addr)"
 	if tl.GCs >= 0 {
 		gcs = strconv.FormatInt(tl.GCs, 10)

@@ -1,4 +1,12 @@
-package main
+// Package bench is hookd's load generator (`hookd bench`): it signs
+// realistic Stripe events as Stripe does, posts them to a running hookd's
+// webhook endpoint, closed or open loop, with duplicates and out-of-order
+// pairs on request, follows NotificationService/Subscribe for notification
+// lag, and reports throughput, latency, statuses and hookd's CPU and
+// memory. It also renders the single events `hookd send --type` posts
+// (GenerateEvent). It talks to hookd only as any client does: HTTP and
+// hookd.v1.
+package bench
 
 import (
 	"context"
@@ -22,14 +30,15 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hookd/hookd/internal/certs"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/services"
 )
 
-// benchConfig configures `hookd bench`, a load generator that signs
+// config configures `hookd bench`, a load generator that signs
 // realistic Stripe events as Stripe does and posts them to a running hookd.
-type benchConfig struct {
+type config struct {
 	URL         string
 	GRPCAddr    string // for the notification stream; empty: no lag figures
 	Secret      string
@@ -58,7 +67,8 @@ type benchConfig struct {
 	CA, Cert, Key string
 }
 
-type benchResult struct {
+// Result is the figures of one run, as `hookd bench --json` prints them.
+type Result struct {
 	Events       int64              `json:"events"`
 	Seconds      float64            `json:"seconds"`
 	EventsPerSec float64            `json:"events_per_sec"`
@@ -90,17 +100,41 @@ type benchResult struct {
 	GeneratorCPUPercent    float64 `json:"generator_cpu_percent"`
 	GeneratorCPUPerEventUs float64 `json:"generator_cpu_us_per_event,omitempty"`
 	// Timeline is set by --timeline.
-	Timeline *benchTimeline `json:"timeline,omitempty"`
+	Timeline *Timeline `json:"timeline,omitempty"`
 }
 
-func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	var c benchConfig
+// Env is what Run takes from the hookd binary that runs it: the process
+// environment and where a local hookd listens and keeps its secret (the
+// defaults of Run's flags).
+type Env struct {
+	// Getenv reads the environment (HOOKD_TOKEN,
+	// HOOKD_STRIPE_WEBHOOK_SECRET, GOGC); nil reads none.
+	Getenv func(string) string
+	// URL, MetricsURL and DataDir are the defaults of --url, --metrics-url
+	// and --data-dir.
+	URL, MetricsURL, DataDir string
+	// LocalSecret returns the webhook secret a local hookd generated in
+	// dataDir, for a run given no --secret; nil: none.
+	LocalSecret func(dataDir string) (string, error)
+}
+
+// Run is `hookd bench`: it parses args (the flags after "bench"), loads the
+// hookd at --url with signed events for --duration (or --events) and
+// prints the figures to stdout, as a table or with --json as a Result. It
+// returns flag.ErrHelp for -h, and an error for invalid flags or when the
+// run could not start; answers that are not 2xx are figures, not errors.
+func Run(ctx context.Context, args []string, env Env, stdout io.Writer) error {
+	getenv := env.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	var c config
 	fs := flag.NewFlagSet("hookd bench", flag.ContinueOnError)
-	fs.StringVar(&c.URL, "url", "http://"+defaultHTTPAddr+"/v1/webhooks/stripe", "webhook URL")
+	fs.StringVar(&c.URL, "url", env.URL, "webhook URL")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "hookd's gRPC address, to measure notification lag (empty: skip)")
 	fs.StringVar(&c.Secret, "secret", "", "signing secret (default: HOOKD_STRIPE_WEBHOOK_SECRET, else the one in --data-dir)")
 	fs.StringVar(&c.Token, "token", "", "gRPC bearer token with the read scope, for the notification stream when hookd has tokens (default: HOOKD_TOKEN)")
-	dataDir := fs.String("data-dir", defaultDataDir, "where a local hookd keeps its generated secret")
+	dataDir := fs.String("data-dir", env.DataDir, "where a local hookd keeps its generated secret")
 	fs.IntVar(&c.Customers, "customers", 1000, "distinct customers (1 to 1,000,000)")
 	fs.IntVar(&c.Concurrency, "concurrency", 32, "concurrent senders (closed loop), or the most in flight (open loop)")
 	fs.Float64Var(&c.Rate, "rate", 0, "events per second, open loop (0: closed loop)")
@@ -123,7 +157,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs.BoolVar(&c.JSON, "json", false, "print the figures as JSON")
 	fs.DurationVar(&c.Timeline, "timeline", 0, "also print latency per interval of this length (e.g. 100ms), with the garbage collections\n"+
 		"hookd completed in each, polled from --metrics-url (0: off)")
-	fs.StringVar(&c.MetricsURL, "metrics-url", "http://"+defaultAdminAddr+"/metrics", "hookd's /metrics, on its admin listener (hookd --admin-addr), for --timeline's GC counts (empty: skip)")
+	fs.StringVar(&c.MetricsURL, "metrics-url", env.MetricsURL, "hookd's /metrics, on its admin listener (hookd --admin-addr), for --timeline's GC counts (empty: skip)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -131,10 +165,12 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		c.Token = getenv("HOOKD_TOKEN")
 	}
 	if c.Secret == "" {
-		if list := splitList(getenv("HOOKD_STRIPE_WEBHOOK_SECRET")); len(list) > 0 {
-			c.Secret = list[0]
-		} else if s, err := readSecretFile(*dataDir); err == nil {
-			c.Secret = s
+		if first := firstOfList(getenv("HOOKD_STRIPE_WEBHOOK_SECRET")); first != "" {
+			c.Secret = first
+		} else if env.LocalSecret != nil {
+			if s, err := env.LocalSecret(*dataDir); err == nil {
+				c.Secret = s
+			}
 		}
 	}
 	switch {
@@ -179,6 +215,17 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	printBench(stdout, c, res)
 	return nil
+}
+
+// firstOfList is the first item of a comma-separated list, as hookd reads
+// HOOKD_STRIPE_WEBHOOK_SECRET (the first is the one to sign with).
+func firstOfList(s string) string {
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			return p
+		}
+	}
+	return ""
 }
 
 // benchEvent renders the n-th event (0-based) of a customer: a
@@ -259,7 +306,7 @@ func benchStripeEvent(run string, customer int, n int64, base int64) (id string,
 		step = benchStripeCycle[(n-1)%int64(len(benchStripeCycle))]
 	}
 	slot := cycle % benchStripeSubs
-	spec := eventSpec{
+	spec := EventSpec{
 		Type:         step.Type,
 		EventID:      id,
 		Customer:     "cus_" + suffix,
@@ -336,14 +383,14 @@ type benchDelivery struct {
 	n        int64
 }
 
-// benchRedelivered is the key of benchResult.Statuses that counts 2xx
+// benchRedelivered is the key of Result.Statuses that counts 2xx
 // answers to deliveries of an event already answered 2xx (--duplicates).
 const benchRedelivered = "redelivered"
 
-func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
-	tlsCfg, err := clientTLS(c.CA, c.Cert, c.Key)
+func runBench(ctx context.Context, c config) (Result, error) {
+	tlsCfg, err := certs.ClientConfigFromFiles(c.CA, c.Cert, c.Key)
 	if err != nil {
-		return benchResult{}, fmt.Errorf("bench: %w", err)
+		return Result{}, fmt.Errorf("bench: %w", err)
 	}
 	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	base := time.Now().Add(-24 * time.Hour).Unix()
@@ -389,20 +436,20 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		}
 		conn, err := grpc.NewClient(c.GRPCAddr, opts...)
 		if err != nil {
-			return benchResult{}, err
+			return Result{}, err
 		}
 		defer conn.Close()
 		subCtx, subCancel := context.WithCancel(context.Background())
 		defer subCancel()
 		stream, err := hookdv1.NewNotificationServiceClient(conn).Subscribe(subCtx, &hookdv1.SubscribeRequest{FromNow: true})
 		if err != nil {
-			return benchResult{}, fmt.Errorf("subscribe: %w", err)
+			return Result{}, fmt.Errorf("subscribe: %w", err)
 		}
 		// Events sent before the stream's start is fixed could fall before
 		// it and never be seen. (A hookd too old to send its headers early
 		// sends them with the first notification: then go on.)
-		if err := awaitStreamStart(stream, 10*time.Second); err != nil && !errors.Is(err, errHeadersLate) {
-			return benchResult{}, fmt.Errorf("subscribe: %w", err)
+		if err := AwaitStreamStart(stream, 10*time.Second); err != nil && !errors.Is(err, errHeadersLate) {
+			return Result{}, fmt.Errorf("subscribe: %w", err)
 		}
 		go func() {
 			defer close(subDone)
@@ -429,7 +476,7 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	var cpu0 float64
 	send, closeClient, err := benchSender(c.URL, c.Concurrency, tlsCfg)
 	if err != nil {
-		return benchResult{}, err
+		return Result{}, err
 	}
 	defer closeClient()
 	// post sends one delivery and records its answer. Latency counts from
@@ -654,11 +701,11 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 		}
 	}
 	// Before percentiles, which sorts latencies.
-	var tl *benchTimeline
+	var tl *Timeline
 	if c.Timeline > 0 {
 		tl = timeline(measureFrom, c.Timeline, sentAt, latencies, gcSamples)
 	}
-	res := benchResult{
+	res := Result{
 		Timeline:      tl,
 		Events:        int64(len(latencies)),
 		Seconds:       elapsed.Seconds(),
@@ -697,13 +744,13 @@ func runBench(ctx context.Context, c benchConfig) (benchResult, error) {
 	return res, nil
 }
 
-// errHeadersLate is awaitStreamStart's answer when no headers came in time.
+// errHeadersLate is AwaitStreamStart's answer when no headers came in time.
 var errHeadersLate = errors.New("no response headers yet")
 
-// awaitStreamStart waits for a NotificationService/Subscribe stream's
+// AwaitStreamStart waits for a NotificationService/Subscribe stream's
 // response headers, which hookd sends once the stream's starting position
 // is fixed: events sent after them are all in the stream.
-func awaitStreamStart(stream grpc.ClientStream, wait time.Duration) error {
+func AwaitStreamStart(stream grpc.ClientStream, wait time.Duration) error {
 	header := make(chan error, 1)
 	go func() {
 		md, err := stream.Header()
@@ -740,7 +787,7 @@ func percentiles(ds []time.Duration) map[string]float64 {
 	return map[string]float64{"p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "p99.9": at(0.999), "max": at(1)}
 }
 
-func printBench(w io.Writer, c benchConfig, r benchResult) {
+func printBench(w io.Writer, c config, r Result) {
 	mode := fmt.Sprintf("closed loop, %d senders", c.Concurrency)
 	if c.Rate > 0 {
 		mode = fmt.Sprintf("open loop, %.0f/s offered", c.Rate)
