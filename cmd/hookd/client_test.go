@@ -104,6 +104,9 @@ func TestClientFollowsAcrossRestarts(t *testing.T) {
 	}
 	for i, at := range []int64{1000, 2200, 3400} {
 		waitAcked(at)
+		mu.Lock()
+		t.Logf("%d notifications handled", handled)
+		mu.Unlock()
 		if i < 2 {
 			proc.kill()
 			t.Logf("SIGKILL after %d acknowledged events", res.acked.Load())
