@@ -81,11 +81,15 @@ func TestClientFollowsAcrossRestarts(t *testing.T) {
 	subCtx, stopSub := context.WithCancel(ctx)
 	defer stopSub()
 	subDone := make(chan error, 1)
-	go func() { subDone <- cl.Subscribe(subCtx, client.SubscribeOptions{}, handler, client.NewFileCursor(cursorFile)) }()
+	go func() {
+		subDone <- cl.Subscribe(subCtx, client.SubscribeOptions{}, handler, client.NewFileCursor(cursorFile))
+	}()
 
 	var res loadResult
 	loadDone := make(chan error, 1)
-	go func() { loadDone <- sendLoad(ctx, "http://"+httpAddr+"/v1/webhooks/stripe", customers, perCustomer, &res) }()
+	go func() {
+		loadDone <- sendLoad(ctx, "http://"+httpAddr+"/v1/webhooks/stripe", customers, perCustomer, &res)
+	}()
 
 	// waitAcked waits until n events were acknowledged.
 	waitAcked := func(n int64) {
