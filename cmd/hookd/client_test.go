@@ -79,17 +79,24 @@ func TestClientFollowsAcrossRestarts(t *testing.T) {
 	}
 	cursorFile := filepath.Join(t.TempDir(), "cursor")
 	subCtx, stopSub := context.WithCancel(ctx)
-	defer stopSub()
-	subDone := make(chan error, 1)
-	go func() {
-		subDone <- cl.Subscribe(subCtx, client.SubscribeOptions{}, handler, client.NewFileCursor(cursorFile))
+	// The subscriber and the senders end before the client closes, also
+	// when the test fails early.
+	var wg sync.WaitGroup
+	defer func() {
+		stopSub()
+		cancel()
+		wg.Wait()
 	}()
+	subDone := make(chan error, 1)
+	wg.Go(func() {
+		subDone <- cl.Subscribe(subCtx, client.SubscribeOptions{}, handler, client.NewFileCursor(cursorFile))
+	})
 
 	var res loadResult
 	loadDone := make(chan error, 1)
-	go func() {
+	wg.Go(func() {
 		loadDone <- sendLoad(ctx, "http://"+httpAddr+"/v1/webhooks/stripe", customers, perCustomer, &res)
-	}()
+	})
 
 	// waitAcked waits until n events were acknowledged.
 	waitAcked := func(n int64) {
