@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
@@ -204,4 +205,20 @@ func TestNewRejectsInsecureWithTLS(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("second Close: %v, want nil", err)
 	}
+}
+
+// WithToken without WithInsecure never sends the token in plaintext: gRPC
+// refuses the combination when dial options make the connection plaintext.
+func TestTokenNeedsTLSUnlessInsecure(t *testing.T) {
+	t.Parallel()
+	c, err := New("127.0.0.1:1", WithToken("secret"), WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err == nil {
+		c.Close()
+		t.Fatal("New with a token over plaintext without WithInsecure succeeded, want an error")
+	}
+	c, err = New("127.0.0.1:1", WithToken("secret"), WithInsecure())
+	if err != nil {
+		t.Fatalf("New with a token and WithInsecure: %v", err)
+	}
+	c.Close()
 }

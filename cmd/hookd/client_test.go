@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hookd/hookd/client"
+	"github.com/hookd/hookd/internal/certs/certstest"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store/postgres/pgtest"
 )
@@ -272,5 +274,41 @@ func TestClientCallsAndPermanentErrors(t *testing.T) {
 	}, mem)
 	if len(resumed) != n-2 || resumed[0] != 3 {
 		t.Fatalf("resumed with versions %v, want 3..%d", resumed, n)
+	}
+}
+
+// WithTLS and WithToken against a hookd that wants client certificates
+// and a bearer token.
+func TestClientOverMutualTLS(t *testing.T) {
+	t.Parallel()
+	ca := certstest.NewCA(t, "hookd")
+	server, pair := ca.Server(t, "hookd"), ca.Client(t, "client")
+	h := startHookdWith(t, "", t.TempDir(), tlsClient(t, ca, &pair),
+		"--tls-cert", server.CertFile, "--tls-key", server.KeyFile, "--grpc-client-ca", ca.File, "--admin-token", clientTestToken)
+	if a := h.post(t, customerEvent("evt_cli_tls", "customer.created", "cus_cli_tls", 1700000000, "tls@example.com")); a.Code != 200 {
+		t.Fatalf("post: %d %s", a.Code, a.Error)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl, err := client.New(h.grpcAddr, client.WithToken(clientTestToken), client.WithTLS(&tls.Config{
+		RootCAs: ca.Pool(), Certificates: []tls.Certificate{pair.TLS(t)}, MinVersion: tls.VersionTLS12,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if cu, err := cl.GetCustomer(ctx, "cus_cli_tls"); err != nil || cu.GetVersion() != 1 {
+		t.Fatalf("GetCustomer over mTLS: version %d, %v; want version 1", cu.GetVersion(), err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var got []string
+	err = cl.Subscribe(sctx, client.SubscribeOptions{}, func(_ context.Context, n *hookdv1.Notification) error {
+		got = append(got, n.GetEventId())
+		stop()
+		return nil
+	}, &client.MemoryCursor{})
+	if !errors.Is(err, context.Canceled) || len(got) != 1 || got[0] != "evt_cli_tls" {
+		t.Fatalf("Subscribe over mTLS: %v after %v, want evt_cli_tls then context.Canceled", err, got)
 	}
 }
