@@ -2,8 +2,9 @@ package client
 
 import (
 	"errors"
-	"fmt"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -11,8 +12,9 @@ import (
 // Sentinel errors for hookd's answers. Every method of Client returns an
 // error that wraps one of these (test with errors.Is) when hookd answered
 // with the matching gRPC code, and that also wraps the original status
-// error, so that status.FromError and status.Code keep working. Other
-// codes come back as the status error alone.
+// error, so that status.FromError and status.Code keep working. Every
+// status error, whatever its code, also comes back as an *Error (find it
+// with errors.As) that carries hookd's reason.
 var (
 	// ErrNotFound is returned when the customer or event asked for is not
 	// stored (codes.NotFound).
@@ -33,29 +35,95 @@ var (
 	ErrUnavailable = errors.New("hookd: unavailable")
 )
 
-// convert maps a gRPC error to one that wraps the matching sentinel and
-// the original error. nil stays nil; an error without a status, or with a
-// code that has no sentinel, is returned unchanged.
+// Error is a gRPC error from hookd, read back: its code, and the reason,
+// metadata and retry delay of its google.rpc details. It wraps the
+// original status error and, for the codes that have one, the matching
+// sentinel (ErrNotFound, ...), so errors.Is and status.FromError work
+// through it.
+type Error struct {
+	Code codes.Code
+	// Reason is the ErrorInfo reason (one of the Reason constants), or ""
+	// when the error carried no ErrorInfo in hookd's domain (it did not
+	// come from hookd, e.g. a proxy or the connection answered).
+	Reason string
+	// Metadata is the ErrorInfo metadata, e.g. MetadataField for
+	// ReasonInvalidField; nil when there is none.
+	Metadata map[string]string
+	// RetryDelay is how long hookd asked the caller to wait before
+	// retrying (google.rpc.RetryInfo); zero when it did not say.
+	RetryDelay time.Duration
+
+	sentinel error // nil for codes without one
+	err      error // the original status error
+}
+
+func (e *Error) Error() string {
+	if e.sentinel != nil {
+		return e.sentinel.Error() + ": " + e.err.Error()
+	}
+	return e.err.Error()
+}
+
+// Unwrap returns the sentinel, if any, and the original status error.
+func (e *Error) Unwrap() []error {
+	if e.sentinel != nil {
+		return []error{e.sentinel, e.err}
+	}
+	return []error{e.err}
+}
+
+// ReasonOf returns the reason hookd gave for err (one of the Reason
+// constants), or "" when err carries none: nil, not a gRPC error, or not
+// from hookd. It reads errors from Client's methods and raw gRPC errors
+// from a generated hookdv1 client alike.
+func ReasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	if ce, ok := convert(err).(*Error); ok {
+		return ce.Reason
+	}
+	return ""
+}
+
+// convert maps a gRPC error to an *Error that wraps the matching sentinel
+// (if any) and the original error. nil stays nil; an error without a
+// status is returned unchanged.
 func convert(err error) error {
 	if err == nil {
 		return nil
 	}
-	var sentinel error
-	switch status.Code(err) {
-	case codes.NotFound:
-		sentinel = ErrNotFound
-	case codes.Unauthenticated:
-		sentinel = ErrUnauthenticated
-	case codes.PermissionDenied:
-		sentinel = ErrPermissionDenied
-	case codes.InvalidArgument:
-		sentinel = ErrInvalidArgument
-	case codes.Unavailable:
-		sentinel = ErrUnavailable
-	default:
+	st, ok := status.FromError(err)
+	if !ok {
 		return err
 	}
-	return fmt.Errorf("%w: %w", sentinel, err)
+	e := &Error{Code: st.Code(), err: err}
+	switch st.Code() {
+	case codes.NotFound:
+		e.sentinel = ErrNotFound
+	case codes.Unauthenticated:
+		e.sentinel = ErrUnauthenticated
+	case codes.PermissionDenied:
+		e.sentinel = ErrPermissionDenied
+	case codes.InvalidArgument:
+		e.sentinel = ErrInvalidArgument
+	case codes.Unavailable:
+		e.sentinel = ErrUnavailable
+	}
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			if d.GetDomain() == ErrorDomain && e.Reason == "" {
+				e.Reason, e.Metadata = d.GetReason(), d.GetMetadata()
+			}
+		case *errdetails.RetryInfo:
+			if d.GetRetryDelay() != nil {
+				e.RetryDelay = d.GetRetryDelay().AsDuration()
+			}
+		}
+	}
+	return e
 }
 
 // transient reports whether a Subscribe stream that ended with code should

@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-// The package imports only hookd's public API, gRPC and the standard
-// library, so that importing it pulls in no actor runtime, etcd or
-// Kubernetes client. (That hookdv1 itself pulls in none is checked where
+// The package imports only hookd's public API, gRPC (with the google.rpc
+// error details) and the standard library, so that importing it pulls in
+// no actor runtime, etcd or Kubernetes client. (That hookdv1 itself pulls in none is checked where
 // the grain protocol leaves it, with go list -deps.)
 func TestImportsOnlyTheAPIgRPCAndTheStandardLibrary(t *testing.T) {
 	t.Parallel()
@@ -34,9 +34,10 @@ func TestImportsOnlyTheAPIgRPCAndTheStandardLibrary(t *testing.T) {
 			switch {
 			case path == "github.com/hookd/hookd/proto/hookd/v1":
 			case path == "google.golang.org/grpc" || strings.HasPrefix(path, "google.golang.org/grpc/"):
+			case path == "google.golang.org/genproto/googleapis/rpc/errdetails": // google.rpc error details
 			case !strings.Contains(first, "."): // the standard library
 			default:
-				t.Errorf("%s imports %s: the client may import only hookdv1, gRPC and the standard library", name, path)
+				t.Errorf("%s imports %s: the client may import only hookdv1, gRPC, errdetails and the standard library", name, path)
 			}
 		}
 	}

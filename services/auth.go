@@ -17,13 +17,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
-	"google.golang.org/grpc/status"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 )
@@ -332,7 +330,7 @@ func (a *Auth) set(file []Token) {
 func (a *Auth) check(ctx context.Context, fullMethod string) error {
 	need, known := methodScopes[fullMethod]
 	if !known {
-		return status.Errorf(codes.PermissionDenied, "%s is not in hookd's method scope table", fullMethod)
+		return toStatus(errorf(errPermissionDenied, "%s is not in hookd's method scope table", fullMethod))
 	}
 	if need == scopeOpen || !a.Enabled() {
 		return nil
@@ -340,11 +338,11 @@ func (a *Auth) check(ctx context.Context, fullMethod string) error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	if len(vals) != 1 {
-		return status.Error(codes.Unauthenticated, "this call needs a bearer token: send the metadata authorization: Bearer <token>")
+		return toStatus(errorf(errUnauthenticated, "this call needs a bearer token: send the metadata authorization: Bearer <token>"))
 	}
 	scheme, secret, ok := strings.Cut(vals[0], " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
-		return status.Error(codes.Unauthenticated, "the authorization metadata must be Bearer <token>")
+		return toStatus(errorf(errUnauthenticated, "the authorization metadata must be Bearer <token>"))
 	}
 	sum := sha256.Sum256([]byte(secret))
 	var (
@@ -358,10 +356,10 @@ func (a *Auth) check(ctx context.Context, fullMethod string) error {
 		scopes |= t.Scopes & Scopes(-eq) // -1 is all ones: keep this token's scopes when it matched
 	}
 	if found != 1 {
-		return status.Error(codes.Unauthenticated, "unknown bearer token")
+		return toStatus(errorf(errUnauthenticated, "unknown bearer token"))
 	}
 	if scopes&need == 0 {
-		return status.Errorf(codes.PermissionDenied, "this token lacks the %q scope that %s needs", need.String(), fullMethod)
+		return toStatus(errorf(errPermissionDenied, "this token lacks the %q scope that %s needs", need.String(), fullMethod))
 	}
 	return nil
 }

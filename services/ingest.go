@@ -116,11 +116,8 @@ func (s *deliverer) deliver(ctx context.Context, env *hookdv1.Envelope, replay b
 			"customer_id", loglimit.String(customerID), "err", loglimit.Err(err))
 		return nil, fmt.Errorf("apply event %s: %w: %w", env.GetEventId(), store.ErrUnavailable, err)
 	}
-	if out.GetError() != "" && out.GetPermanent() {
-		return nil, fmt.Errorf("apply event %s: %w: %s", env.GetEventId(), ErrInvalid, out.GetError())
-	}
-	if out.GetError() != "" {
-		return nil, fmt.Errorf("apply event %s: %w: %s", env.GetEventId(), store.ErrUnavailable, out.GetError())
+	if err := applyError(out); err != nil {
+		return nil, fmt.Errorf("apply event %s: %w", env.GetEventId(), err)
 	}
 	resp.Status = StatusProto(store.Status(out.GetStatus()))
 	resp.Version = out.GetVersion()

@@ -8,10 +8,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
@@ -176,7 +174,7 @@ func (d *StreamDrain) ServerOption() grpc.ServerOption {
 		defer stop()
 		err := h(srv, drainedStream{ServerStream: ss, ctx: ctx})
 		if d.ctx.Err() != nil && ss.Context().Err() == nil {
-			return status.Error(codes.Unavailable, "hookd is shutting down: resume from your last cursor")
+			return toStatus(errorf(errShuttingDown, "hookd is shutting down: resume from your last cursor"))
 		}
 		return err
 	})

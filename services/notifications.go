@@ -7,12 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/hookd/hookd/client"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
@@ -44,14 +43,14 @@ type NotificationServer struct {
 func (s *NotificationServer) Subscribe(req *hookdv1.SubscribeRequest, stream hookdv1.NotificationService_SubscribeServer) error {
 	if s.streams.Add(1) > s.maxStreams {
 		s.streams.Add(-1)
-		return status.Errorf(codes.ResourceExhausted,
-			"this hookd process already serves its limit of %d notification streams (--max-streams); retry later with back-off, or subscribe to another member", s.maxStreams)
+		return toStatus(errorf(errStreamLimit,
+			"this hookd process already serves its limit of %d notification streams (--max-streams); retry later with back-off, or subscribe to another member", s.maxStreams))
 	}
 	defer s.streams.Add(-1)
 	ctx := stream.Context()
 	cursor := req.GetAfterCursor()
 	if err := s.store.ValidateCursor(cursor); err != nil {
-		return toStatus(fmt.Errorf("%w: after_cursor: %v", ErrInvalid, err))
+		return toStatus(withReason(client.ReasonInvalidCursor, fmt.Errorf("%w: after_cursor: %v", ErrInvalid, err)))
 	}
 	if cursor == "" && req.GetFromNow() {
 		c, err := s.store.LatestCursor(ctx)
@@ -132,7 +131,7 @@ func streamEnd(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	return status.Errorf(codes.Unavailable, "%v; resume from your last cursor", err)
+	return toStatus(errorf(store.ErrUnavailable, "%v; resume from your last cursor", err))
 }
 
 // readStore sends one batch read from the store after cursor, and returns

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hookd/hookd/actors/customer"
@@ -112,11 +110,11 @@ func (s *EventServer) ReplayEvent(ctx context.Context, req *hookdv1.ReplayEventR
 		return nil, toStatus(fmt.Errorf("event %s: %w", req.GetEventId(), err))
 	}
 	if source != stripe.Source {
-		return nil, status.Errorf(codes.FailedPrecondition, "events from %q cannot be replayed", source)
+		return nil, toStatus(errorf(errFailedPrecondition, "events from %q cannot be replayed", source))
 	}
 	env, err := stripe.DecodeEnvelope(e.Payload)
 	if err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "stored payload of %s does not decode: %v", e.EventID, err)
+		return nil, toStatus(errorf(errFailedPrecondition, "stored payload of %s does not decode: %v", e.EventID, err))
 	}
 	out, err := s.deliverer.deliver(ctx, env, true)
 	if err != nil {

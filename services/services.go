@@ -13,11 +13,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
 
 	"github.com/hookd/hookd/internal/envelope"
 	"github.com/hookd/hookd/internal/grainpb"
@@ -113,19 +111,29 @@ func Register(srv *grpc.Server, cfg Config) (*Registered, error) {
 	setServing(hs, true)
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
-	return &Registered{Health: hs, LocalIngest: localIngest{ingest}, Broadcaster: bc}, nil
+	return &Registered{Health: hs, LocalIngest: localIngest{ingest, cfg.Logger}, Broadcaster: bc}, nil
 }
 
 // localIngest is an IngestServiceClient that calls the server in-process.
 // The request is not copied: the server only reads it.
-type localIngest struct{ srv hookdv1.IngestServiceServer }
+// Its errors leave through finish, as over gRPC.
+type localIngest struct {
+	srv hookdv1.IngestServiceServer
+	log *slog.Logger
+}
 
 func (l localIngest) Ingest(ctx context.Context, req *hookdv1.IngestRequest, _ ...grpc.CallOption) (*hookdv1.IngestResponse, error) {
-	return l.srv.Ingest(ctx, req)
+	resp, err := l.srv.Ingest(ctx, req)
+	if err != nil {
+		return nil, finish(ctx, l.log, hookdv1.IngestService_Ingest_FullMethodName, err)
+	}
+	return resp, nil
 }
 
 // ServerOptions returns the interceptors every hookd gRPC server uses: a
-// panic in a handler becomes INTERNAL instead of killing the process, and
+// panic in a handler becomes INTERNAL instead of killing the process,
+// every error a handler returns leaves through toStatus (an INTERNAL one
+// is logged with the method, its caller told only "internal error"), and
 // auth checks every call's bearer token and scope (see Auth; a nil auth
 // lets every known method through).
 func ServerOptions(log *slog.Logger, auth *Auth) []grpc.ServerOption {
@@ -134,19 +142,20 @@ func ServerOptions(log *slog.Logger, auth *Auth) []grpc.ServerOption {
 			defer func() {
 				if r := recover(); r != nil {
 					log.ErrorContext(ctx, "grpc handler panicked", "method", info.FullMethod, "err", fmt.Sprint(r), "stack", string(debug.Stack()))
-					err = status.Error(codes.Internal, "internal error")
+					err = toStatus(fmt.Errorf("panic: %v", r))
 				}
 			}()
-			return h(ctx, req)
+			resp, err = h(ctx, req)
+			return resp, finish(ctx, log, info.FullMethod, err)
 		}, auth.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
 					log.ErrorContext(ss.Context(), "grpc stream panicked", "method", info.FullMethod, "err", fmt.Sprint(r), "stack", string(debug.Stack()))
-					err = status.Error(codes.Internal, "internal error")
+					err = toStatus(fmt.Errorf("panic: %v", r))
 				}
 			}()
-			return h(srv, ss)
+			return finish(ss.Context(), log, info.FullMethod, h(srv, ss))
 		}, auth.StreamInterceptor()),
 	}
 }
@@ -164,23 +173,4 @@ func MaxRecvMsgSize(maxPayloadBytes int64) grpc.ServerOption {
 		maxPayloadBytes = envelope.DefaultMaxPayloadBytes
 	}
 	return grpc.MaxRecvMsgSize(int(maxPayloadBytes) + 64<<10)
-}
-
-// toStatus maps a domain error to a gRPC status error. Every handler
-// returns errors through it, so that no downstream code leaks through.
-func toStatus(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, store.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, ErrInvalid), errors.Is(err, store.ErrInvalidArgument):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.Unavailable, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	default:
-		return status.Error(codes.Internal, err.Error())
-	}
 }
