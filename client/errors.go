@@ -77,14 +77,23 @@ func (e *Error) Unwrap() []error {
 // from hookd. It reads errors from Client's methods and raw gRPC errors
 // from a generated hookdv1 client alike.
 func ReasonOf(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
+	if e := ErrorOf(err); e != nil {
 		return e.Reason
 	}
-	if ce, ok := convert(err).(*Error); ok {
-		return ce.Reason
-	}
 	return ""
+}
+
+// ErrorOf returns err read as an *Error: the one in err's chain if there
+// is one (errors from Client's methods), else err's gRPC status read back
+// (errors from a generated hookdv1 client). It returns nil when err
+// carries no gRPC status.
+func ErrorOf(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	e, _ = convert(err).(*Error)
+	return e
 }
 
 // convert maps a gRPC error to an *Error that wraps the matching sentinel

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hookd/hookd/client"
 	"github.com/hookd/hookd/internal/envelope"
 	"github.com/hookd/hookd/internal/loglimit"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
@@ -270,29 +271,68 @@ func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-// ingestFailed answers an Ingest error. Only InvalidArgument, which
-// retrying cannot fix, becomes 400; every other code (Unavailable,
-// DeadlineExceeded, Internal, Canceled, ...) means the event may not be
-// durable, so the answer is 503 and the sender retries.
+// ingestFailed answers an Ingest error with the code ingestHTTPStatus
+// maps it to: 400 for what retrying cannot fix, else 503 with
+// Retry-After, since the event may not be durable and the sender must
+// retry. The body names hookd's reason (client.ReasonOf) when the error
+// carries one.
 func (h *handler) ingestFailed(ctx context.Context, w http.ResponseWriter, env *hookdv1.Envelope, err error) {
 	st := status.Convert(err)
-	if st.Code() == codes.InvalidArgument {
+	ce := client.ErrorOf(err)
+	var reason string
+	if ce != nil {
+		reason = ce.Reason
+	}
+	code, retry := ingestHTTPStatus(st.Code())
+	if !retry {
 		webhookRejections.WithLabelValues(rejectIngestInvalid).Inc()
 		if ok, suppressed := h.limit.Allow(rejectIngestInvalid); ok {
 			h.log.WarnContext(ctx, "ingest rejected webhook",
 				"event_id", loglimit.String(env.GetEventId()), "customer_id", loglimit.String(env.GetCustomerId()),
-				"err", loglimit.Err(err), "suppressed", suppressed)
+				"reason", reason, "err", loglimit.Err(err), "suppressed", suppressed)
 		}
-		writeError(w, http.StatusBadRequest, "event rejected: "+truncate(st.Message()))
+		writeErrorReason(w, code, "event rejected: "+truncate(st.Message()), reason)
 		return
 	}
 	h.log.ErrorContext(ctx, "ingest failed",
 		"event_id", loglimit.String(env.GetEventId()), "customer_id", loglimit.String(env.GetCustomerId()),
-		"grpc_code", st.Code().String(), "err", loglimit.Err(err))
-	w.Header().Set("Retry-After", "1")
-	// The gRPC code is safe to show; its message may describe internals.
-	writeError(w, http.StatusServiceUnavailable, "event not stored ("+st.Code().String()+"); retry later")
+		"grpc_code", st.Code().String(), "reason", reason, "err", loglimit.Err(err))
+	var delay time.Duration
+	if ce != nil {
+		delay = ce.RetryDelay
+	}
+	w.Header().Set("Retry-After", retryAfter(delay))
+	// The gRPC code and reason are safe to show; the message may describe
+	// internals.
+	writeErrorReason(w, code, "event not stored ("+st.Code().String()+"); retry later", reason)
 }
+
+// ingestHTTPStatus is the one table from an Ingest call's gRPC code to
+// the webhook's HTTP answer, and whether the sender should retry (503 with
+// Retry-After). Only InvalidArgument, which retrying cannot fix, is 400;
+// every other code (Unavailable, DeadlineExceeded, ResourceExhausted,
+// Aborted, Canceled, Internal, Unknown, Unimplemented, ...) means the
+// event may not be durable, so the sender retries.
+func ingestHTTPStatus(c codes.Code) (httpStatus int, retry bool) {
+	switch c {
+	case codes.InvalidArgument:
+		return http.StatusBadRequest, false
+	default:
+		return http.StatusServiceUnavailable, true
+	}
+}
+
+// retryAfter is the Retry-After value for a retry delay hookd asked for
+// (google.rpc.RetryInfo): whole seconds, rounded up, at least 1, at most
+// maxRetryAfter; 1 when it asked for none.
+func retryAfter(d time.Duration) string {
+	secs := int64((d + time.Second - 1) / time.Second)
+	secs = min(max(secs, 1), maxRetryAfter)
+	return strconv.FormatInt(secs, 10)
+}
+
+// maxRetryAfter caps the Retry-After the gateway passes on, in seconds.
+const maxRetryAfter = 300
 
 // Rejection reasons: the label of hookd_webhook_rejections_total and the
 // key the log lines of rejections are sampled by.
@@ -415,6 +455,16 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 // writeError writes {"error": msg} with the given status code.
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// writeErrorReason is writeError with hookd's reason for a failed Ingest
+// call ("reason":"INVALID_FIELD"), when there is one.
+func writeErrorReason(w http.ResponseWriter, code int, msg, reason string) {
+	if reason == "" {
+		writeError(w, code, msg)
+		return
+	}
+	writeJSON(w, code, map[string]string{"error": msg, "reason": reason})
 }
 
 // writeJSON writes v as a JSON body with the given status code. v is always
