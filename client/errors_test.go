@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 func TestConvertKeepsTheStatus(t *testing.T) {
@@ -61,5 +64,48 @@ func TestTransientCodes(t *testing.T) {
 		if transient(c) {
 			t.Errorf("%v is transient, want Subscribe to return it", c)
 		}
+	}
+}
+
+func TestConvertReadsDetails(t *testing.T) {
+	t.Parallel()
+	st, err := status.New(codes.InvalidArgument, "invalid request: event_id: required").WithDetails(
+		&errdetails.ErrorInfo{Reason: ReasonInvalidField, Domain: ErrorDomain, Metadata: map[string]string{MetadataField: "event_id"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := st.Err()
+	wrapped := fmt.Errorf("ingest: %w", convert(orig))
+	var e *Error
+	if !errors.As(wrapped, &e) {
+		t.Fatalf("errors.As found no *Error in %v", wrapped)
+	}
+	if e.Code != codes.InvalidArgument || e.Reason != ReasonInvalidField || e.Metadata[MetadataField] != "event_id" || e.RetryDelay != 0 {
+		t.Errorf("got %+v", e)
+	}
+	if !errors.Is(wrapped, ErrInvalidArgument) || !errors.Is(wrapped, orig) || status.Code(wrapped) != codes.InvalidArgument {
+		t.Errorf("sentinel, original or code lost: %v", wrapped)
+	}
+	// A raw error from a generated client reads the same.
+	if got := ReasonOf(orig); got != ReasonInvalidField {
+		t.Errorf("ReasonOf(raw) = %q", got)
+	}
+
+	st, _ = status.New(codes.Unavailable, "shutting down").WithDetails(
+		&errdetails.ErrorInfo{Reason: ReasonShuttingDown, Domain: ErrorDomain},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(2 * time.Second)})
+	e = ErrorOf(st.Err())
+	if e == nil || e.Reason != ReasonShuttingDown || e.RetryDelay != 2*time.Second || !errors.Is(e, ErrUnavailable) {
+		t.Errorf("got %+v", e)
+	}
+
+	// Another domain's ErrorInfo is not hookd's reason; an error without a
+	// status has none.
+	st, _ = status.New(codes.Internal, "x").WithDetails(&errdetails.ErrorInfo{Reason: "OTHER", Domain: "proxy.example"})
+	if got := ReasonOf(st.Err()); got != "" {
+		t.Errorf("foreign reason read: %q", got)
+	}
+	if ReasonOf(errors.New("plain")) != "" || ReasonOf(nil) != "" || ErrorOf(nil) != nil {
+		t.Error("a reason for an error without a status")
 	}
 }
