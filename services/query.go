@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -26,7 +27,10 @@ func (s *CustomerServer) GetCustomer(ctx context.Context, req *hookdv1.GetCustom
 		return nil, toStatus(fmt.Errorf("%w: customer_id is required", ErrInvalid))
 	}
 	c, err := s.store.GetCustomer(ctx, req.GetCustomerId())
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, toStatus(err) // the store's error names the customer
+	case err != nil:
 		return nil, toStatus(fmt.Errorf("customer %s: %w", req.GetCustomerId(), err))
 	}
 	var st customer.State
