@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"runtime"
 	"sync"
 	"testing"
@@ -10,11 +11,14 @@ import (
 // TestWorkerDispatcher checks what customer actors rely on: every
 // scheduled mailbox runs, mailboxes that block do not hold up others
 // (each gets a worker of its own), a worker runs mailbox after mailbox
-// instead of a goroutine being started for each, and Close lets idle
-// workers go.
+// instead of a goroutine being started for each, and Stop lets idle
+// workers go and waits for them.
 func TestWorkerDispatcher(t *testing.T) {
 	base := runtime.NumGoroutine()
 	d := newWorkerDispatcher()
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 
 	// 100 mailboxes that all block until every one of them is running:
 	// this only finishes if none waits for a worker.
@@ -44,19 +48,22 @@ func TestWorkerDispatcher(t *testing.T) {
 		t.Errorf("1,000 mailboxes one after another started %d workers (%d before)", now-workers, workers)
 	}
 
-	d.Close()
+	d.Stop()
+	d.Stop()
+	// Stop waited for the workers; the runtime may take a moment to
+	// count them gone.
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if n := runtime.NumGoroutine(); n > base {
-		t.Errorf("%d goroutines after Close, want %d", n, base)
+		t.Errorf("%d goroutines after Stop, want %d", n, base)
 	}
-	// After Close, a mailbox still runs.
+	// After Stop, a mailbox still runs.
 	var late sync.WaitGroup
 	late.Add(1)
 	d.Schedule(late.Done)
-	waitOrFail(t, &late, "a mailbox scheduled after Close to run")
+	waitOrFail(t, &late, "a mailbox scheduled after Stop to run")
 }
 
 func waitOrFail(t *testing.T, wg *sync.WaitGroup, what string) {

@@ -127,8 +127,7 @@ func (m *compactMailbox) idle() bool {
 // them, and once drained the mailbox is idle and holds no arrays (what
 // it is for). Run with -race.
 func TestCompactMailboxConcurrentPosters(t *testing.T) {
-	d := newWorkerDispatcher()
-	defer d.Close()
+	d := newStartedDispatcher(t)
 	for round := range 20 {
 		rec := newRecorder()
 		m := newTestMailbox(rec, d)
@@ -281,8 +280,7 @@ func (a *flaky) Receive(ctx actor.Context) {
 func TestCompactMailboxInActorSystem(t *testing.T) {
 	system := actor.NewActorSystem()
 	defer system.Shutdown()
-	d := newWorkerDispatcher()
-	defer d.Close()
+	d := newStartedDispatcher(t)
 	started := 0 // touched only by the actor, read after it stopped
 	props := actor.PropsFromProducer(func() actor.Actor { return &flaky{started: &started} },
 		actor.WithMailbox(newCompactMailbox), actor.WithDispatcher(d))
@@ -340,4 +338,16 @@ func TestCompactMailboxNoLostWakeups(t *testing.T) {
 	if !m.idle() {
 		t.Fatal("mailbox not idle after draining")
 	}
+}
+
+// newStartedDispatcher returns a started dispatcher, stopped when the
+// test ends.
+func newStartedDispatcher(t *testing.T) *workerDispatcher {
+	t.Helper()
+	d := newWorkerDispatcher()
+	if err := d.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	return d
 }

@@ -2,10 +2,12 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/hookd/hookd/internal/grainpb"
+	"github.com/hookd/hookd/internal/startstop"
 )
 
 // maxApplyBatch bounds the events one ApplyBatch carries. The grain
@@ -24,10 +26,23 @@ const maxApplyBatch = 64
 // Order is kept: a customer's events leave in the order Apply was called.
 // A caller whose context ends while its event waits is answered with the
 // context's error, and the event is not sent.
+//
+// The queues own their drain goroutines (one per customer with events in
+// flight): Start before apply; Stop ends the drains, and every event
+// waiting or in flight then is answered with ErrNotStarted.
 type applyQueues struct {
+	life startstop.Group // the drain goroutines
+
 	mu     sync.Mutex
 	byCust map[string][]*queuedApply // present while the customer has a request in flight
 }
+
+// Start lets apply start drains; their context ends with ctx or Stop.
+func (q *applyQueues) Start(ctx context.Context) error { return q.life.Start(ctx) }
+
+// Stop ends the drains, answering what they hold with ErrNotStarted, and
+// waits for them. Safe twice and before Start.
+func (q *applyQueues) Stop() { q.life.Stop() }
 
 type queuedApply struct {
 	ctx  context.Context
@@ -56,7 +71,12 @@ func (q *applyQueues) apply(ctx context.Context, customerID string, req *grainpb
 	q.byCust[customerID] = append(waiting, a)
 	q.mu.Unlock()
 	if !busy {
-		go q.drain(customerID, send)
+		if err := q.life.Go(func(ctx context.Context) { q.drain(ctx, customerID, send) }); err != nil {
+			// Not started, or stopped: no drain will come for the
+			// customer, so answer everything queued for it (callers
+			// that queued behind this one since are among them).
+			q.failAll(customerID, fmt.Errorf("%w (%w)", ErrNotStarted, err))
+		}
 	}
 	select {
 	case ans := <-a.done:
@@ -66,10 +86,28 @@ func (q *applyQueues) apply(ctx context.Context, customerID string, req *grainpb
 	}
 }
 
+// failAll answers every event queued for the customer with err and
+// leaves the customer without a sender.
+func (q *applyQueues) failAll(customerID string, err error) {
+	q.mu.Lock()
+	waiting := q.byCust[customerID]
+	delete(q.byCust, customerID)
+	q.mu.Unlock()
+	for _, a := range waiting {
+		a.done <- queuedAnswer{err: err}
+	}
+}
+
 // drain sends the customer's waiting events, up to maxApplyBatch per
-// request, until none are left; then the customer has no sender.
-func (q *applyQueues) drain(customerID string, send sendFunc) {
+// request, until none are left; then the customer has no sender. When
+// stop (the queues' context) ends, what is left is answered with
+// ErrNotStarted.
+func (q *applyQueues) drain(stop context.Context, customerID string, send sendFunc) {
 	for {
+		if stop.Err() != nil {
+			q.failAll(customerID, fmt.Errorf("request customer %s: %w", customerID, ErrNotStarted))
+			return
+		}
 		q.mu.Lock()
 		waiting := q.byCust[customerID]
 		if len(waiting) == 0 {
@@ -104,12 +142,18 @@ func (q *applyQueues) drain(customerID string, send sendFunc) {
 		if len(live) == 0 {
 			continue
 		}
-		ctx, cancel := context.Background(), context.CancelFunc(func() {})
-		if !forever {
-			ctx, cancel = context.WithDeadline(ctx, deadline)
+		var ctx context.Context
+		var cancel context.CancelFunc
+		if forever {
+			ctx, cancel = context.WithCancel(stop)
+		} else {
+			ctx, cancel = context.WithDeadline(stop, deadline)
 		}
 		resps, err := send(ctx, customerID, reqs)
 		cancel()
+		if err != nil && stop.Err() != nil {
+			err = fmt.Errorf("request customer %s: %w", customerID, ErrNotStarted)
+		}
 		for i, a := range live {
 			if err != nil {
 				a.done <- queuedAnswer{err: err}

@@ -63,7 +63,7 @@ func req(id string) *grainpb.ApplyRequest {
 // together in the next request, in arrival order; each caller gets its own
 // answer; never more than one request per customer is in flight.
 func TestApplyQueueBatchesWhileBusy(t *testing.T) {
-	var q applyQueues
+	q := startedQueues(t)
 	g := &fakeGrain{release: make(chan struct{})}
 	ctx := context.Background()
 	answers := make(chan string, 10)
@@ -103,7 +103,7 @@ func TestApplyQueueBatchesWhileBusy(t *testing.T) {
 // A caller that gives up while its event waits gets its context's error at
 // once, and its event is not sent.
 func TestApplyQueueDropsCanceledCallers(t *testing.T) {
-	var q applyQueues
+	q := startedQueues(t)
 	g := &fakeGrain{release: make(chan struct{})}
 	first := make(chan error, 1)
 	go func() { _, err := q.apply(context.Background(), "cus_1", req("e0"), g.send); first <- err }()
@@ -130,7 +130,7 @@ func TestApplyQueueDropsCanceledCallers(t *testing.T) {
 // callers for one customer are each answered once, in batches no larger
 // than maxApplyBatch.
 func TestApplyQueueManyCallers(t *testing.T) {
-	var q applyQueues
+	q := startedQueues(t)
 	g := &fakeGrain{release: make(chan struct{})}
 	close(g.release) // answer at once
 	var wg sync.WaitGroup
@@ -179,4 +179,47 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 	}
+}
+
+// startedQueues returns started applyQueues, stopped when the test ends.
+func startedQueues(t *testing.T) *applyQueues {
+	t.Helper()
+	q := &applyQueues{}
+	if err := q.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(q.Stop)
+	return q
+}
+
+// Stop ends the drains: an event in flight (its send sees the context
+// canceled) and one waiting behind it are answered with ErrNotStarted,
+// Stop waits for the drain, and apply after Stop fails at once.
+func TestApplyQueueStop(t *testing.T) {
+	q := startedQueues(t)
+	sent := make(chan struct{})
+	send := func(ctx context.Context, _ string, _ []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {
+		close(sent)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	inFlight := make(chan error, 1)
+	go func() { _, err := q.apply(context.Background(), "cus_1", req("e0"), send); inFlight <- err }()
+	<-sent
+	waiting := make(chan error, 1)
+	go func() { _, err := q.apply(context.Background(), "cus_1", req("e1"), send); waiting <- err }()
+	waitFor(t, func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.byCust["cus_1"]) == 1 })
+	q.Stop()
+	for name, ch := range map[string]chan error{"in flight": inFlight, "waiting": waiting} {
+		if err := <-ch; !errors.Is(err, ErrNotStarted) {
+			t.Errorf("event %s at Stop: got %v, want ErrNotStarted", name, err)
+		}
+	}
+	if n := len(q.byCust); n != 0 {
+		t.Errorf("%d customers still queued after Stop", n)
+	}
+	if _, err := q.apply(context.Background(), "cus_2", req("e2"), send); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("apply after Stop: got %v, want ErrNotStarted", err)
+	}
+	q.Stop()
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/hookd/hookd/actors/customer"
 	"github.com/hookd/hookd/internal/grainpb"
+	"github.com/hookd/hookd/internal/startstop"
 	"github.com/hookd/hookd/store"
 )
 
@@ -171,17 +172,19 @@ var startMu sync.Mutex
 type System struct {
 	cfg Config
 
-	mu          sync.Mutex // guards the fields below
-	cluster     *cluster.Cluster
-	unregister  func()
-	stopped     bool
-	stopSweeper context.CancelFunc
-	dispatcher  *workerDispatcher // runs the customer actors' mailboxes
-	deps        *customer.Deps    // set by Start
+	mu         sync.Mutex // guards the fields below
+	cluster    *cluster.Cluster
+	unregister func()
+	stopped    bool
+	dispatcher *workerDispatcher // runs the customer actors' mailboxes
+	deps       *customer.Deps    // set by Start
 
-	sweeper sync.WaitGroup // the parked-event sweeper goroutine
+	// life owns the parked-event sweeper and every grain call's attempt
+	// goroutine (request); Stop cancels and waits for them.
+	life     startstop.Group
+	stopOnce sync.Once
 
-	queues applyQueues // Apply calls waiting for their customer's grain
+	queues applyQueues // Apply calls waiting for their customer's grain; owns its drain goroutines
 }
 
 // New returns a System; call Start to join the cluster.
@@ -236,6 +239,10 @@ func (s *System) Start(ctx context.Context) error {
 		return err
 	}
 	s.dispatcher = newWorkerDispatcher()
+	if err := s.dispatcher.Start(ctx); err != nil {
+		s.unregister()
+		return err
+	}
 	var remoteOpts []remote.ConfigOption
 	if s.cfg.RemoteServerOptions != nil {
 		remoteOpts = append(remoteOpts, remote.WithServerOptions(s.cfg.RemoteServerOptions...))
@@ -252,15 +259,22 @@ func (s *System) Start(ctx context.Context) error {
 	)
 	c := cluster.New(system, clusterCfg)
 	if err := s.startMember(ctx, c); err != nil {
-		s.dispatcher.Close()
+		s.dispatcher.Stop()
 		s.unregister()
 		return err
 	}
 	s.cluster = c
-	sweepCtx, cancel := context.WithCancel(context.Background())
-	s.stopSweeper = cancel
-	s.sweeper.Add(1)
-	go s.sweep(sweepCtx)
+	// The sweeper, attempts and drains run until Stop, not until ctx
+	// ends (serve's ctx ends at SIGTERM, before the member stops).
+	if err := s.life.Start(context.WithoutCancel(ctx)); err != nil {
+		return err // not reached: Start runs this once (s.cluster was nil)
+	}
+	if err := s.queues.Start(context.WithoutCancel(ctx)); err != nil {
+		return err // likewise
+	}
+	if err := s.life.Go(s.sweep); err != nil {
+		return err // likewise
+	}
 	logger.InfoContext(ctx, "cluster member started", "address", system.Address(), "cluster", s.cfg.ClusterName, "membership", s.cfg.Membership)
 	return nil
 }
@@ -269,7 +283,6 @@ func (s *System) Start(ctx context.Context) error {
 // resolve those parked past the deadline. Parked events live in the store,
 // so this also covers events parked before a restart.
 func (s *System) sweep(ctx context.Context) {
-	defer s.sweeper.Done()
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
 	for {
@@ -320,7 +333,7 @@ func (s *System) resolve(ctx context.Context, customerID string) (*grainpb.Resol
 		return nil, ErrNotStarted
 	}
 	client := grainpb.GetCustomerGrainGrainClient(c, customerID)
-	resp, err := request(ctx, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) (*grainpb.ResolveResponse, error) {
+	resp, err := request(ctx, &s.life, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) (*grainpb.ResolveResponse, error) {
 		return client.Resolve(&grainpb.ResolveRequest{DeadlineSeconds: int64(s.cfg.ParkDeadline / time.Second)}, callOptions(timeout)...)
 	})
 	if err != nil {
@@ -400,25 +413,36 @@ func probeEtcd(ctx context.Context, endpoints []string) error {
 	return nil
 }
 
-// Stop leaves the cluster and stops every grain. It is safe to call twice
-// and before Start.
+// Stop leaves the cluster and stops every grain. It is safe to call twice,
+// concurrently, and before Start; every call returns once the first has
+// finished.
 func (s *System) Stop() {
+	s.stopOnce.Do(s.stop)
+}
+
+func (s *System) stop() {
+	// Take what Start set up and mark the system stopped, then let go of
+	// s.mu: the goroutines waited for below take it (current()), and
+	// Apply and SweepOnce see ErrNotStarted from here on.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.stopped = true
-	if s.cluster == nil {
-		return
-	}
-	s.stopSweeper()
+	c, dispatcher, unregister := s.cluster, s.dispatcher, s.unregister
+	s.cluster = nil
 	s.mu.Unlock()
-	s.sweeper.Wait() // the sweeper takes s.mu through current()
-	s.mu.Lock()
+
+	// Queued Apply calls are answered ErrNotStarted, the drains and the
+	// sweeper return at once; an attempt already calling a grain ends by
+	// its own timeout (protoactor's calls take no context).
+	s.queues.Stop()
+	s.life.Stop()
+	if c == nil {
+		return // stopped before Start, or Start failed
+	}
 	// A graceful leave waits 2 s for other members to take over this
 	// member's actors; with local membership there are none.
-	s.cluster.Shutdown(s.cfg.Membership == "etcd" || s.cfg.Membership == "k8s")
-	s.dispatcher.Close()
-	s.unregister()
-	s.cluster = nil
+	c.Shutdown(s.cfg.Membership == "etcd" || s.cfg.Membership == "k8s")
+	dispatcher.Stop()
+	unregister()
 }
 
 // Apply routes an event to its customer's grain and waits for the answer.
@@ -444,7 +468,7 @@ func (s *System) send(ctx context.Context, customerID string, reqs []*grainpb.Ap
 		return nil, ErrNotStarted
 	}
 	client := grainpb.GetCustomerGrainGrainClient(c, customerID)
-	resps, err := request(ctx, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) ([]*grainpb.ApplyResponse, error) {
+	resps, err := request(ctx, &s.life, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) ([]*grainpb.ApplyResponse, error) {
 		if len(reqs) == 1 {
 			resp, err := client.Apply(reqs[0], callOptions(timeout)...)
 			if err != nil {
@@ -473,8 +497,10 @@ func (s *System) send(ctx context.Context, customerID string, reqs []*grainpb.Ap
 // RequestTimeout) and request returns as soon as ctx is done. An attempt
 // that fails — typically because the grain's member died or stalls — is
 // retried after dropping the cached placement, until time runs out; grain
-// calls are idempotent. An attempt's goroutine ends by its own timeout.
-func request[T any](ctx context.Context, c *cluster.Cluster, identity string, overall, attempt time.Duration, call func(timeout time.Duration) (T, error)) (T, error) {
+// calls are idempotent. An attempt's goroutine belongs to life (the
+// System's: Stop waits for it) and ends by its own timeout; once life is
+// stopped, request returns ErrNotStarted.
+func request[T any](ctx context.Context, life *startstop.Group, c *cluster.Cluster, identity string, overall, attempt time.Duration, call func(timeout time.Duration) (T, error)) (T, error) {
 	var zero T
 	deadline := time.Now().Add(overall)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
@@ -493,11 +519,13 @@ func request[T any](ctx context.Context, c *cluster.Cluster, identity string, ov
 			}
 			return zero, lastErr
 		}
-		done := make(chan result, 1)
-		go func() {
+		done := make(chan result, 1) // buffered: the attempt never waits for request
+		if err := life.Go(func(context.Context) {
 			v, err := call(min(attempt, remaining))
 			done <- result{v, err}
-		}()
+		}); err != nil {
+			return zero, fmt.Errorf("%w (%w)", ErrNotStarted, err)
+		}
 		select {
 		case r := <-done:
 			if r.err == nil {

@@ -2,9 +2,11 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,5 +96,53 @@ func TestIdleCustomersArePassivated(t *testing.T) {
 	c, err := st.GetCustomer(ctx, "cus_7")
 	if err != nil || c.Version != 2 {
 		t.Fatalf("cus_7 stored at version %d (%v), want 2", c.Version, err)
+	}
+}
+
+// TestSystemLifecycle: Stop is safe before Start (which then fails), and
+// twice and concurrently after it; Apply before Start and after Stop
+// fails with ErrNotStarted; Start twice is an error.
+func TestSystemLifecycle(t *testing.T) {
+	st := pgtest.NewStore(t)
+	cfg := Config{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	early, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	early.Stop()
+	early.Stop()
+	if err := early.Start(ctx); err == nil {
+		t.Fatal("Start after Stop: got nil, want an error")
+	}
+
+	sys, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := customerEvent("evt_l1", "customer.created", "cus_l", 100)
+	if _, err := sys.Apply(ctx, "cus_l", ev); !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("Apply before Start: got %v, want ErrNotStarted", err)
+	}
+	if err := sys.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.Start(ctx); err == nil {
+		t.Fatal("second Start: got nil, want an error")
+	}
+	if resp, err := sys.Apply(ctx, "cus_l", ev); err != nil || resp.GetStatus() != "applied" {
+		t.Fatalf("Apply: %v, %v", resp, err)
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); sys.Stop() }()
+	}
+	wg.Wait()
+	sys.Stop()
+	if _, err := sys.Apply(ctx, "cus_l", customerEvent("evt_l2", "customer.updated", "cus_l", 101)); !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("Apply after Stop: got %v, want ErrNotStarted", err)
 	}
 }

@@ -35,6 +35,9 @@ func TestProcessorsPoisonIsolated(t *testing.T) {
 	ctx := context.Background()
 	st := batch.New(pgtest.NewStore(t), batch.Config{})
 	t.Cleanup(st.Close)
+	if err := st.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	const customers = 24
 	var (
 		wg       sync.WaitGroup

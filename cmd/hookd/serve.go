@@ -558,6 +558,10 @@ func openStore(ctx context.Context, cfg config, log *slog.Logger) (store.Store, 
 		return nil, "", fmt.Errorf("--commit-batch: %w", err)
 	}
 	b := batch.New(pg, bcfg)
+	if err := b.Start(ctx); err != nil {
+		b.Close() // closes pg
+		return nil, "", fmt.Errorf("start commit batching: %w", err)
+	}
 	registerBatchMetrics(b)
 	return b, redact(u) + " (PostgreSQL)", nil
 }

@@ -46,6 +46,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookd/hookd/internal/startstop"
 	"github.com/hookd/hookd/store"
 )
 
@@ -67,6 +68,10 @@ const (
 // ErrClosed is wrapped (together with [store.ErrUnavailable]) in the
 // results of a Commit called after [Store.Close].
 var ErrClosed = errors.New("batch store closed")
+
+// ErrNotStarted is wrapped (together with [store.ErrUnavailable]) in the
+// results of a Commit called before [Store.Start].
+var ErrNotStarted = errors.New("batch store not started")
 
 // Config configures a [Store]. The zero value is usable: zero fields take
 // the defaults above.
@@ -163,22 +168,26 @@ type request struct {
 
 // Store is a [store.Store] that gathers concurrent Commit calls into
 // shared backend transactions. It is safe for concurrent use. Create it
-// with [New]; [Store.Close] stops it and closes the backend.
+// with [New] and start it with [Store.Start]; [Store.Close] stops it and
+// closes the backend.
 type Store struct {
 	inner store.Store
 	cfg   Config
 
-	mu     sync.Mutex // guards the fields below
-	queue  []*request // Commit calls not yet taken, in arrival order
-	closed bool
+	mu      sync.Mutex // guards the fields below
+	queue   []*request // Commit calls not yet taken, in arrival order
+	started bool
+	closed  bool
 
 	// inflight counts pass-through commits (MaxBatch 1) in progress; Add
 	// is called only under mu while !closed, so Close can Wait for them.
 	inflight sync.WaitGroup
 
 	wake chan struct{} // capacity 1: the queue grew
-	stop chan struct{} // closed by Close
-	done chan struct{} // closed when the committer returns; nil when MaxBatch is 1
+
+	// life owns the committer and the loaders (load.go); its context is
+	// canceled by Close.
+	life startstop.Group
 
 	closeOnce sync.Once
 
@@ -190,25 +199,37 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// New returns a Store in front of inner and, unless cfg.MaxBatch is 1,
-// starts its committer goroutine, which runs until [Store.Close]. The
-// Store owns inner from then on: Close closes it. New panics if
-// cfg.Validate fails.
+// New returns a Store in front of inner, not yet started: call
+// [Store.Start] before Commit. The Store owns inner from then on: Close
+// closes it. New panics if cfg.Validate fails. It starts no goroutine.
 func New(inner store.Store, cfg Config) *Store {
 	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}
-	s := &Store{
+	return &Store{
 		inner: inner,
 		cfg:   cfg.withDefaults(),
 		wake:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
 	}
+}
+
+// Start starts the committer goroutine (unless MaxBatch is 1), which runs
+// until [Store.Close] — not until ctx ends: writes queued while the
+// process shuts down still commit. Until Start, Commit fails with
+// [ErrNotStarted]. A second Start, or a Start after Close, is an error.
+func (s *Store) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.life.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("batch store: %w", err)
+	}
+	s.started = true
 	if s.cfg.MaxBatch > 1 {
-		s.done = make(chan struct{})
-		go s.run()
+		if err := s.life.Go(s.run); err != nil {
+			return fmt.Errorf("batch store: %w", err)
+		}
 	}
-	return s
+	return nil
 }
 
 // Commit queues writes for the next backend transaction and waits for
@@ -236,9 +257,9 @@ func (s *Store) Commit(ctx context.Context, writes []store.Write) []error {
 	}
 	req := &request{ctx: ctx, writes: writes, result: make(chan []error, 1)}
 	s.mu.Lock()
-	if s.closed {
+	if err := s.usable(); err != nil {
 		s.mu.Unlock()
-		return failAll(writes, ErrClosed)
+		return failAll(writes, err)
 	}
 	s.queue = append(s.queue, req)
 	s.mu.Unlock()
@@ -262,9 +283,9 @@ func (s *Store) Commit(ctx context.Context, writes []store.Write) []error {
 // commitDirect is Commit without batching (MaxBatch 1).
 func (s *Store) commitDirect(ctx context.Context, writes []store.Write) []error {
 	s.mu.Lock()
-	if s.closed {
+	if err := s.usable(); err != nil {
 		s.mu.Unlock()
-		return failAll(writes, ErrClosed)
+		return failAll(writes, err)
 	}
 	s.inflight.Add(1)
 	s.mu.Unlock()
@@ -273,6 +294,18 @@ func (s *Store) commitDirect(ctx context.Context, writes []store.Write) []error 
 	start := time.Now()
 	defer func() { s.busy.Add(int64(time.Since(start))) }()
 	return s.inner.Commit(ctx, writes)
+}
+
+// usable returns ErrClosed after Close and ErrNotStarted before Start.
+// s.mu must be held.
+func (s *Store) usable() error {
+	switch {
+	case s.closed:
+		return ErrClosed
+	case !s.started:
+		return ErrNotStarted
+	}
+	return nil
 }
 
 // Stats returns what the Store has handed to its backend so far.
@@ -287,17 +320,14 @@ func (s *Store) Stats() Stats {
 
 // Close stops accepting writes, commits those already queued, waits for
 // the committer (and pass-through commits) to finish, then closes the
-// backend. It is safe to call more than once and concurrently; every call
-// returns after the first has finished.
+// backend. It is safe to call before Start, more than once and
+// concurrently; every call returns after the first has finished.
 func (s *Store) Close() {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
-		close(s.stop)
-		if s.done != nil {
-			<-s.done
-		}
+		s.life.Stop() // wakes the committer, which commits what is queued; waits for it and the loaders
 		s.inflight.Wait()
 		s.inner.Close()
 	})
@@ -305,16 +335,15 @@ func (s *Store) Close() {
 
 // run is the committer: it takes batches off the queue and commits them,
 // one backend transaction at a time, until Close has been called and the
-// queue is empty.
-func (s *Store) run() {
-	defer close(s.done)
+// queue is empty. ctx ends with Close.
+func (s *Store) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	last := 1 // writes in the previous batch: the linger target
 	var writes []store.Write
 	for {
-		reqs := s.gather(last, timer)
+		reqs := s.gather(ctx, last, timer)
 		if reqs == nil {
 			return
 		}
@@ -332,7 +361,7 @@ func (s *Store) run() {
 // target writes, or MaxWait after it began to linger. When the
 // Store is closed it returns what is queued without lingering, and nil
 // when nothing is.
-func (s *Store) gather(target int, timer *time.Timer) []*request {
+func (s *Store) gather(ctx context.Context, target int, timer *time.Timer) []*request {
 	var (
 		reqs     []*request
 		n        int // writes in reqs
@@ -369,7 +398,7 @@ func (s *Store) gather(target int, timer *time.Timer) []*request {
 		case n == 0:
 			select {
 			case <-s.wake:
-			case <-s.stop:
+			case <-ctx.Done():
 			}
 			continue
 		case s.cfg.MaxWait < 0 || n >= min(target, s.cfg.MaxBatch):
@@ -392,7 +421,7 @@ func (s *Store) gather(target int, timer *time.Timer) []*request {
 		select {
 		case <-s.wake:
 			timer.Stop()
-		case <-s.stop:
+		case <-ctx.Done():
 			timer.Stop()
 		case <-timer.C:
 			return reqs

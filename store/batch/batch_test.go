@@ -29,6 +29,9 @@ func newBatch(t testing.TB, inner store.Store, cfg batch.Config) *batch.Store {
 	t.Helper()
 	s := batch.New(inner, cfg)
 	t.Cleanup(s.Close)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
@@ -517,6 +520,9 @@ func TestClose(t *testing.T) {
 			t.Parallel()
 			inner := &fakeStore{}
 			s := batch.New(inner, batch.Config{MaxBatch: maxBatch})
+			if err := s.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
 			w := storetest.StateWrite("evt_1", "cus_1", 0)
 			if err := s.Commit(t.Context(), []store.Write{w})[0]; err != nil {
 				t.Fatalf("Commit before Close: got %v, want nil", err)
@@ -542,6 +548,9 @@ func TestClose(t *testing.T) {
 		t.Parallel()
 		inner := &countingStore{Store: &fakeStore{}, gate: make(chan struct{})}
 		s := batch.New(inner, batch.Config{})
+		if err := s.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 		res := make(chan error, 2)
 		go func() { res <- s.Commit(t.Context(), distinctWrites("d1", 1))[0] }()
 		waitFor(t, "the held commit", func() bool { return inner.commits.Load() == 1 })
@@ -577,4 +586,44 @@ func TestConfigValidate(t *testing.T) {
 	if err := (batch.Config{}).Validate(); err != nil {
 		t.Errorf("Validate of the zero Config: got %v, want nil", err)
 	}
+}
+
+// TestLifecycle checks Start and Close: New starts nothing, Commit before
+// Start fails as unavailable, Start twice is an error, and Close is safe
+// before Start and after it.
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	for _, maxBatch := range []int{1, 0} {
+		t.Run(fmt.Sprintf("MaxBatch%d", maxBatch), func(t *testing.T) {
+			t.Parallel()
+			s := batch.New(&fakeStore{}, batch.Config{MaxBatch: maxBatch})
+			w := storetest.StateWrite("evt_1", "cus_1", 0)
+			err := s.Commit(t.Context(), []store.Write{w})[0]
+			if !errors.Is(err, batch.ErrNotStarted) || !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("Commit before Start: got %v, want ErrNotStarted and ErrUnavailable", err)
+			}
+			if err := s.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Start(t.Context()); err == nil {
+				t.Fatal("second Start: got nil, want an error")
+			}
+			if err := s.Commit(t.Context(), []store.Write{w})[0]; err != nil {
+				t.Fatalf("Commit after Start: %v", err)
+			}
+			s.Close()
+			s.Close()
+			if err := s.Start(t.Context()); err == nil {
+				t.Fatal("Start after Close: got nil, want an error")
+			}
+		})
+	}
+	t.Run("CloseBeforeStart", func(t *testing.T) {
+		t.Parallel()
+		s := batch.New(&fakeStore{}, batch.Config{})
+		s.Close()
+		if err := s.Start(t.Context()); err == nil {
+			t.Fatal("Start after Close: got nil, want an error")
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package batch_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -40,6 +41,9 @@ var benchRun atomic.Int64 // makes customer IDs unique across runs
 func benchmarkCommitParallel(b *testing.B, cfg batch.Config) {
 	s := batch.New(pgtest.NewStore(b), cfg)
 	b.Cleanup(s.Close)
+	if err := s.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
 	run := benchRun.Add(1)
 	var writers atomic.Int64
 	parallelism := max(1, committers/testingProcs())

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"sync"
 
+	"github.com/hookd/hookd/internal/startstop"
 	"github.com/hookd/hookd/store"
 )
 
@@ -58,16 +59,17 @@ func (s *Store) GetCustomer(ctx context.Context, customerID string) (store.Custo
 	s.loads.mu.Unlock()
 	if start {
 		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			s.failLoads(ErrClosed)
-		} else {
-			s.inflight.Add(1) // Close waits for the loader
-			s.mu.Unlock()
-			go func() {
-				defer s.inflight.Done()
-				s.serveLoads(getter)
-			}()
+		err := s.usable()
+		if err == nil {
+			// Close waits for the loader: it is the Store's (s.life).
+			err = s.life.Go(func(context.Context) { s.serveLoads(getter) })
+			if errors.Is(err, startstop.ErrStopped) {
+				err = ErrClosed
+			}
+		}
+		s.mu.Unlock()
+		if err != nil {
+			s.failLoads(err)
 		}
 	}
 	select {
