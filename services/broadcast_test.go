@@ -21,7 +21,7 @@ import (
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/postgres/pgtest"
 	"github.com/hookd/hookd/store/sqlite"
-	"github.com/hookd/hookd/store/storetest"
+	"github.com/hookd/hookd/internal/storetest"
 )
 
 // streamSetup is a NotificationServer on a real store behind a gRPC

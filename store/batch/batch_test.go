@@ -16,7 +16,7 @@ import (
 	"github.com/hookd/hookd/store/batch"
 	"github.com/hookd/hookd/store/postgres/pgtest"
 	"github.com/hookd/hookd/store/sqlite"
-	"github.com/hookd/hookd/store/storetest"
+	"github.com/hookd/hookd/internal/storetest"
 )
 
 func TestMain(m *testing.M) {

@@ -13,7 +13,7 @@ import (
 	"github.com/hookd/hookd/store/batch"
 	"github.com/hookd/hookd/store/postgres"
 	"github.com/hookd/hookd/store/postgres/pgtest"
-	"github.com/hookd/hookd/store/storetest"
+	"github.com/hookd/hookd/internal/storetest"
 )
 
 // loadCounting counts the backend's batched reads; the first waits for

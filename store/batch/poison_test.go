@@ -15,7 +15,7 @@ import (
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/batch"
 	"github.com/hookd/hookd/store/postgres/pgtest"
-	"github.com/hookd/hookd/store/storetest"
+	"github.com/hookd/hookd/internal/storetest"
 )
 
 // longHex returns n random hex characters (incompressible enough that

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/hookd/hookd/store"
-	"github.com/hookd/hookd/store/storetest"
+	"github.com/hookd/hookd/internal/storetest"
 )
 
 // BenchmarkCommit measures the one-event write path: each goroutine

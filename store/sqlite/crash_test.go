@@ -14,7 +14,7 @@ import (
 
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/sqlite"
-	"github.com/hookd/hookd/store/storetest"
+	"github.com/hookd/hookd/internal/storetest"
 )
 
 // envCrashDir tells this test binary, run by TestCrashDurability as its

@@ -17,7 +17,7 @@ import (
 
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/sqlite"
-	"github.com/hookd/hookd/store/storetest"
+	"github.com/hookd/hookd/internal/storetest"
 )
 
 func TestMain(m *testing.M) {
