@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 
+	"github.com/hookd/hookd/internal/startstop"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 )
 
@@ -216,9 +216,7 @@ type Auth struct {
 	parsedOK bool   // whether lastFile parsed
 	lastErr  string // the last reload error logged, so that a broken file logs once
 
-	stopOnce sync.Once
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	group startstop.Group // runs the token file watcher
 }
 
 // NewAuth returns an Auth for cfg; call Start before serving.
@@ -229,7 +227,7 @@ func NewAuth(cfg AuthConfig) *Auth {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
-	a := &Auth{cfg: cfg, enabled: len(cfg.Static) > 0 || cfg.File != "", stop: make(chan struct{})}
+	a := &Auth{cfg: cfg, enabled: len(cfg.Static) > 0 || cfg.File != ""}
 	a.set(nil)
 	return a
 }
@@ -245,26 +243,25 @@ func (a *Auth) Start() error {
 	if err := a.load(); err != nil {
 		return err
 	}
-	a.wg.Add(1)
-	go a.watch()
-	return nil
+	if err := a.group.Start(context.Background()); err != nil {
+		return fmt.Errorf("token file watcher: %w", err)
+	}
+	return a.group.Go(a.watch)
 }
 
 // Stop stops watching the token file. It is safe to call twice, and
 // before Start.
 func (a *Auth) Stop() {
-	a.stopOnce.Do(func() { close(a.stop) })
-	a.wg.Wait()
+	a.group.Stop()
 }
 
-func (a *Auth) watch() {
-	defer a.wg.Done()
+func (a *Auth) watch(ctx context.Context) {
 	tick := time.NewTicker(a.cfg.PollInterval)
 	defer tick.Stop()
 	for {
 		forced := false
 		select {
-		case <-a.stop:
+		case <-ctx.Done():
 			return
 		case <-tick.C:
 		case <-a.cfg.Reload:

@@ -3,6 +3,7 @@ package services
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/hookd/hookd/internal/startstop"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
@@ -59,18 +61,12 @@ type StoreProbe struct {
 	Timeout   time.Duration // 0: DefaultProbeTimeout
 	FailAfter int           // 0: DefaultProbeFailAfter
 
-	mu     sync.Mutex // guards the fields below
-	cancel context.CancelFunc
-	done   chan struct{}
+	group startstop.Group // runs the prober
 }
 
-// Start starts probing. It returns an error if already started.
+// Start starts probing. It returns an error if already started or
+// stopped.
 func (p *StoreProbe) Start() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cancel != nil {
-		return errors.New("store probe already started")
-	}
 	if p.Interval <= 0 {
 		p.Interval = DefaultProbeInterval
 	}
@@ -83,27 +79,17 @@ func (p *StoreProbe) Start() error {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel, p.done = cancel, make(chan struct{})
-	go p.run(ctx, p.done)
-	return nil
+	if err := p.group.Start(context.Background()); err != nil {
+		return fmt.Errorf("store probe: %w", err)
+	}
+	return p.group.Go(p.run)
 }
 
 // Stop stops probing and waits for the prober. It is safe to call twice
 // and before Start.
-func (p *StoreProbe) Stop() {
-	p.mu.Lock()
-	cancel, done := p.cancel, p.done
-	p.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-done
-}
+func (p *StoreProbe) Stop() { p.group.Stop() }
 
-func (p *StoreProbe) run(ctx context.Context, done chan struct{}) {
-	defer close(done)
+func (p *StoreProbe) run(ctx context.Context) {
 	t := time.NewTicker(p.Interval)
 	defer t.Stop()
 	failures, serving := 0, true
