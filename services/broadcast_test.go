@@ -17,11 +17,11 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hookd/hookd/internal/storetest"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/postgres/pgtest"
 	"github.com/hookd/hookd/store/sqlite"
-	"github.com/hookd/hookd/internal/storetest"
 )
 
 // streamSetup is a NotificationServer on a real store behind a gRPC

@@ -12,11 +12,11 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/hookd/hookd/internal/storetest"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/batch"
 	"github.com/hookd/hookd/store/postgres/pgtest"
 	"github.com/hookd/hookd/store/sqlite"
-	"github.com/hookd/hookd/internal/storetest"
 )
 
 func TestMain(m *testing.M) {

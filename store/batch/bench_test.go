@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/internal/storetest"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/batch"
 	"github.com/hookd/hookd/store/postgres/pgtest"
-	"github.com/hookd/hookd/internal/storetest"
 )
 
 // committers is about how many customer actors commit at once in the

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/internal/storetest"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/batch"
 	"github.com/hookd/hookd/store/postgres"
 	"github.com/hookd/hookd/store/postgres/pgtest"
-	"github.com/hookd/hookd/internal/storetest"
 )
 
 // loadCounting counts the backend's batched reads; the first waits for

@@ -12,10 +12,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/hookd/hookd/internal/storetest"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/batch"
 	"github.com/hookd/hookd/store/postgres/pgtest"
-	"github.com/hookd/hookd/internal/storetest"
 )
 
 // longHex returns n random hex characters (incompressible enough that

@@ -8,10 +8,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/hookd/hookd/internal/storetest"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/postgres"
 	"github.com/hookd/hookd/store/postgres/pgtest"
-	"github.com/hookd/hookd/internal/storetest"
 )
 
 // BenchmarkCommit measures the one-event write path: each goroutine

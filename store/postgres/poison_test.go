@@ -13,8 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/internal/storetest"
+	"github.com/hookd/hookd/store"
 )
 
 // incompressible returns n random hex characters: PostgreSQL compresses

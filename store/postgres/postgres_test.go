@@ -14,10 +14,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
+	"github.com/hookd/hookd/internal/storetest"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/postgres"
 	"github.com/hookd/hookd/store/postgres/pgtest"
-	"github.com/hookd/hookd/internal/storetest"
 )
 
 func TestMain(m *testing.M) {

@@ -5,8 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/internal/storetest"
+	"github.com/hookd/hookd/store"
 )
 
 // BenchmarkCommit measures the one-event write path: each goroutine

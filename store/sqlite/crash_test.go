@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/internal/storetest"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/sqlite"
-	"github.com/hookd/hookd/internal/storetest"
 )
 
 // envCrashDir tells this test binary, run by TestCrashDurability as its

@@ -11,8 +11,8 @@ import (
 	sqlitedriver "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
-	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/internal/storetest"
+	"github.com/hookd/hookd/store"
 )
 
 // poisonLimit is the longest string or blob the poison tests let SQLite

@@ -15,9 +15,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/hookd/hookd/internal/storetest"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/sqlite"
-	"github.com/hookd/hookd/internal/storetest"
 )
 
 func TestMain(m *testing.M) {
