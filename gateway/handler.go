@@ -18,6 +18,7 @@ import (
 
 	"github.com/hookd/hookd/client"
 	"github.com/hookd/hookd/internal/envelope"
+	"github.com/hookd/hookd/internal/eventstatus"
 	"github.com/hookd/hookd/internal/loglimit"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
@@ -395,23 +396,11 @@ func onlyGet(next http.Handler) http.Handler {
 	})
 }
 
-// statusName maps an EventStatus to its name in HTTP answers. ok is false
-// for UNSPECIFIED and values this gateway does not know.
-func statusName(s hookdv1.EventStatus) (name string, ok bool) {
-	switch s {
-	case hookdv1.EventStatus_EVENT_STATUS_APPLIED:
-		return "applied", true
-	case hookdv1.EventStatus_EVENT_STATUS_DUPLICATE:
-		return "duplicate", true
-	case hookdv1.EventStatus_EVENT_STATUS_PARKED:
-		return "parked", true
-	case hookdv1.EventStatus_EVENT_STATUS_IGNORED:
-		return "ignored", true
-	case hookdv1.EventStatus_EVENT_STATUS_SUPERSEDED:
-		return "superseded", true
-	default:
-		return "", false
-	}
+// statusName is the status's name in an HTTP answer: the stored status
+// as it is ("applied", "duplicate", …), and false for none.
+func statusName(s hookdv1.EventStatus) (string, bool) {
+	st, ok := eventstatus.FromProto(s)
+	return string(st), ok
 }
 
 // isJSONContentType reports whether a Content-Type header value is

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookd/hookd/internal/envelope"
+	"github.com/hookd/hookd/internal/eventstatus"
 	"github.com/hookd/hookd/internal/grainpb"
 	"github.com/hookd/hookd/internal/loglimit"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
@@ -100,7 +101,7 @@ func (s *deliverer) deliver(ctx context.Context, env *hookdv1.Envelope, replay b
 			// A retry of this request: answer what the first one did.
 			resp.Status, resp.Reason = hookdv1.EventStatus_EVENT_STATUS_DUPLICATE, "event already received"
 			if prev, err := s.store.GetEvent(ctx, env.GetSource(), env.GetEventId()); err == nil {
-				resp.Status, resp.Version = StatusProto(prev.Status), prev.Version
+				resp.Status, resp.Version = eventstatus.Proto(prev.Status), prev.Version
 				resp.CustomerId, resp.Reason = prev.CustomerID, alreadyReceived(prev.Reason)
 			}
 		case err != nil:
@@ -119,7 +120,7 @@ func (s *deliverer) deliver(ctx context.Context, env *hookdv1.Envelope, replay b
 	if err := applyError(out); err != nil {
 		return nil, fmt.Errorf("apply event %s: %w", env.GetEventId(), err)
 	}
-	resp.Status = StatusProto(store.Status(out.GetStatus()))
+	resp.Status = eventstatus.Proto(store.Status(out.GetStatus()))
 	resp.Version = out.GetVersion()
 	resp.Reason = out.GetReason()
 	return resp, nil
@@ -169,31 +170,4 @@ func (s *deliverer) route(ctx context.Context, env *hookdv1.Envelope) (customerI
 		}
 	}
 	return "", "", nil
-}
-
-// StatusProto maps a stored status to the API enum.
-func StatusProto(s store.Status) hookdv1.EventStatus {
-	switch s {
-	case store.StatusApplied:
-		return hookdv1.EventStatus_EVENT_STATUS_APPLIED
-	case store.StatusDuplicate:
-		return hookdv1.EventStatus_EVENT_STATUS_DUPLICATE
-	case store.StatusParked:
-		return hookdv1.EventStatus_EVENT_STATUS_PARKED
-	case store.StatusIgnored:
-		return hookdv1.EventStatus_EVENT_STATUS_IGNORED
-	case store.StatusSuperseded:
-		return hookdv1.EventStatus_EVENT_STATUS_SUPERSEDED
-	}
-	return hookdv1.EventStatus_EVENT_STATUS_UNSPECIFIED
-}
-
-// statusFromProto maps the API enum to a stored status ("" for unspecified).
-func statusFromProto(s hookdv1.EventStatus) store.Status {
-	for _, st := range []store.Status{store.StatusApplied, store.StatusDuplicate, store.StatusParked, store.StatusIgnored, store.StatusSuperseded} {
-		if StatusProto(st) == s {
-			return st
-		}
-	}
-	return ""
 }

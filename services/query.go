@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hookd/hookd/actors/customer"
+	"github.com/hookd/hookd/internal/eventstatus"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/store"
@@ -72,7 +73,7 @@ func (s *EventServer) ListEvents(ctx context.Context, req *hookdv1.ListEventsReq
 	}
 	events, next, err := s.store.ListEvents(ctx, store.ListEventsFilter{
 		CustomerID: req.GetCustomerId(),
-		Status:     statusFromProto(req.GetStatus()),
+		Status:     listStatus(req.GetStatus()),
 		PageSize:   size,
 		PageToken:  req.GetPageToken(),
 		MaxBytes:   maxPageBytes,
@@ -137,7 +138,7 @@ func eventProto(e store.Event) *hookdv1.Event {
 		EventId:    e.EventID,
 		Type:       e.Type,
 		CustomerId: e.CustomerID,
-		Status:     StatusProto(e.Status),
+		Status:     eventstatus.Proto(e.Status),
 		Reason:     e.Reason,
 		Routing:    e.Routing,
 		Created:    timestamppb.New(e.Created),
@@ -148,4 +149,10 @@ func eventProto(e store.Event) *hookdv1.Event {
 		Payload:    e.Payload,
 		Account:    e.Account,
 	}
+}
+
+// listStatus is the stored status a ListEvents filter names ("" for all).
+func listStatus(p hookdv1.EventStatus) store.Status {
+	s, _ := eventstatus.FromProto(p)
+	return s
 }
