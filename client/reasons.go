@@ -54,6 +54,8 @@ const (
 	// ReasonCanceled: the call was cancelled before hookd answered
 	// (CANCELLED).
 	ReasonCanceled = "CANCELED"
+	// ReasonUnimplemented: no such method on this server (UNIMPLEMENTED).
+	ReasonUnimplemented = "UNIMPLEMENTED"
 	// ReasonInternal: hookd failed in a way the caller cannot fix; the
 	// message says only "internal error", the server logs the cause
 	// (INTERNAL).

@@ -168,7 +168,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle(HealthzPath, onlyGet(http.HandlerFunc(h.healthz)))
 	mux.Handle(ReadyzPath, onlyGet(http.HandlerFunc(h.readyz)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not found")
+		writeErrorReason(w, http.StatusNotFound, "not found", "NOT_FOUND")
 	})
 	return mux, nil
 }
@@ -258,7 +258,7 @@ func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		h.log.ErrorContext(ctx, "ingest returned no event status",
 			"event_id", loglimit.String(env.GetEventId()), "status", resp.GetStatus().String())
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "event not stored; retry later")
+		writeErrorReason(w, http.StatusServiceUnavailable, "event not stored; retry later", client.ReasonUnavailable)
 		return
 	}
 	res := ingestResult{EventID: resp.GetEventId(), Status: name, CustomerID: resp.GetCustomerId(), Reason: answerReason(resp.GetReason())}
@@ -364,7 +364,9 @@ func (h *handler) reject(ctx context.Context, w http.ResponseWriter, code int, r
 		}
 		h.log.WarnContext(ctx, "webhook rejected", attrs...)
 	}
-	writeError(w, code, msg)
+	// The reason names the refusal stably, as gRPC errors' reasons do:
+	// the metric label in upper case (BAD_SIGNATURE, INVALID_FIELD, …).
+	writeErrorReason(w, code, msg, strings.ToUpper(reason))
 }
 
 // healthz reports that the process is up; it checks nothing else.
@@ -389,7 +391,7 @@ func onlyGet(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use GET")
+			writeErrorReason(w, http.StatusMethodNotAllowed, "method "+truncate(r.Method)+" not allowed; use GET", "METHOD")
 			return
 		}
 		next.ServeHTTP(w, r)

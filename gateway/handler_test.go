@@ -175,8 +175,8 @@ func TestWebhookRejectsBadInput(t *testing.T) {
 			if !strings.Contains(body["error"], tt.wantError) {
 				t.Errorf("error: got %q, want it to contain %q", body["error"], tt.wantError)
 			}
-			if len(body) != 1 {
-				t.Errorf("body: got %v, want only an error", body)
+			if r := body["reason"]; len(body) != 2 || r == "" || strings.ToUpper(r) != r {
+				t.Errorf("body: got %v, want an error and an UPPER_SNAKE reason", body)
 			}
 			if rec.Body.Len() > 512 {
 				t.Errorf("body size: got %v bytes, want a small JSON object", rec.Body.Len())
@@ -439,7 +439,7 @@ func TestHealthReadyNoMetrics(t *testing.T) {
 		wantBody string // exact, trimmed
 	}{
 		{name: "healthz", method: "GET", path: "/healthz", wantCode: 200, wantBody: `{"status":"ok"}`},
-		{name: "healthz POST", method: "POST", path: "/healthz", wantCode: 405, wantBody: `{"error":"method POST not allowed; use GET"}`},
+		{name: "healthz POST", method: "POST", path: "/healthz", wantCode: 405, wantBody: `{"error":"method POST not allowed; use GET","reason":"METHOD"}`},
 		{name: "readyz without check", method: "GET", path: "/readyz", wantCode: 200, wantBody: `{"status":"ok"}`},
 		{
 			name:   "readyz ready",
@@ -452,10 +452,10 @@ func TestHealthReadyNoMetrics(t *testing.T) {
 			method: "GET", path: "/readyz", wantCode: 503, wantBody: `{"error":"store not migrated","status":"unavailable"}`,
 		},
 		// /metrics and pprof live on hookd's admin listener, never here.
-		{name: "no metrics", method: "GET", path: "/metrics", wantCode: 404, wantBody: `{"error":"not found"}`},
-		{name: "no pprof", method: "GET", path: "/debug/pprof/", wantCode: 404, wantBody: `{"error":"not found"}`},
-		{name: "no pprof profile", method: "GET", path: "/debug/pprof/heap", wantCode: 404, wantBody: `{"error":"not found"}`},
-		{name: "root", method: "GET", path: "/", wantCode: 404, wantBody: `{"error":"not found"}`},
+		{name: "no metrics", method: "GET", path: "/metrics", wantCode: 404, wantBody: `{"error":"not found","reason":"NOT_FOUND"}`},
+		{name: "no pprof", method: "GET", path: "/debug/pprof/", wantCode: 404, wantBody: `{"error":"not found","reason":"NOT_FOUND"}`},
+		{name: "no pprof profile", method: "GET", path: "/debug/pprof/heap", wantCode: 404, wantBody: `{"error":"not found","reason":"NOT_FOUND"}`},
+		{name: "root", method: "GET", path: "/", wantCode: 404, wantBody: `{"error":"not found","reason":"NOT_FOUND"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -191,6 +191,8 @@ func codeReason(c codes.Code) string {
 		return client.ReasonDeadlineExceeded
 	case codes.Canceled:
 		return client.ReasonCanceled
+	case codes.Unimplemented:
+		return client.ReasonUnimplemented
 	}
 	return client.ReasonInternal
 }

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/hookd/hookd/client"
 	"github.com/hookd/hookd/internal/envelope"
 	"github.com/hookd/hookd/internal/grainpb"
 	"github.com/hookd/hookd/internal/loglimit"
@@ -138,6 +140,15 @@ func (l localIngest) Ingest(ctx context.Context, req *hookdv1.IngestRequest, _ .
 // lets every known method through).
 func ServerOptions(log *slog.Logger, auth *Auth) []grpc.ServerOption {
 	return []grpc.ServerOption{
+		// An unknown method goes through hookd's interceptors rather than
+		// being answered by gRPC bare: authentication denies it (it is in
+		// no scope) and the error mapping gives the answer its reason.
+		// UNIMPLEMENTED, with a reason, is what a method the scope table
+		// lets through but no service has would get.
+		grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+			method, _ := grpc.MethodFromServerStream(stream)
+			return build(codes.Unimplemented, client.ReasonUnimplemented, nil, "unknown method "+method)
+		}),
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 			defer func() {
 				if r := recover(); r != nil {

@@ -53,4 +53,14 @@ func TestErrorReasonsE2E(t *testing.T) {
 		_, err = stream.Recv()
 	}
 	check("malformed cursor", err, codes.InvalidArgument, client.ReasonInvalidCursor)
+
+	// A method hookd does not have goes through hookd's interceptors too
+	// (services.ServerOptions' unknown-service handler), not answered by
+	// gRPC bare: it is in no scope, so it is denied, with a reason, with
+	// or without tokens configured.
+	err = h.conn.Invoke(ctx, "/hookd.v1.CustomerService/NoSuchMethod", &hookdv1.GetCustomerRequest{}, &hookdv1.Customer{}, auth)
+	check("unknown method, tokens", err, codes.PermissionDenied, client.ReasonPermissionDenied)
+	open := startHookdOn(t, storeEmbedded)
+	err = open.conn.Invoke(ctx, "/hookd.v1.CustomerService/NoSuchMethod", &hookdv1.GetCustomerRequest{}, &hookdv1.Customer{})
+	check("unknown method, no tokens", err, codes.PermissionDenied, client.ReasonPermissionDenied)
 }
