@@ -56,6 +56,16 @@ const (
 	ReasonCanceled = "CANCELED"
 	// ReasonUnimplemented: no such method on this server (UNIMPLEMENTED).
 	ReasonUnimplemented = "UNIMPLEMENTED"
+	// ReasonEndpointRefused: an endpoint URL hookd will not deliver to: not
+	// http or https, or an address in a loopback, private, link-local or
+	// other non-public range without --allow-private-endpoints
+	// (INVALID_ARGUMENT).
+	ReasonEndpointRefused = "ENDPOINT_REFUSED"
+	// ReasonNotRedeliverable: Redeliver of a delivery that has not failed
+	// (FAILED_PRECONDITION).
+	ReasonNotRedeliverable = "NOT_REDELIVERABLE"
+	// ReasonAlreadyExists: the ID asked for is taken (ALREADY_EXISTS).
+	ReasonAlreadyExists = "ALREADY_EXISTS"
 	// ReasonInternal: hookd failed in a way the caller cannot fix; the
 	// message says only "internal error", the server logs the cause
 	// (INTERNAL).

@@ -37,7 +37,8 @@ const (
 	// reads, NotificationService and server reflection.
 	ScopeRead
 	// ScopeAdmin allows calls that change stored data on request
-	// (EventService.ReplayEvent, and the admin calls to come).
+	// (EventService.ReplayEvent) and every EndpointService call (they
+	// manage where notifications go, and reveal signing secrets).
 	ScopeAdmin
 
 	// ScopeAll is every scope (what --admin-token grants).
@@ -95,6 +96,19 @@ var methodScopes = map[string]Scopes{
 	hookdv1.EventService_GetEvent_FullMethodName:                           ScopeRead,
 	hookdv1.EventService_ReplayEvent_FullMethodName:                        ScopeAdmin,
 	hookdv1.NotificationService_Subscribe_FullMethodName:                   ScopeRead,
+	hookdv1.EndpointService_CreateEndpoint_FullMethodName:                  ScopeAdmin,
+	hookdv1.EndpointService_GetEndpoint_FullMethodName:                     ScopeAdmin,
+	hookdv1.EndpointService_ListEndpoints_FullMethodName:                   ScopeAdmin,
+	hookdv1.EndpointService_UpdateEndpoint_FullMethodName:                  ScopeAdmin,
+	hookdv1.EndpointService_DeleteEndpoint_FullMethodName:                  ScopeAdmin,
+	hookdv1.EndpointService_PauseEndpoint_FullMethodName:                   ScopeAdmin,
+	hookdv1.EndpointService_ResumeEndpoint_FullMethodName:                  ScopeAdmin,
+	hookdv1.EndpointService_RotateSecret_FullMethodName:                    ScopeAdmin,
+	hookdv1.EndpointService_ListDeliveries_FullMethodName:                  ScopeAdmin,
+	hookdv1.EndpointService_GetDelivery_FullMethodName:                     ScopeAdmin,
+	hookdv1.EndpointService_ListAttempts_FullMethodName:                    ScopeAdmin,
+	hookdv1.EndpointService_Redeliver_FullMethodName:                       ScopeAdmin,
+	hookdv1.EndpointService_RedeliverFailed_FullMethodName:                 ScopeAdmin,
 	healthpb.Health_Check_FullMethodName:                                   scopeOpen,
 	healthpb.Health_List_FullMethodName:                                    scopeOpen,
 	healthpb.Health_Watch_FullMethodName:                                   scopeOpen,

@@ -106,7 +106,9 @@ func TestAuthEveryRegisteredMethodHasAScope(t *testing.T) {
 	t.Parallel()
 	srv := grpc.NewServer()
 	var st struct{ store.Store }
-	if _, err := Register(srv, Config{Store: st, Actors: nopApplier{}, Wakeup: NewWakeup()}); err != nil {
+	var ds struct{ store.DeliveryStore }
+	endpoints := &EndpointConfig{Store: ds, CheckURL: func(context.Context, string) error { return nil }}
+	if _, err := Register(srv, Config{Store: st, Actors: nopApplier{}, Wakeup: NewWakeup(), Endpoints: endpoints}); err != nil {
 		t.Fatal(err)
 	}
 	info := srv.GetServiceInfo()

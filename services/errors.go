@@ -113,6 +113,8 @@ func toStatus(err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		code, reason = codes.NotFound, client.ReasonNotFound
+	case errors.Is(err, store.ErrDuplicate):
+		code, reason = codes.AlreadyExists, client.ReasonAlreadyExists
 	case errors.As(err, &fe):
 		code, reason = codes.InvalidArgument, client.ReasonInvalidField
 		meta = map[string]string{client.MetadataField: fe.Field}
@@ -193,6 +195,8 @@ func codeReason(c codes.Code) string {
 		return client.ReasonCanceled
 	case codes.Unimplemented:
 		return client.ReasonUnimplemented
+	case codes.AlreadyExists:
+		return client.ReasonAlreadyExists
 	}
 	return client.ReasonInternal
 }

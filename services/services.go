@@ -1,7 +1,8 @@
 // Package services implements hookd's gRPC API: IngestService (called by
 // the HTTP gateway, or by hand with grpcurl), CustomerService,
-// EventService and NotificationService. Register installs them, with the
-// gRPC health service and server reflection, on a grpc.Server.
+// EventService, NotificationService and EndpointService (push delivery).
+// Register installs them, with the gRPC health service and server
+// reflection, on a grpc.Server.
 package services
 
 import (
@@ -55,6 +56,8 @@ type Config struct {
 	// MaxStreams caps the Subscribe streams open at once; the next is
 	// answered RESOURCE_EXHAUSTED. Default DefaultMaxStreams.
 	MaxStreams int
+	// Endpoints, when set, registers EndpointService (push delivery).
+	Endpoints *EndpointConfig
 }
 
 // DefaultMaxStreams is Config.MaxStreams when it is not set.
@@ -109,6 +112,12 @@ func Register(srv *grpc.Server, cfg Config) (*Registered, error) {
 		store: cfg.Store, wakeup: cfg.Wakeup, bc: bc, poll: cfg.PollInterval,
 		maxStreams: int64(cfg.MaxStreams), log: cfg.Logger,
 	})
+	if e := cfg.Endpoints; e != nil {
+		if e.Store == nil || e.CheckURL == nil {
+			return nil, errors.New("services: Endpoints needs Store and CheckURL")
+		}
+		hookdv1.RegisterEndpointServiceServer(srv, NewEndpointServer(*e, cfg.Store.ValidateCursor))
+	}
 	hs := health.NewServer()
 	setServing(hs, true)
 	healthpb.RegisterHealthServer(srv, hs)
