@@ -75,3 +75,7 @@ const (
 // MetadataField is the ErrorInfo metadata key that names the invalid
 // field of a ReasonInvalidField error.
 const MetadataField = "field"
+
+// StartCursorHeader is the response header of NotificationService.Subscribe
+// that holds the cursor the stream starts after ("" for the beginning).
+const StartCursorHeader = "hookd-start-cursor"

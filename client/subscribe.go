@@ -143,8 +143,13 @@ func (s *subscription) stream(ctx context.Context) (established bool, err error)
 	if err != nil {
 		return false, s.streamErr(err)
 	}
-	if _, err := st.Header(); err == nil {
+	if md, err := st.Header(); err == nil {
 		established = true
+		// A from_now stream says where "now" was: reconnecting before the
+		// first notification resumes from there, not from a later now.
+		if v := md.Get(StartCursorHeader); s.after == "" && len(v) == 1 && v[0] != "" {
+			s.after = v[0]
+		}
 	}
 	for {
 		n, err := st.Recv()

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
@@ -27,6 +28,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type scriptedStream struct {
 	cursors []string
 	end     error
+	start   string // the hookd-start-cursor header, when set
 }
 
 // fakeNotifications is a NotificationService that plays a script, one
@@ -38,19 +40,25 @@ type fakeNotifications struct {
 	hookdv1.UnimplementedNotificationServiceServer
 	script []scriptedStream
 
-	mu    sync.Mutex // guards after
-	after []string
+	mu      sync.Mutex // guards after and fromNow
+	after   []string
+	fromNow []bool
 }
 
 func (f *fakeNotifications) Subscribe(req *hookdv1.SubscribeRequest, st hookdv1.NotificationService_SubscribeServer) error {
 	f.mu.Lock()
 	i := len(f.after)
 	f.after = append(f.after, req.GetAfterCursor())
+	f.fromNow = append(f.fromNow, req.GetFromNow())
 	f.mu.Unlock()
 	if i >= len(f.script) {
 		return status.Error(codes.Internal, "script exhausted")
 	}
-	if err := st.SendHeader(nil); err != nil {
+	var md metadata.MD
+	if c := f.script[i].start; c != "" {
+		md = metadata.Pairs(StartCursorHeader, c)
+	}
+	if err := st.SendHeader(md); err != nil {
 		return err
 	}
 	for _, c := range f.script[i].cursors {
@@ -129,6 +137,41 @@ func TestSubscribeDeliversOnceAndResumesAfterTheLastDelivered(t *testing.T) {
 	}
 	if saved, _ := cursors.Load(context.Background()); saved != "c6" {
 		t.Errorf("saved cursor %q, want c6", saved)
+	}
+}
+
+// A from_now subscription that loses its stream before its first
+// notification resumes after where that stream started (its
+// hookd-start-cursor header), not from a later "now" that would skip what
+// was committed in between.
+func TestSubscribeFromNowResumesAtTheFirstStreamsStart(t *testing.T) {
+	t.Parallel()
+	f := &fakeNotifications{script: []scriptedStream{
+		{start: "s7", end: status.Error(codes.Unavailable, "shutting down")},
+		{start: "s7", cursors: []string{"c8"}},
+	}}
+	c := setup(t, f)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []string
+	err := c.Subscribe(ctx, SubscribeOptions{FromNow: true}, func(_ context.Context, n *hookdv1.Notification) error {
+		got = append(got, n.GetCursor())
+		cancel()
+		return nil
+	}, &MemoryCursor{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Subscribe = %v, want context.Canceled", err)
+	}
+	if !slices.Equal(got, []string{"c8"}) {
+		t.Errorf("delivered %v, want [c8]", got)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if want := []string{"", "s7"}; !slices.Equal(f.after, want) {
+		t.Errorf("streams asked for after_cursor %q, want %q", f.after, want)
+	}
+	if want := []bool{true, false}; !slices.Equal(f.fromNow, want) {
+		t.Errorf("streams asked for from_now %v, want %v", f.fromNow, want)
 	}
 }
 

@@ -3,10 +3,12 @@ package services
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/hookd/hookd/internal/startstop"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
@@ -48,9 +50,8 @@ type Broadcaster struct {
 	kick   chan struct{} // a stream asks for a read now; buffered 1
 	done   chan struct{} // closed by Stop
 
-	startOnce, stopOnce sync.Once
-	cancel              context.CancelFunc
-	wg                  sync.WaitGroup
+	group    startstop.Group // the reader
+	stopOnce sync.Once       // closes done
 
 	mu         sync.Mutex // guards the fields below
 	running    bool
@@ -90,46 +91,36 @@ func NewBroadcaster(st store.Store, wakeup *Wakeup, poll time.Duration, log *slo
 // Start fixes the Broadcaster's base at the store's newest final
 // notification and starts its reader, which runs until Stop: not until
 // ctx is done, so that the streams a graceful shutdown lets finish keep
-// being served. Calls after the first, and after Stop, return nil and do
-// nothing.
+// being served. It follows internal/startstop: a second Start, or one
+// after Stop, is an error.
 func (b *Broadcaster) Start(ctx context.Context) error {
-	var err error
-	b.startOnce.Do(func() {
-		select {
-		case <-b.done:
-			return // stopped before it started
-		default:
-		}
-		var c string
-		if c, err = b.store.LatestCursor(ctx); err != nil {
-			return
-		}
-		ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
-		b.mu.Lock()
+	c, err := b.store.LatestCursor(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.group.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("notification broadcaster: %w", err)
+	}
+	b.mu.Lock()
+	// Stop stops the group before it clears running: if it has not yet,
+	// it will clear what is set here.
+	if b.group.Running() {
 		b.baseCursor, b.running = c, true
-		b.mu.Unlock()
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			b.run(ctx, c)
-		}()
-	})
-	return err
+	}
+	b.mu.Unlock()
+	return b.group.Go(func(ctx context.Context) { b.run(ctx, c) })
 }
 
 // Stop stops the reader and waits for it; the streams that follow the
 // Broadcaster then end with UNAVAILABLE. Safe to call twice and before
 // Start.
 func (b *Broadcaster) Stop() {
+	b.group.Stop()
 	b.stopOnce.Do(func() {
 		b.mu.Lock()
 		b.running = false
 		b.mu.Unlock()
 		close(b.done)
-		if b.cancel != nil {
-			b.cancel()
-		}
-		b.wg.Wait()
 	})
 }
 

@@ -62,7 +62,9 @@ func (s *NotificationServer) Subscribe(req *hookdv1.SubscribeRequest, stream hoo
 	// Headers now tell the client where the stream starts is settled: a
 	// from_now client that sends events after receiving them gets their
 	// notifications, whenever this handler got to run.
-	if err := stream.SendHeader(metadata.MD{}); err != nil {
+	// hookd-start-cursor says where it starts, for a from_now client that
+	// must reconnect before its first notification.
+	if err := stream.SendHeader(metadata.Pairs(client.StartCursorHeader, cursor)); err != nil {
 		return err
 	}
 	if s.bc.following() {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -74,10 +75,11 @@ func (c config) validateAdmin() error {
 }
 
 // adminHandler routes the admin listener: /metrics from the default
-// Prometheus registry (hookd_* and the Go runtime's go_*), and pprof.
-func adminHandler() http.Handler {
+// Prometheus registry (the packages' hookd_* and the Go runtime's go_*)
+// and from the process's own (metrics), and pprof.
+func adminHandler(metrics prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, metrics}, promhttp.HandlerOpts{}))
 	// pprof.Index also serves the named profiles under it: heap, goroutine,
 	// allocs, block, mutex, threadcreate.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -109,8 +111,8 @@ type adminServer struct {
 	stopOnce sync.Once
 }
 
-func newAdminServer(addr string, log *slog.Logger) *adminServer {
-	srv := newHTTPServer(adminHandler(), log, nil)
+func newAdminServer(addr string, log *slog.Logger, metrics prometheus.Gatherer) *adminServer {
+	srv := newHTTPServer(adminHandler(metrics), log, nil)
 	srv.WriteTimeout = 2 * time.Minute // CPU profiles and traces take their time (?seconds=30 by default)
 	return &adminServer{addr: addr, log: log, srv: srv}
 }
@@ -162,7 +164,7 @@ func (a *adminServer) Stop() {
 }
 
 // startAdmin starts the admin listener cfg asks for; nil when disabled.
-func startAdmin(ctx context.Context, cfg config, log *slog.Logger) (*adminServer, error) {
+func startAdmin(ctx context.Context, cfg config, log *slog.Logger, metrics prometheus.Gatherer) (*adminServer, error) {
 	for _, w := range cfg.warnings {
 		log.WarnContext(ctx, w)
 	}
@@ -170,7 +172,7 @@ func startAdmin(ctx context.Context, cfg config, log *slog.Logger) (*adminServer
 		log.InfoContext(ctx, "admin listener disabled (--admin-addr empty): no /metrics, no pprof")
 		return nil, nil
 	}
-	a := newAdminServer(cfg.AdminAddr, log)
+	a := newAdminServer(cfg.AdminAddr, log, metrics)
 	if err := a.Start(ctx); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // get fetches url and returns its status and body.
@@ -189,7 +191,7 @@ func TestAdminStartStop(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	a, err := startAdmin(context.Background(), cfg, log)
+	a, err := startAdmin(context.Background(), cfg, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +210,7 @@ func TestAdminStartStop(t *testing.T) {
 	}
 
 	cfg.AdminAddr, cfg.warnings = "", nil
-	off, err := startAdmin(context.Background(), cfg, log)
+	off, err := startAdmin(context.Background(), cfg, log, prometheus.NewRegistry())
 	if err != nil || off != nil {
 		t.Fatalf("disabled: startAdmin = %v, %v; want nil, nil", off, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/client"
 	"github.com/hookd/hookd/internal/bench"
 	"github.com/hookd/hookd/internal/fixtures"
 
@@ -457,6 +458,22 @@ func TestFromNowSubscriberGetsHeadersBeforeNotifications(t *testing.T) {
 	}
 	if err := bench.AwaitStreamStart(stream, 10*time.Second); err != nil {
 		t.Fatalf("headers, with no notification to send: %v", err)
+	}
+	// The headers say where the stream starts: after evt_before's
+	// notification (the newest final one), so a client that reconnects
+	// before its first notification can resume from there.
+	md, _ := stream.Header()
+	start := md.Get(client.StartCursorHeader)
+	before, err := h.notifications().Subscribe(ctx, &hookdv1.SubscribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := before.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(start) != 1 || start[0] != first.GetCursor() {
+		t.Errorf("%s = %q, want [%q] (evt_before's cursor)", client.StartCursorHeader, start, first.GetCursor())
 	}
 	want := map[string]bool{}
 	for i := range 5 {

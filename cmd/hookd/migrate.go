@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // migrate applies the store's migrations and exits.
@@ -15,7 +17,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, log
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return err
 	}
-	st, where, err := openStore(ctx, cfg, log)
+	st, where, err := openStore(ctx, cfg, log, prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}

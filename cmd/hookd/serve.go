@@ -46,6 +46,10 @@ import (
 // closes the store.
 func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
 	started := time.Now()
+	// The process's own metrics (its actors, its store, its deliveries),
+	// served on /metrics beside the package-level ones of the default
+	// registry.
+	metrics := prometheus.NewRegistry()
 	var info banner
 	var clusterTime time.Duration
 	var (
@@ -96,7 +100,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 	grpcAddr := cfg.GRPCAddr
 	if cfg.hasRole("member") {
 		var err error
-		if st, info.store, err = openStore(ctx, cfg, log); err != nil {
+		if st, info.store, err = openStore(ctx, cfg, log, metrics); err != nil {
 			return err
 		}
 		wakeup := services.NewWakeup()
@@ -133,7 +137,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 		if err := sys.Start(ctx); err != nil {
 			return err
 		}
-		registerActorMetrics(sys)
+		registerActorMetrics(metrics, sys)
 		// protoactor's StartMember sleeps a fixed second; the rest is hookd's.
 		clusterTime = time.Since(clusterStart)
 		if n, ok := st.(store.Notifier); ok {
@@ -285,7 +289,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 	}
 
 	// /metrics and pprof: the admin listener, never the public ports.
-	admin, err := startAdmin(ctx, cfg, log)
+	admin, err := startAdmin(ctx, cfg, log, metrics)
 	if err != nil {
 		return err
 	}
@@ -452,79 +456,36 @@ func ingestClient(target, token string, tlsCfg *tls.Config) (*grpc.ClientConn, e
 	return grpc.NewClient(target, opts...)
 }
 
-// metricsSource holds what a process's metrics read: the newest of the
-// sources given to it (tests run several hookds in one process, and a
-// collector can be registered only once).
-type metricsSource[T any] struct {
-	mu      sync.Mutex
-	current T
-	once    sync.Once
+// registerActorMetrics exposes the customer grains' figures on the
+// process's registry (each hookd in a test binary has its own).
+func registerActorMetrics(reg prometheus.Registerer, sys *actors.System) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookd_customer_actors", Help: "Customer actors resident on this member (passivated after --idle-timeout without an event); each holds its customer's state."},
+			func() float64 { r, _ := sys.Actors(); return float64(r) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_customer_actor_activations_total", Help: "Customer actor activations on this member; each reads the customer's state from the store."},
+			func() float64 { _, a := sys.Actors(); return float64(a) }),
+	)
 }
 
-// use makes src the one measured, and registers the collectors the first
-// time.
-func (m *metricsSource[T]) use(src T, collectors func() []prometheus.Collector) {
-	m.mu.Lock()
-	m.current = src
-	m.mu.Unlock()
-	m.once.Do(func() { prometheus.MustRegister(collectors()...) })
-}
-
-func (m *metricsSource[T]) get() T {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.current
-}
-
-var (
-	actorMetrics metricsSource[*actors.System]
-	batchMetrics metricsSource[*batch.Store]
-)
-
-// registerActorMetrics exposes the customer grains' figures on /metrics.
-func registerActorMetrics(sys *actors.System) {
-	actorMetrics.use(sys, func() []prometheus.Collector {
-		get := func() (resident, activations int64) {
-			if sys := actorMetrics.get(); sys != nil {
-				return sys.Actors()
-			}
-			return 0, 0
-		}
-		return []prometheus.Collector{
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookd_customer_actors", Help: "Customer actors resident on this member (passivated after --idle-timeout without an event); each holds its customer's state."},
-				func() float64 { r, _ := get(); return float64(r) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_customer_actor_activations_total", Help: "Customer actor activations on this member; each reads the customer's state from the store."},
-				func() float64 { _, a := get(); return float64(a) }),
-		}
-	})
-}
-
-// registerBatchMetrics exposes group-commit figures on /metrics.
-func registerBatchMetrics(b *batch.Store) {
-	batchMetrics.use(b, func() []prometheus.Collector {
-		stats := func() batch.Stats {
-			if b := batchMetrics.get(); b != nil {
-				return b.Stats()
-			}
-			return batch.Stats{}
-		}
-		return []prometheus.Collector{
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commits_total", Help: "PostgreSQL transactions that committed events."},
-				func() float64 { return float64(stats().Commits) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commit_writes_total", Help: "Event writes committed (several per transaction with group commit)."},
-				func() float64 { return float64(stats().Writes) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookd_store_commit_max_batch", Help: "The most writes one transaction committed."},
-				func() float64 { return float64(stats().MaxBatchSeen) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commit_busy_seconds_total", Help: "Time spent committing; its rate is the group committer's utilization (near 1: writes queue behind it)."},
-				func() float64 { return stats().Busy.Seconds() }),
-		}
-	})
+// registerBatchMetrics exposes group-commit figures on the process's
+// registry.
+func registerBatchMetrics(reg prometheus.Registerer, b *batch.Store) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commits_total", Help: "PostgreSQL transactions that committed events."},
+			func() float64 { return float64(b.Stats().Commits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commit_writes_total", Help: "Event writes committed (several per transaction with group commit)."},
+			func() float64 { return float64(b.Stats().Writes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookd_store_commit_max_batch", Help: "The most writes one transaction committed."},
+			func() float64 { return float64(b.Stats().MaxBatchSeen) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hookd_store_commit_busy_seconds_total", Help: "Time spent committing; its rate is the group committer's utilization (near 1: writes queue behind it)."},
+			func() float64 { return b.Stats().Busy.Seconds() }),
+	)
 }
 
 // openStore opens and migrates the store cfg selects: PostgreSQL for a
 // postgres:// URL, else the embedded store in the data dir. It also says
 // where the data is, for people.
-func openStore(ctx context.Context, cfg config, log *slog.Logger) (store.Store, string, error) {
+func openStore(ctx context.Context, cfg config, log *slog.Logger, metrics prometheus.Registerer) (store.Store, string, error) {
 	u := cfg.DatabaseURL
 	if u == "" {
 		lite, err := sqlite.Open(ctx, cfg.DataDir, log)
@@ -562,7 +523,7 @@ func openStore(ctx context.Context, cfg config, log *slog.Logger) (store.Store, 
 		b.Close() // closes pg
 		return nil, "", fmt.Errorf("start commit batching: %w", err)
 	}
-	registerBatchMetrics(b)
+	registerBatchMetrics(metrics, b)
 	return b, redact(u) + " (PostgreSQL)", nil
 }
 

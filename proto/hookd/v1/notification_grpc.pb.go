@@ -30,7 +30,10 @@ type NotificationServiceClient interface {
 	// after_cursor (empty: from the beginning), and then tails new ones. It
 	// sends its response headers as soon as its starting position is fixed:
 	// a from_now subscriber that waits for them before sending events sees
-	// the notifications of all of them. A process serves a limited number of
+	// the notifications of all of them. The header hookd-start-cursor holds
+	// the cursor the stream starts after (empty: the beginning), so that a
+	// from_now subscriber that reconnects before its first notification can
+	// resume from there instead of from a later "now". A process serves a limited number of
 	// streams at once (hookd --max-streams): beyond it Subscribe answers
 	// RESOURCE_EXHAUSTED; retry with back-off or on another member. A stream
 	// that ends UNAVAILABLE resumes from the cursor of the last notification
@@ -73,7 +76,10 @@ type NotificationServiceServer interface {
 	// after_cursor (empty: from the beginning), and then tails new ones. It
 	// sends its response headers as soon as its starting position is fixed:
 	// a from_now subscriber that waits for them before sending events sees
-	// the notifications of all of them. A process serves a limited number of
+	// the notifications of all of them. The header hookd-start-cursor holds
+	// the cursor the stream starts after (empty: the beginning), so that a
+	// from_now subscriber that reconnects before its first notification can
+	// resume from there instead of from a later "now". A process serves a limited number of
 	// streams at once (hookd --max-streams): beyond it Subscribe answers
 	// RESOURCE_EXHAUSTED; retry with back-off or on another member. A stream
 	// that ends UNAVAILABLE resumes from the cursor of the last notification
