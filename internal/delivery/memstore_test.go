@@ -28,6 +28,7 @@ type memStore struct {
 	failNext   int           // Complete calls that fail before one works
 	completes  int           // Complete calls that worked
 	changed    chan struct{} // closed and replaced on every change
+	commits    chan struct{} // closed and replaced by append (the Waker)
 }
 
 type memDelivery struct {
@@ -45,6 +46,7 @@ func newMemStore() *memStore {
 		deliveries: map[string]*memDelivery{},
 		attempts:   map[string][]store.Attempt{},
 		changed:    make(chan struct{}),
+		commits:    make(chan struct{}),
 	}
 }
 
@@ -70,6 +72,16 @@ func (s *memStore) append(notes ...store.Notification) {
 		s.outbox = append(s.outbox, n)
 	}
 	s.notify()
+	close(s.commits)
+	s.commits = make(chan struct{})
+}
+
+// C returns a channel closed at the next append: memStore is the
+// engine's Waker in tests.
+func (s *memStore) C() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commits
 }
 
 // failCompletes makes the next n Complete calls fail.
