@@ -541,3 +541,27 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("Start with Lease < Timeout succeeded")
 	}
 }
+
+// The backlog gauges are read from Store.Backlog at each scrape.
+func TestBacklogMetrics(t *testing.T) {
+	t.Parallel()
+	st := newMemStore()
+	ctx := context.Background()
+	if _, err := st.CreateEndpoint(ctx, store.Endpoint{ID: "ep_1", URL: "http://example.com/"}); err != nil {
+		t.Fatal(err)
+	}
+	st.append(note(t, "cus_1", 1), note(t, "cus_1", 2), note(t, "cus_2", 1))
+	if _, _, err := st.Enqueue(ctx, "ep_1", 10); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := newMetrics(st).register(reg); err != nil {
+		t.Fatal(err)
+	}
+	if got := counter(t, reg, "hookd_delivery_backlog", "endpoint", "ep_1"); got != 3 {
+		t.Errorf("hookd_delivery_backlog{endpoint=ep_1} = %v, want 3", got)
+	}
+	if got := counter(t, reg, "hookd_delivery_oldest_undelivered_seconds", "endpoint", "ep_1"); got < 0 || got > 60 {
+		t.Errorf("hookd_delivery_oldest_undelivered_seconds{endpoint=ep_1} = %v, want a few seconds at most", got)
+	}
+}
