@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hookd/hookd/internal/outbox"
 	"github.com/hookd/hookd/internal/startstop"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
@@ -189,7 +190,7 @@ func (b *Broadcaster) append(notes []store.Notification, n uint64, caughtUp bool
 	defer b.mu.Unlock()
 	for _, note := range notes {
 		e := entry{ord: b.base + uint64(len(b.ring)) + 1, size: int64(len(note.Customer)), cursor: note.Cursor, customerID: note.CustomerID}
-		e.msg, e.err = notificationProto(note)
+		e.msg, e.err = outbox.Proto(note)
 		b.ring = append(b.ring, e)
 		b.ringBytes += e.size
 		b.index[e.cursor] = e.ord

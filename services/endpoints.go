@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hookd/hookd/client"
+	"github.com/hookd/hookd/internal/delivery"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
@@ -70,34 +70,7 @@ func NewEndpointID() string {
 	return "ep_" + strings.ToLower(base32NoPad.EncodeToString(b[:]))
 }
 
-// NewSecret returns a new Standard Webhooks signing secret: "whsec_" and
-// the base64 of 32 random bytes.
-func NewSecret() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return secretPrefix + base64.StdEncoding.EncodeToString(b[:])
-}
-
-const secretPrefix = "whsec_"
-
 var base32NoPad = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-// ValidateSecret checks a signing secret given by a user (CreateEndpoint,
-// an endpoints file): "whsec_" and the base64 of 24 to 64 bytes.
-func ValidateSecret(s string) error {
-	raw, ok := strings.CutPrefix(s, secretPrefix)
-	if !ok {
-		return fmt.Errorf("%w: secret must start with %q", ErrInvalid, secretPrefix)
-	}
-	key, err := base64.StdEncoding.DecodeString(raw)
-	if err != nil {
-		return fmt.Errorf("%w: secret is not base64 after %q", ErrInvalid, secretPrefix)
-	}
-	if len(key) < 24 || len(key) > 64 {
-		return fmt.Errorf("%w: secret key is %d bytes, want 24 to 64", ErrInvalid, len(key))
-	}
-	return nil
-}
 
 // CreateEndpoint registers an endpoint and returns its secret once.
 func (s *EndpointServer) CreateEndpoint(ctx context.Context, req *hookdv1.CreateEndpointRequest) (*hookdv1.CreateEndpointResponse, error) {
@@ -114,9 +87,9 @@ func (s *EndpointServer) CreateEndpoint(ctx context.Context, req *hookdv1.Create
 	}
 	secret := req.GetSecret()
 	if secret == "" {
-		secret = NewSecret()
-	} else if err := ValidateSecret(secret); err != nil {
-		return nil, toStatus(err)
+		secret = delivery.NewSecret()
+	} else if err := delivery.ValidateSecret(secret); err != nil {
+		return nil, toStatus(fmt.Errorf("%w: secret: %v", ErrInvalid, err))
 	}
 	all, err := s.cfg.Store.ListEndpoints(ctx)
 	if err != nil {
@@ -246,7 +219,7 @@ func (s *EndpointServer) RotateSecret(ctx context.Context, req *hookdv1.RotateSe
 		return nil, toStatus(err)
 	}
 	now := s.cfg.Now()
-	secret := NewSecret()
+	secret := delivery.NewSecret()
 	secrets := []store.Secret{{Value: secret}}
 	for _, old := range e.Secrets {
 		switch {

@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hookd/hookd/client"
+	"github.com/hookd/hookd/internal/outbox"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
@@ -147,7 +146,7 @@ func (s *NotificationServer) readStore(ctx context.Context, stream hookdv1.Notif
 		return 0, cursor, toStatus(fmt.Errorf("read notifications: %w", err))
 	}
 	for _, n := range notes {
-		msg, err := notificationProto(n)
+		msg, err := outbox.Proto(n)
 		if err != nil {
 			return 0, cursor, toStatus(err)
 		}
@@ -185,21 +184,4 @@ func (s *NotificationServer) pollStore(ctx context.Context, stream hookdv1.Notif
 		case <-timer.C:
 		}
 	}
-}
-
-func notificationProto(n store.Notification) (*hookdv1.Notification, error) {
-	c := &hookdv1.Customer{}
-	if err := proto.Unmarshal(n.Customer, c); err != nil {
-		return nil, fmt.Errorf("decode notification %s customer: %w", n.Cursor, err)
-	}
-	return &hookdv1.Notification{
-		Cursor:     n.Cursor,
-		CustomerId: n.CustomerID,
-		Version:    n.Version,
-		Kind:       n.Kind,
-		EventId:    n.EventID,
-		OccurredAt: timestamppb.New(n.OccurredAt),
-		Customer:   c,
-		Account:    c.GetAccount(), // the customer's, at the notification's version
-	}, nil
 }

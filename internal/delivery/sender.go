@@ -11,10 +11,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/internal/outbox"
 	"github.com/hookd/hookd/store"
 )
 
@@ -108,7 +106,7 @@ func (s *sender) send(ctx context.Context, ep store.Endpoint, id string, ts time
 // payload is the body of a delivery: the notification as hookd.v1's
 // Notification in protojson (lowerCamelCase names, as grpcurl prints it).
 func payload(n store.Notification) ([]byte, error) {
-	msg, err := notificationProto(n)
+	msg, err := outbox.Proto(n)
 	if err != nil {
 		return nil, err
 	}
@@ -117,23 +115,4 @@ func payload(n store.Notification) ([]byte, error) {
 		return nil, fmt.Errorf("encode notification %s: %w", n.Cursor, err)
 	}
 	return b, nil
-}
-
-// notificationProto converts a stored notification to its message (as
-// services does for Subscribe).
-func notificationProto(n store.Notification) (*hookdv1.Notification, error) {
-	c := &hookdv1.Customer{}
-	if err := proto.Unmarshal(n.Customer, c); err != nil {
-		return nil, fmt.Errorf("decode notification %s customer: %w", n.Cursor, err)
-	}
-	return &hookdv1.Notification{
-		Cursor:     n.Cursor,
-		CustomerId: n.CustomerID,
-		Version:    n.Version,
-		Kind:       n.Kind,
-		EventId:    n.EventID,
-		OccurredAt: timestamppb.New(n.OccurredAt),
-		Customer:   c,
-		Account:    c.GetAccount(), // the customer's, at the notification's version
-	}, nil
 }
