@@ -62,7 +62,7 @@ type Note struct{ CustomerID, Kind string }
 // CommitNotes commits one event-only write per note, each with one
 // notification, in order (several writes per Commit call), and returns
 // their event IDs.
-func CommitNotes(t *testing.T, s store.Store, notes ...Note) []string {
+func CommitNotes(t testing.TB, s store.Store, notes ...Note) []string {
 	t.Helper()
 	var ids []string
 	for chunk := range slices.Chunk(notes, 25) {
@@ -705,58 +705,98 @@ func CheckConcurrentEnqueue(t *testing.T, writer store.Store, stores ...Delivery
 	}
 }
 
+// testRaceEnqueueComplete runs Enqueue, Claim and Complete concurrently
+// for few customers, so that an Enqueue that leaves a delivery queued
+// behind a head races the Complete that ends the head: a store that lets
+// the Complete miss it leaves the delivery queued for ever, and the round
+// stalls.
 func testRaceEnqueueComplete(t *testing.T, s DeliveryBackend) {
 	const (
-		rounds    = 4
-		perRound  = 120
-		customers = 4
+		rounds    = 6
+		perRound  = 100
+		customers = 2
+		stall     = 3 * time.Second
 	)
 	for round := range rounds {
 		ep := newEndpoint(t, s, store.Endpoint{ID: fmt.Sprintf("ep_race%d", round)})
 		var (
-			committed atomic.Bool
-			delivered atomic.Int64
-			wg        sync.WaitGroup
-			errs      = make(chan error, 16)
+			delivered, enqueued atomic.Int64
+			progress            atomic.Int64 // unix nanoseconds of the last delivery
+			wg                  sync.WaitGroup
+			errs                = make(chan error, 16)
 		)
-		deadline := time.Now().Add(45 * time.Second)
+		progress.Store(time.Now().UnixNano())
+		deadline := time.Now().Add(60 * time.Second)
+		stalled := func() bool {
+			return time.Now().After(deadline) ||
+				(enqueued.Load() == perRound && time.Since(time.Unix(0, progress.Load())) > stall)
+		}
 		wg.Go(func() { // producer, in small random batches
-			defer committed.Store(true)
 			for left := perRound; left > 0; {
-				k := min(left, 1+rand.IntN(5))
+				k := min(left, 1+rand.IntN(3))
 				var ns []Note
 				for range k {
 					ns = append(ns, Note{fmt.Sprintf("cus_%d", rand.IntN(customers)), "k"})
 				}
 				CommitNotes(t, s, ns...)
 				left -= k
-				time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond)
+				time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
 			}
 		})
-		var enqueued atomic.Int64
 		wg.Go(func() { // enqueuer
 			for enqueued.Load() < perRound && time.Now().Before(deadline) {
-				_, c, err := s.Enqueue(t.Context(), ep.ID, 1+rand.IntN(4))
+				_, c, err := s.Enqueue(t.Context(), ep.ID, 1+rand.IntN(3))
 				if err != nil {
 					errs <- err
 					return
 				}
 				enqueued.Add(int64(c))
 				if c == 0 {
-					time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+					time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
 				}
+			}
+		})
+		var violations atomic.Int64
+		wg.Go(func() { // checker: no committed state has a customer queued with none pending
+			for delivered.Load() < perRound && !stalled() {
+				// One statement: one snapshot.
+				ds, _, err := s.ListDeliveries(t.Context(), store.DeliveryFilter{EndpointID: ep.ID, PageSize: 1000})
+				if err != nil {
+					errs <- err
+					return
+				}
+				queued, pending := map[string]bool{}, map[string]int{}
+				for _, d := range ds {
+					switch d.Status {
+					case store.DeliveryQueued:
+						queued[d.CustomerID] = true
+					case store.DeliveryPending:
+						pending[d.CustomerID]++
+					}
+				}
+				for c := range queued {
+					if pending[c] == 0 {
+						violations.Add(1)
+					}
+				}
+				for _, n := range pending {
+					if n > 1 {
+						violations.Add(1)
+					}
+				}
+				time.Sleep(200 * time.Microsecond)
 			}
 		})
 		for w := range 2 { // workers
 			wg.Go(func() {
-				for delivered.Load() < perRound && time.Now().Before(deadline) {
-					cs, err := s.Claim(t.Context(), ep.ID, fmt.Sprintf("w%d", w), 1+rand.IntN(4), time.Minute)
+				for delivered.Load() < perRound && !stalled() {
+					cs, err := s.Claim(t.Context(), ep.ID, fmt.Sprintf("w%d", w), 1+rand.IntN(3), time.Minute)
 					if err != nil {
 						errs <- err
 						return
 					}
 					if len(cs) == 0 {
-						time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+						time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
 						continue
 					}
 					var rs []store.Result
@@ -768,6 +808,7 @@ func testRaceEnqueueComplete(t *testing.T, s DeliveryBackend) {
 						return
 					}
 					delivered.Add(int64(len(cs)))
+					progress.Store(time.Now().UnixNano())
 				}
 			})
 		}
@@ -776,12 +817,15 @@ func testRaceEnqueueComplete(t *testing.T, s DeliveryBackend) {
 		for err := range errs {
 			t.Errorf("round %d: %v", round, err)
 		}
+		if n := violations.Load(); n > 0 {
+			t.Errorf("round %d: %d times a customer had queued deliveries and none pending, or two pending", round, n)
+		}
 		if n := delivered.Load(); n != perRound {
 			counts := map[store.DeliveryStatus]int{}
 			for _, d := range listAll(t, s, store.DeliveryFilter{EndpointID: ep.ID, PageSize: 1000}) {
 				counts[d.Status]++
 			}
-			t.Fatalf("round %d: %d of %d delivered (enqueued %d) before the deadline; deliveries by status: %v",
+			t.Fatalf("round %d: %d of %d delivered (enqueued %d), then nothing claimable; deliveries by status: %v",
 				round, n, perRound, enqueued.Load(), counts)
 		}
 	}

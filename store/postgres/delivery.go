@@ -132,11 +132,21 @@ func queryError(op string, err error) error {
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidArgument) || errors.Is(err, store.ErrDuplicate) {
 		return err
 	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.ConstraintName == constraintOnePending {
+		// The safety net under the advisory locks: a race, not the
+		// caller's data. Retrying finds the queue as it is.
+		return unavailable(op, err)
+	}
 	if classify(err) == faultData {
 		return fmt.Errorf("%s: %w: %w", op, ErrInvalidArgument, err)
 	}
 	return unavailable(op, err)
 }
+
+// constraintOnePending is the unique index that keeps one pending
+// delivery per (endpoint, customer) (0003_delivery.sql).
+const constraintOnePending = "deliveries_one_pending_key"
 
 func notFound(what, id string) error { return fmt.Errorf("%s %s: %w", what, id, store.ErrNotFound) }
 
