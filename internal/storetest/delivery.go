@@ -491,7 +491,9 @@ func testClaimConcurrent(t *testing.T, s DeliveryBackend) {
 						if d, ok := heldCus[c.CustomerID]; ok {
 							failures = append(failures, fmt.Sprintf("%s claimed %s of %s while %s of the same customer is held", owner, c.ID, c.CustomerID, d))
 						}
-						if want := order[c.CustomerID][delivered[c.CustomerID]]; c.Notification.EventID != want {
+						if k := delivered[c.CustomerID]; k >= len(order[c.CustomerID]) {
+							failures = append(failures, fmt.Sprintf("claimed %s of %s after all its deliveries were delivered", c.Notification.EventID, c.CustomerID))
+						} else if want := order[c.CustomerID][k]; c.Notification.EventID != want {
 							failures = append(failures, fmt.Sprintf("claimed %s of %s, want its head %s", c.Notification.EventID, c.CustomerID, want))
 						}
 						held[c.ID], heldCus[c.CustomerID] = owner, c.ID
