@@ -650,6 +650,10 @@ func (s *Store) Complete(ctx context.Context, results []store.Result) error {
 		for _, ep := range endpoints {
 			b.Queue(sqlLockEndpointShared, endpointLockKey(ep))
 		}
+		// The deliveries' rows in seq order, so that two Completes whose
+		// batches overlap (a stale owner's and the current one's) wait
+		// for each other instead of deadlocking.
+		b.Queue(`SELECT seq FROM deliveries WHERE id = ANY($1::text[]) ORDER BY seq FOR NO KEY UPDATE`, uIDs)
 		if len(aIDs) > 0 {
 			b.Queue(sqlInsertAttempts, aIDs, aAttempts, aStarted, aLatency, aStatus, aErrors, aBodies)
 		}
