@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -101,4 +102,52 @@ func BenchmarkCommitBatch32Poison(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkDeliveryClaimComplete measures the delivery hot path: each
+// iteration claims up to 50 due deliveries of one endpoint and completes
+// them as delivered, from parallel workers. Run it with a fixed count
+// (-benchtime=200x): the deliveries are made before the clock starts.
+func BenchmarkDeliveryClaimComplete(b *testing.B) {
+	s := pgtest.NewStore(b)
+	ctx := b.Context()
+	if _, err := s.CreateEndpoint(ctx, store.Endpoint{ID: "ep_bench", URL: "https://example.com"}); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 50
+	total := b.N*batch + batch
+	var notes []storetest.Note
+	for i := range total {
+		notes = append(notes, storetest.Note{CustomerID: fmt.Sprintf("cus_%d", i), Kind: "k"})
+	}
+	storetest.CommitNotes(b, s, notes...)
+	for read := 0; read < total; {
+		r, _, err := s.Enqueue(ctx, "ep_bench", 1000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		read += r
+	}
+	var done atomic.Int64
+	var owners atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		owner := fmt.Sprintf("w%d", owners.Add(1))
+		for pb.Next() {
+			cs, err := s.Claim(ctx, "ep_bench", owner, batch, time.Minute)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rs := make([]store.Result, len(cs))
+			for i, c := range cs {
+				rs[i] = store.Result{Lease: c.Lease, Outcome: store.OutcomeDelivered,
+					Attempt: store.Attempt{DeliveryID: c.ID, Attempt: c.Lease.Attempt, StartedAt: time.Now(), StatusCode: 200}}
+			}
+			if err := s.Complete(ctx, rs); err != nil {
+				b.Fatal(err)
+			}
+			done.Add(int64(len(cs)))
+		}
+	})
+	b.ReportMetric(float64(done.Load())/b.Elapsed().Seconds(), "deliveries/s")
 }

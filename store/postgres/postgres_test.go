@@ -30,6 +30,25 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return pgtest.NewStore(t) })
 }
 
+// TestDeliveryContract runs the backend-independent delivery contract tests.
+func TestDeliveryContract(t *testing.T) {
+	t.Parallel()
+	storetest.RunDelivery(t, func(t *testing.T) store.Store { return pgtest.NewStore(t) })
+}
+
+// TestDeliveryEnqueueTwoStores calls Enqueue for one endpoint from two
+// stores on one database, as two members would: nothing is enqueued twice.
+func TestDeliveryEnqueueTwoStores(t *testing.T) {
+	t.Parallel()
+	a, url := setup(t)
+	b, err := postgres.Open(t.Context(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	storetest.CheckConcurrentEnqueue(t, a, a, b)
+}
+
 // setup opens a migrated store on a fresh database and returns it with the
 // database's URL, for tests that also need a connection of their own.
 // params are added to the URL the store opens (pool_max_conns=1, say).

@@ -62,6 +62,15 @@ func TestContract(t *testing.T) {
 	})
 }
 
+// TestDeliveryContract runs the backend-independent delivery contract tests.
+func TestDeliveryContract(t *testing.T) {
+	t.Parallel()
+	storetest.RunDelivery(t, func(t *testing.T) store.Store {
+		s, _ := setup(t)
+		return s
+	})
+}
+
 // appliedMigrations returns the versions recorded in schema_migrations,
 // read through a connection of the test's own.
 func appliedMigrations(t *testing.T, dir string) []int {
