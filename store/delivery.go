@@ -288,3 +288,19 @@ type DeliveryStore interface {
 	// Backlog returns every endpoint's undelivered work.
 	Backlog(ctx context.Context) ([]EndpointBacklog, error)
 }
+
+// Deliveries returns the DeliveryStore of s: s itself, or the store a
+// wrapper (such as store/batch, which has an Inner method) wraps.
+func Deliveries(s Store) (DeliveryStore, bool) {
+	for s != nil {
+		if ds, ok := s.(DeliveryStore); ok {
+			return ds, true
+		}
+		w, ok := s.(interface{ Inner() Store })
+		if !ok {
+			break
+		}
+		s = w.Inner()
+	}
+	return nil, false
+}

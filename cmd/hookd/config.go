@@ -22,6 +22,8 @@ const (
 // flag and a HOOKD_* environment twin (flag --grpc-addr ↔ HOOKD_GRPC_ADDR);
 // a flag given on the command line wins over the environment.
 type config struct {
+	// Delivery is push delivery's configuration (--delivery-*).
+	Delivery deliveryConfig
 	// DatabaseURL selects the store: a postgres:// URL selects PostgreSQL.
 	DatabaseURL string
 	// DataDir is where the embedded store keeps its data.
@@ -166,6 +168,7 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.DrainDelay, "drain-delay", time.Second, "with --cluster etcd or k8s: how long a member keeps serving after reporting NOT_SERVING on SIGTERM")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
 	adminFlags(fs, &c)
+	deliveryFlags(fs, &c.Delivery)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.IntVar(&c.ClusterPort, "cluster-port", 0, "port for cluster traffic between members (0: any free port)")
 	fs.StringVar(&c.ClusterHost, "cluster-host", "127.0.0.1", "address other members reach this member at (it also listens there); in Kubernetes, the pod IP")

@@ -167,9 +167,19 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 		grpcSrv = grpc.NewServer(append(append(services.ServerOptions(log, auth),
 			services.MaxRecvMsgSize(cfg.MaxBodyBytes), drain.ServerOption()), tlsSet.grpcServerOptions()...)...)
 		reg, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log,
-			MaxPayloadBytes: cfg.MaxBodyBytes, Tolerance: cfg.Tolerance, MaxStreams: cfg.MaxStreams})
+			MaxPayloadBytes: cfg.MaxBodyBytes, Tolerance: cfg.Tolerance, MaxStreams: cfg.MaxStreams,
+			Endpoints: endpointsConfig(cfg, st)})
 		if err != nil {
 			return err
+		}
+		// Push delivery starts once the services are in place; it stops
+		// before the store closes (defers run last first).
+		engine, err := startDelivery(ctx, cfg.Delivery, st, wakeup, log, metrics)
+		if err != nil {
+			return err
+		}
+		if engine != nil {
+			defer engine.Stop()
 		}
 		// Stopped after the gRPC server (defers run last first), so that
 		// it stops no stream that shutdown lets finish.

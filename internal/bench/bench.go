@@ -10,6 +10,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -65,6 +66,10 @@ type config struct {
 	// CA, Cert and Key reach a TLS hookd: CA verifies it (HTTPS, and gRPC
 	// over TLS when set), Cert and Key are a client certificate for mTLS.
 	CA, Cert, Key string
+	// Deliver registers a local receiver (on DeliverAddr) as a push
+	// endpoint for the run and measures deliveries to it.
+	Deliver     bool
+	DeliverAddr string
 }
 
 // Result is the figures of one run, as `hookd bench --json` prints them.
@@ -99,6 +104,16 @@ type Result struct {
 	// The generator's own CPU: it shares the machine with what it measures.
 	GeneratorCPUPercent    float64 `json:"generator_cpu_percent"`
 	GeneratorCPUPerEventUs float64 `json:"generator_cpu_us_per_event,omitempty"`
+	// Push delivery figures (--deliver): distinct applied events delivered
+	// to the local receiver, their rate from the start of the run to the
+	// last delivery, the lag from the sender's 2xx to the receiver's
+	// request, the requests it got (retries and duplicates included), and
+	// applied events never delivered when deliveries stopped coming.
+	Deliveries        int64              `json:"deliveries,omitempty"`
+	DeliveriesPerSec  float64            `json:"deliveries_per_sec,omitempty"`
+	DeliveryLagMs     map[string]float64 `json:"delivery_lag_ms,omitempty"`
+	DeliveryRequests  int64              `json:"delivery_requests,omitempty"`
+	DeliveriesMissing int64              `json:"deliveries_missing,omitempty"`
 	// Timeline is set by --timeline.
 	Timeline *Timeline `json:"timeline,omitempty"`
 }
@@ -158,6 +173,8 @@ func Run(ctx context.Context, args []string, env Env, stdout io.Writer) error {
 	fs.DurationVar(&c.Timeline, "timeline", 0, "also print latency per interval of this length (e.g. 100ms), with the garbage collections\n"+
 		"hookd completed in each, polled from --metrics-url (0: off)")
 	fs.StringVar(&c.MetricsURL, "metrics-url", env.MetricsURL, "hookd's /metrics, on its admin listener (hookd --admin-addr), for --timeline's GC counts (empty: skip)")
+	fs.BoolVar(&c.Deliver, "deliver", false, "also measure push delivery: register a local receiver as an endpoint for the run (hookd needs --allow-private-endpoints; --token, if any, the admin scope) and report deliveries/s and delivery lag")
+	fs.StringVar(&c.DeliverAddr, "deliver-addr", "127.0.0.1:0", "where --deliver's receiver listens")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -182,6 +199,8 @@ func Run(ctx context.Context, args []string, env Env, stdout io.Writer) error {
 		return errors.New("bench: --warmup must be shorter than --duration")
 	case c.Timeline < 0 || (c.Timeline > 0 && c.Timeline < 10*time.Millisecond):
 		return errors.New("bench: --timeline must be 0 (off) or at least 10ms")
+	case c.Deliver && c.GRPCAddr == "":
+		return errors.New("bench: --deliver needs --grpc-addr")
 	case c.Concurrency < 1:
 		return errors.New("bench: --concurrency must be positive")
 	case c.Duplicates < 0 || c.Duplicates > 1:
@@ -470,6 +489,20 @@ func runBench(ctx context.Context, c config) (Result, error) {
 	} else {
 		close(subDone)
 	}
+	var sink *deliverySink
+	if c.Deliver {
+		var tc *tls.Config
+		if c.CA != "" {
+			tc = tlsCfg
+		}
+		setup, cancelSetup := context.WithTimeout(context.Background(), 10*time.Second)
+		sink, err = startDeliverySink(setup, c.DeliverAddr, c.GRPCAddr, c.Token, tc)
+		cancelSetup()
+		if err != nil {
+			return Result{}, err
+		}
+		defer sink.close()
+	}
 
 	// Figures cover requests sent from measureFrom on; CPU from then too.
 	var measureFrom time.Time
@@ -649,8 +682,9 @@ func runBench(ctx context.Context, c config) (Result, error) {
 	cpu1, _ := procCPU(c.PID)
 	self1, _ := procCPU(os.Getpid())
 
-	// Give the last notifications time to arrive: wait while they keep
-	// coming, until none has come for notificationQuiet (or a minute).
+	// Give the last notifications (and deliveries) time to arrive: wait
+	// while they keep coming, until none has come for notificationQuiet
+	// (or a minute).
 	if c.GRPCAddr != "" {
 		hard := time.Now().Add(time.Minute)
 		seen, progress := -1, time.Now()
@@ -662,8 +696,15 @@ func runBench(ctx context.Context, c config) (Result, error) {
 					done = false
 					break
 				}
+				if sink != nil && !sink.has(id) {
+					done = false
+					break
+				}
 			}
 			n := len(received)
+			if sink != nil {
+				n += sink.count()
+			}
 			mu.Unlock()
 			if done {
 				break
@@ -728,6 +769,9 @@ func runBench(ctx context.Context, c config) (Result, error) {
 	res.EventsPerSec = float64(ok) / elapsed.Seconds()
 	if len(lags) > 0 {
 		res.LagMs = percentiles(lags)
+	}
+	if sink != nil {
+		sink.deliveryFigures(&res, acked, start)
 	}
 	res.GeneratorCPUPercent = 100 * (self1 - self0) / elapsed.Seconds()
 	if res.Events > 0 {
@@ -812,6 +856,13 @@ func printBench(w io.Writer, c config, r Result) {
 		fmt.Fprintf(w, "  %-26s %s (%d notifications of applied events)\n", "notification lag (ms)", fmtPct(r.LagMs), r.Notifications)
 		if r.Missing > 0 {
 			fmt.Fprintf(w, "  %-26s %d applied events without one %v after the last arrived (%s)\n", "notifications missing", r.Missing, notificationQuiet, strings.Join(r.MissingSample, ", "))
+		}
+	}
+	if c.Deliver {
+		fmt.Fprintf(w, "  %-26s %.0f/s (%d applied events delivered, %d requests)\n", "push deliveries", r.DeliveriesPerSec, r.Deliveries, r.DeliveryRequests)
+		fmt.Fprintf(w, "  %-26s %s\n", "delivery lag (ms)", fmtPct(r.DeliveryLagMs))
+		if r.DeliveriesMissing > 0 {
+			fmt.Fprintf(w, "  %-26s %d applied events not delivered %v after the last delivery\n", "deliveries missing", r.DeliveriesMissing, notificationQuiet)
 		}
 	}
 	if c.GRPCAddr != "" && r.Statuses["parked"] > 0 {

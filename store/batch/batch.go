@@ -565,3 +565,7 @@ func (s *Store) Listen(ctx context.Context, wake func()) error {
 	<-ctx.Done()
 	return ctx.Err()
 }
+
+// Inner returns the store that s batches commits for, so that its other
+// interfaces (store.DeliveryStore) can be found (store.Deliveries).
+func (s *Store) Inner() store.Store { return s.inner }
