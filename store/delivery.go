@@ -285,7 +285,8 @@ type DeliveryStore interface {
 	// endpoint that ended at or after since, and returns how many.
 	RedeliverFailed(ctx context.Context, endpointID string, since time.Time) (int64, error)
 
-	// Backlog returns every endpoint's undelivered work.
+	// Backlog returns every endpoint's undelivered work, ordered by
+	// endpoint ID; an endpoint with none has Undelivered 0.
 	Backlog(ctx context.Context) ([]EndpointBacklog, error)
 }
 

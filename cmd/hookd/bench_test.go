@@ -55,6 +55,25 @@ func TestBenchAgainstHookd(t *testing.T) {
 // due within --duration is sent, or counted as not sent when the in-flight
 // limit is reached), every delivery sent is answered 2xx, and the timeline
 // holds them all.
+// hookd bench --deliver: every applied event's notification reaches the
+// bench's own receiver, and the endpoint it registered is gone after.
+func TestBenchDeliverAgainstHookd(t *testing.T) {
+	h := startHookd(t, "--allow-private-endpoints", "--delivery-poll", "100ms")
+	args := []string{"--url", h.webhookURL, "--grpc-addr", h.grpcAddr, "--secret", testSecret,
+		"--customers", "30", "--concurrency", "8", "--events", "300", "--duration", "60s", "--deliver", "--json"}
+	res, _ := runBenchJSON(t, args)
+	if res.Statuses["applied"] == 0 || res.Deliveries != res.Statuses["applied"] || res.DeliveriesMissing != 0 {
+		t.Fatalf("%d applied, %d delivered, %d missing; want every applied event delivered", res.Statuses["applied"], res.Deliveries, res.DeliveriesMissing)
+	}
+	if res.DeliveriesPerSec <= 0 || res.DeliveryLagMs["p50"] <= 0 || res.DeliveryRequests < res.Deliveries {
+		t.Errorf("figures: %.0f/s, lag %v, %d requests for %d deliveries", res.DeliveriesPerSec, res.DeliveryLagMs, res.DeliveryRequests, res.Deliveries)
+	}
+	eps, err := hookdv1.NewEndpointServiceClient(h.conn).ListEndpoints(t.Context(), &hookdv1.ListEndpointsRequest{})
+	if err != nil || len(eps.GetEndpoints()) != 0 {
+		t.Errorf("endpoints after the run: %v, %v; want none (the bench deletes its own)", eps, err)
+	}
+}
+
 func TestBenchOpenLoopAgainstHookd(t *testing.T) {
 	h := startHookd(t)
 	args := []string{"--url", h.webhookURL, "--grpc-addr", h.grpcAddr, "--secret", testSecret,

@@ -516,6 +516,20 @@ func TestDeliveryDeadLetterAndRedeliver(t *testing.T) {
 		}
 		r.waitAccepted(t, 20*3, time.Minute)
 		r.check(t, customerIDs(20), 3)
+		// The metrics tell the same story: 3 dead letters, a backlog of 0
+		// once the redelivered ones are through.
+		if n := metricValue(t, h, `hookd_deliveries_total{outcome="failed"}`); n != 3 {
+			t.Errorf(`hookd_deliveries_total{outcome="failed"} = %v, want 3`, n)
+		}
+		if n := metricValue(t, h, `hookd_deliveries_total{outcome="delivered"}`); n < 60 {
+			t.Errorf(`hookd_deliveries_total{outcome="delivered"} = %v, want at least 60`, n)
+		}
+		for deadline := time.Now().Add(10 * time.Second); metricValue(t, h, `hookd_delivery_backlog{endpoint="`+ep.GetId()+`"}`) != 0; {
+			if time.Now().After(deadline) {
+				t.Fatal("delivery backlog not 0 after everything was accepted")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}, append(slicesClone(deliveryArgs), "--delivery-schedule", "50ms")...)
 }
 

@@ -16,6 +16,14 @@ import (
 // listener).
 func storeCommits(t *testing.T, h *hookd) int64 {
 	t.Helper()
+	return int64(metricValue(t, h, "hookd_store_commits_total"))
+}
+
+// metricValue reads one sample from /metrics (on the admin listener): the
+// series as Prometheus prints it, name and labels, e.g.
+// `hookd_deliveries_total{outcome="failed"}`.
+func metricValue(t *testing.T, h *hookd, series string) float64 {
+	t.Helper()
 	resp, err := h.http.Get(h.adminURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -23,15 +31,15 @@ func storeCommits(t *testing.T, h *hookd) int64 {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "hookd_store_commits_total "); ok {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			n, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				t.Fatalf("metrics line %q: %v", line, err)
 			}
-			return int64(n)
+			return n
 		}
 	}
-	t.Fatal("/metrics lacks hookd_store_commits_total")
+	t.Fatalf("/metrics lacks %s", series)
 	return 0
 }
 

@@ -371,8 +371,8 @@ func TestEngineDeadLetter(t *testing.T) {
 	}
 }
 
-// A 410 disables the endpoint and releases the delivery, which is
-// delivered once the user resumes the endpoint.
+// A 410 disables the endpoint; the delivery stays pending (its 410 attempt
+// recorded) and is delivered once the user resumes the endpoint.
 func TestEngine410Disables(t *testing.T) {
 	t.Parallel()
 	goneNow := true // guarded by f.rc.mu, which answer runs under
@@ -395,8 +395,8 @@ func TestEngine410Disables(t *testing.T) {
 	ds := f.st.deliveriesOf(f.ep.ID)
 	waitFor(t, f.st, 10*time.Second, "the delivery to be released", func() bool { return !f.st.leased(ds[0].ID) })
 	d, _ := f.st.GetDelivery(ctx, ds[0].ID)
-	if d.Status != store.DeliveryPending || d.Step != 0 {
-		t.Errorf("after 410: %s at step %d, want pending at step 0", d.Status, d.Step)
+	if d.Status != store.DeliveryPending || d.Step != 1 || d.LastStatus != 410 {
+		t.Errorf("after 410: %s at step %d, last status %d; want pending at step 1 after a 410", d.Status, d.Step, d.LastStatus)
 	}
 	// Resume: the receiver takes them now.
 	f.rc.mu.Lock()

@@ -53,7 +53,9 @@ type policy struct {
 //
 //   - 2xx: delivered.
 //   - 410 Gone: the receiver wants no more; the endpoint is disabled and
-//     the delivery released, due now, for when the user resumes it.
+//     the delivery stays pending, due now, for when the user resumes it
+//     (a retry, so that the attempt and its 410 are recorded; it never
+//     fails the delivery, whatever its step).
 //   - Anything else (3xx, as redirects are not followed, other 4xx, 5xx, a
 //     transport error): retried after schedule[step] ± jitter, or, for a
 //     429 or 503 with a Retry-After, after the longer of the two (at most
@@ -64,7 +66,7 @@ func (p policy) next(step int, resp response, err error, now time.Time) decision
 		case resp.status >= 200 && resp.status < 300:
 			return decision{outcome: store.OutcomeDelivered}
 		case resp.status == http.StatusGone:
-			return decision{outcome: store.OutcomeReleased, next: now, disable: reasonGone}
+			return decision{outcome: store.OutcomeRetry, next: now, disable: reasonGone}
 		}
 	}
 	if step < 0 {

@@ -849,14 +849,22 @@ WHERE endpoint_id = $1 AND status = 'failed' AND ended_at >= $2 RETURNING custom
 	return n, nil
 }
 
-// Backlog returns each endpoint's queued and pending deliveries.
+// Backlog returns each endpoint's queued and pending deliveries, every
+// endpoint (0 for those with none).
 func (s *Store) Backlog(ctx context.Context) ([]store.EndpointBacklog, error) {
 	rows, _ := s.pool.Query(ctx, `
-SELECT endpoint_id, count(*), min(created_at) FROM deliveries
-WHERE status IN ('queued', 'pending') GROUP BY endpoint_id ORDER BY endpoint_id`)
+SELECT e.id, count(d.seq), min(d.created_at) FROM endpoints e
+LEFT JOIN deliveries d ON d.endpoint_id = e.id AND d.status IN ('queued', 'pending')
+GROUP BY e.id ORDER BY e.id`)
 	bs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.EndpointBacklog, error) {
-		var b store.EndpointBacklog
-		err := row.Scan(&b.EndpointID, &b.Undelivered, &b.OldestCreatedAt)
+		var (
+			b      store.EndpointBacklog
+			oldest *time.Time
+		)
+		err := row.Scan(&b.EndpointID, &b.Undelivered, &oldest)
+		if oldest != nil {
+			b.OldestCreatedAt = *oldest
+		}
 		return b, err
 	})
 	if err != nil {

@@ -813,11 +813,13 @@ WHERE endpoint_id = ?1 AND status = 'failed' AND ended_at >= ?3 RETURNING custom
 	return n, nil
 }
 
-// Backlog returns each endpoint's queued and pending deliveries.
+// Backlog returns each endpoint's queued and pending deliveries, every
+// endpoint (0 for those with none).
 func (s *Store) Backlog(ctx context.Context) ([]store.EndpointBacklog, error) {
 	rows, err := s.rdb.QueryContext(ctx, `
-SELECT endpoint_id, count(*), min(created_at) FROM deliveries
-WHERE status IN ('queued', 'pending') GROUP BY endpoint_id ORDER BY endpoint_id`)
+SELECT e.id, count(d.seq), coalesce(min(d.created_at), 0) FROM endpoints e
+LEFT JOIN deliveries d ON d.endpoint_id = e.id AND d.status IN ('queued', 'pending')
+GROUP BY e.id ORDER BY e.id`)
 	if err != nil {
 		return nil, unavailable("backlog", err)
 	}
@@ -831,7 +833,9 @@ WHERE status IN ('queued', 'pending') GROUP BY endpoint_id ORDER BY endpoint_id`
 		if err := rows.Scan(&b.EndpointID, &b.Undelivered, &oldest); err != nil {
 			return nil, unavailable("backlog", err)
 		}
-		b.OldestCreatedAt = fromMicros(oldest)
+		if oldest != 0 {
+			b.OldestCreatedAt = fromMicros(oldest)
+		}
 		bs = append(bs, b)
 	}
 	if err := rows.Err(); err != nil {
