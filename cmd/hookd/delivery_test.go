@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hookd/hookd/client"
@@ -623,4 +624,88 @@ func runHookdOnce(t *testing.T, args ...string) (string, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return p.out.String(), p.cmd.Wait()
+}
+
+// RotateSecret: during the grace period each request carries a signature
+// by the new secret and one by the old, so receivers on either verify; a
+// rotation with grace 0s leaves only the newest. Pause holds deliveries
+// back without losing them; Resume sends them; a filter selects kinds.
+func TestDeliveryRotatePauseFilter(t *testing.T) {
+	type request struct {
+		body []byte
+		hdr  http.Header
+	}
+	got := make(chan request, 100)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- request{b, r.Header.Clone()}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	h := startHookdOn(t, storeEmbedded, deliveryArgs...)
+	ctx := t.Context()
+	es := endpoints(h.conn)
+	created, err := es.CreateEndpoint(ctx, &hookdv1.CreateEndpointRequest{Url: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, first := created.GetEndpoint().GetId(), created.GetSecret()
+	rotated, err := es.RotateSecret(ctx, &hookdv1.RotateSecretRequest{Id: id})
+	if err != nil || rotated.GetSecret() == first || rotated.GetEndpoint().GetActiveSecrets() != 2 {
+		t.Fatalf("RotateSecret = %v, %v; want a new secret and 2 active", rotated, err)
+	}
+	second := rotated.GetSecret()
+	verifies := func(r request, secret string) bool {
+		wh, err := standardwebhooks.NewWebhook(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wh.Verify(r.body, r.hdr) == nil
+	}
+	next := func(what string) request {
+		t.Helper()
+		select {
+		case r := <-got:
+			return r
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no delivery of %s", what)
+		}
+		return request{}
+	}
+	h.post(t, customerEvent("evt_rot_1", "customer.created", "cus_rot", 1700000000, "a@example.com"))
+	r := next("evt_rot_1")
+	if !verifies(r, first) || !verifies(r, second) || len(strings.Fields(r.hdr.Get("webhook-signature"))) != 2 {
+		t.Fatalf("during the grace period: signature %q; want two, by the old and the new secret", r.hdr.Get("webhook-signature"))
+	}
+
+	third, err := es.RotateSecret(ctx, &hookdv1.RotateSecretRequest{Id: id, Grace: durationpb.New(0)})
+	if err != nil || third.GetEndpoint().GetActiveSecrets() != 2 {
+		// The second secret stops at once; the first keeps its grace.
+		t.Fatalf("RotateSecret grace 0s = %v, %v; want 2 active (the newest, and the first in its grace)", third, err)
+	}
+	if _, err := es.PauseEndpoint(ctx, &hookdv1.PauseEndpointRequest{Id: id}); err != nil {
+		t.Fatal(err)
+	}
+	h.post(t, customerEvent("evt_rot_2", "customer.updated", "cus_rot", 1700000001, "b@example.com"))
+	select {
+	case r := <-got:
+		t.Fatalf("a paused endpoint got %s", r.body)
+	case <-time.After(time.Second):
+	}
+	if ep, err := es.ResumeEndpoint(ctx, &hookdv1.ResumeEndpointRequest{Id: id}); err != nil || ep.GetState() != hookdv1.EndpointState_ENDPOINT_STATE_ACTIVE {
+		t.Fatalf("ResumeEndpoint = %v, %v", ep, err)
+	}
+	r = next("evt_rot_2 after the resume")
+	if !verifies(r, third.GetSecret()) || verifies(r, second) || !strings.Contains(string(r.body), "evt_rot_2") {
+		t.Fatalf("after a rotation with grace 0s: %s signed %q; want the newest secret's signature and not the previous one's", r.body, r.hdr.Get("webhook-signature"))
+	}
+
+	if _, err := es.UpdateEndpoint(ctx, &hookdv1.UpdateEndpointRequest{Id: id, Filter: &hookdv1.EndpointFilter{Kinds: []string{"customer.deleted"}}}); err != nil {
+		t.Fatal(err)
+	}
+	h.post(t, customerEvent("evt_rot_3", "customer.updated", "cus_rot", 1700000002, "c@example.com"))
+	h.post(t, customerEvent("evt_rot_4", "customer.deleted", "cus_rot", 1700000003, "c@example.com"))
+	if r := next("evt_rot_4"); !strings.Contains(string(r.body), "evt_rot_4") {
+		t.Fatalf("with a customer.deleted filter, got %s", r.body)
+	}
 }
