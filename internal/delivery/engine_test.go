@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/hookd/hookd/internal/startstop"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
+	"github.com/hookd/hookd/store/sqlite"
 )
 
 // note returns a notification of version v for customer c.
@@ -147,23 +149,33 @@ func (rc *receiver) check(t *testing.T) {
 }
 
 type fixture struct {
-	st  *memStore
+	st  backend             // the real store
+	ds  store.DeliveryStore // the engine's store: st, or a wrapper of it
+	wk  *waker
 	rc  *receiver
 	srv *httptest.Server
 	eng *Engine
 	reg *prometheus.Registry
 	ep  store.Endpoint
+	// gate, when set (before start), runs before the receiver sees each
+	// request.
+	gate func()
 }
 
-// setup starts a receiver, a store with one endpoint for it, and an engine
-// with cfg over them (defaults for tests filled in).
-func setup(t *testing.T, cfg Config, answer func(id string, try int) string) *fixture {
+// newFixture starts a receiver (whose answer is still to be set) and
+// creates an endpoint for it in st; start starts the engine.
+func newFixture(t *testing.T, st backend) *fixture {
 	t.Helper()
 	secret := NewSecret()
-	f := &fixture{st: newMemStore(), rc: newReceiver(t, secret, answer), reg: prometheus.NewRegistry()}
-	f.srv = httptest.NewServer(f.rc)
+	f := &fixture{st: st, ds: st, wk: newWaker(), rc: newReceiver(t, secret, nil), reg: prometheus.NewRegistry()}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.gate != nil {
+			f.gate()
+		}
+		f.rc.ServeHTTP(w, r)
+	}))
 	t.Cleanup(f.srv.Close)
-	ep, err := f.st.CreateEndpoint(context.Background(), store.Endpoint{
+	ep, err := st.CreateEndpoint(context.Background(), store.Endpoint{
 		ID: "ep_test", URL: f.srv.URL + "/hook",
 		Secrets: []store.Secret{{Value: secret}, {Value: NewSecret(), ExpiresAt: time.Now().Add(-time.Hour)}},
 	})
@@ -171,7 +183,13 @@ func setup(t *testing.T, cfg Config, answer func(id string, try int) string) *fi
 		t.Fatal(err)
 	}
 	f.ep = ep
-	cfg.Store, cfg.Wake, cfg.AllowPrivate, cfg.Registerer = f.st, f.st, true, f.reg
+	return f
+}
+
+// start starts an engine with cfg over f.ds (defaults for tests filled in).
+func (f *fixture) start(t *testing.T, cfg Config) {
+	t.Helper()
+	cfg.Store, cfg.Wake, cfg.AllowPrivate, cfg.Registerer = f.ds, f.wk, true, f.reg
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 20 * time.Millisecond
 	}
@@ -190,39 +208,29 @@ func setup(t *testing.T, cfg Config, answer func(id string, try int) string) *fi
 		t.Fatal(err)
 	}
 	t.Cleanup(f.eng.Stop)
+}
+
+// commit commits notifications to the store and wakes the engine.
+func (f *fixture) commit(t *testing.T, notes ...store.Notification) {
+	t.Helper()
+	commit(t, f.st, f.wk, notes...)
+}
+
+// setup is newFixture, the receiver's answer, and start.
+func setup(t *testing.T, st backend, cfg Config, answer func(id string, try int) string) *fixture {
+	t.Helper()
+	f := newFixture(t, st)
+	f.rc.answer = answer
+	f.start(t, cfg)
 	return f
 }
 
-// waitFor waits until cond holds for the store, or fails the test after d.
-func waitFor(t *testing.T, st *memStore, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		ch := st.watch()
-		if cond() {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("after %v: still waiting for %s", d, what)
-		}
-	}
-}
-
-// ended reports whether the endpoint has n deliveries, all ended.
-func ended(st *memStore, endpointID string, n int) bool {
-	ds := st.deliveriesOf(endpointID)
-	if len(ds) != n {
-		return false
-	}
-	for _, d := range ds {
-		if d.Status != store.DeliveryDelivered && d.Status != store.DeliveryFailed {
-			return false
-		}
-	}
-	return true
+// settled reports whether the engine has no attempt in flight and every
+// result recorded in the store.
+func (e *Engine) settled() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.running == 0 && len(e.queue) == 0
 }
 
 // counter returns the value of a counter of the registry with label value.
@@ -252,11 +260,23 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) 
 
 // Many customers, a receiver that fails at random in every way, and a
 // compressed schedule: every notification arrives, each customer's first
-// acceptances come in version order, every request verifies, and a
-// delivery keeps its webhook-id across retries.
+// acceptances come in version order, every request verifies, a delivery
+// keeps its webhook-id across retries, and the store records every
+// attempt.
 func TestEngineDeliversEverythingInOrder(t *testing.T) {
 	t.Parallel()
-	const customers, versions = 200, 5
+	eachStore(t, func(t *testing.T, st backend) {
+		// SQLite syncs every transaction to disk: fewer customers there.
+		customers := 200
+		if _, ok := st.(*sqlite.Store); ok {
+			customers = 60
+		}
+		const versions = 5
+		testDeliversEverythingInOrder(t, st, customers, versions)
+	})
+}
+
+func testDeliversEverythingInOrder(t *testing.T, st backend, customers, versions int) {
 	timeout := 150 * time.Millisecond
 	var rmu sync.Mutex
 	rnd := rand.New(rand.NewPCG(rand.Uint64(), 1))
@@ -280,47 +300,70 @@ func TestEngineDeliversEverythingInOrder(t *testing.T) {
 			return "hijack"
 		}
 	}
-	f := setup(t, Config{
+	f := setup(t, st, Config{
 		Timeout:  timeout,
 		Schedule: []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 80 * time.Millisecond},
 	}, answer)
-	for v := int64(1); v <= versions; v++ {
+	for v := range int64(versions) {
 		var batch []store.Notification
 		for c := range customers {
-			batch = append(batch, note(t, fmt.Sprintf("cus_%03d", c), v))
+			batch = append(batch, note(t, fmt.Sprintf("cus_%03d", c), v+1))
 		}
-		f.st.append(batch...)
+		f.commit(t, batch...)
 	}
-	waitFor(t, f.st, 60*time.Second, "every delivery to end", func() bool { return ended(f.st, f.ep.ID, customers*versions) })
+	total := customers * versions
+	waitFor(t, 60*time.Second, "every delivery to end", func() bool { return ended(t, f.st, f.ep.ID, total) })
 	// The metrics go with Stop: read them first.
 	delivered := counter(t, f.reg, "hookd_deliveries_total", "outcome", "delivered")
 	retried := counter(t, f.reg, "hookd_deliveries_total", "outcome", "retry")
 	f.eng.Stop()
 	f.rc.check(t)
 
-	for _, d := range f.st.deliveriesOf(f.ep.ID) {
-		if d.Status != store.DeliveryDelivered {
-			t.Errorf("delivery %s of %s v%d is %s, want delivered", d.ID, d.CustomerID, d.Notification.Version, d.Status)
-		}
-	}
 	f.rc.mu.Lock()
 	defer f.rc.mu.Unlock()
-	if len(f.rc.okIDs) != customers*versions {
-		t.Errorf("receiver accepted %d deliveries, want %d", len(f.rc.okIDs), customers*versions)
+	ds := deliveries(t, f.st, f.ep.ID)
+	for i, d := range ds {
+		key := fmt.Sprintf("%s/%d", d.CustomerID, d.Notification.Version)
+		if d.Status != store.DeliveryDelivered {
+			t.Errorf("delivery %s of %s is %s, want delivered", d.ID, key, d.Status)
+		}
+		if id := f.rc.idOf[key]; id != d.ID {
+			t.Errorf("%s: stored as delivery %s, received as webhook-id %s", key, d.ID, id)
+		}
+		if d.Attempts < f.rc.tries[d.ID] || d.Attempts != d.Step {
+			t.Errorf("%s: %d attempts at step %d, receiver saw %d tries", key, d.Attempts, d.Step, f.rc.tries[d.ID])
+		}
+		if i%10 != 0 {
+			continue // the attempt records of a sample
+		}
+		as := attempts(t, f.st, d.ID)
+		if len(as) != d.Attempts {
+			t.Errorf("%s: %d attempts recorded, want %d", key, len(as), d.Attempts)
+			continue
+		}
+		for j, a := range as {
+			last := j == len(as)-1
+			if a.Attempt != j+1 || (last && (a.StatusCode != 200 || a.Error != "" || string(a.Body) != "thanks")) ||
+				(!last && a.Error == "") {
+				t.Errorf("%s: attempt %d recorded as %d, status %d, error %q, body %q", key, j+1, a.Attempt, a.StatusCode, a.Error, a.Body)
+			}
+		}
 	}
+	if len(ds) != total || len(f.rc.okIDs) != total {
+		t.Errorf("%d deliveries stored, receiver accepted %d, want %d", len(ds), len(f.rc.okIDs), total)
+	}
+	want := fmt.Sprint([]int64{1, 2, 3, 4, 5}[:versions])
 	for c := range customers {
 		id := fmt.Sprintf("cus_%03d", c)
-		got := f.rc.accepted[id]
-		want := []int64{1, 2, 3, 4, 5}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := fmt.Sprint(f.rc.accepted[id]); got != want {
 			t.Errorf("%s: first acceptances in order %v, want %v", id, got, want)
 		}
 	}
-	if f.rc.requests <= customers*versions {
+	if f.rc.requests <= total {
 		t.Errorf("receiver saw %d requests: the failures were not exercised", f.rc.requests)
 	}
-	if got := delivered; got != customers*versions {
-		t.Errorf("hookd_deliveries_total{outcome=delivered} = %v, want %d", got, customers*versions)
+	if got := delivered; got != float64(total) {
+		t.Errorf("hookd_deliveries_total{outcome=delivered} = %v, want %d", got, total)
 	}
 	if got := retried; got == 0 {
 		t.Error("hookd_deliveries_total{outcome=retry} = 0, want retries counted")
@@ -331,187 +374,296 @@ func TestEngineDeliversEverythingInOrder(t *testing.T) {
 // schedule; the other customers' deliveries go on meanwhile.
 func TestEngineDeadLetter(t *testing.T) {
 	t.Parallel()
-	f := setup(t, Config{Schedule: []time.Duration{5 * time.Millisecond, 5 * time.Millisecond, 5 * time.Millisecond}}, nil)
-	f.rc.answer = func(id string, _ int) string {
-		if strings.HasPrefix(f.rc.keyOf[id], "cus_dead/") { // f.rc.mu is held
-			return "500"
+	eachStore(t, func(t *testing.T, st backend) {
+		f := newFixture(t, st)
+		f.rc.answer = func(id string, _ int) string {
+			if strings.HasPrefix(f.rc.keyOf[id], "cus_dead/") { // f.rc.mu is held
+				return "500"
+			}
+			return "ok"
 		}
-		return "ok"
-	}
-	var notes []store.Notification
-	for v := int64(1); v <= 2; v++ {
-		for _, c := range []string{"cus_dead", "cus_a", "cus_b", "cus_c"} {
-			notes = append(notes, note(t, c, v))
-		}
-	}
-	f.st.append(notes...)
-	waitFor(t, f.st, 20*time.Second, "every delivery to end", func() bool { return ended(f.st, f.ep.ID, len(notes)) })
-	f.rc.check(t)
-	for _, d := range f.st.deliveriesOf(f.ep.ID) {
-		want := store.DeliveryDelivered
-		if d.CustomerID == "cus_dead" {
-			want = store.DeliveryFailed
-			if d.Attempts != 4 || d.LastStatus != 500 || d.LastError != "HTTP 500" {
-				t.Errorf("failed delivery %s: %d attempts, last %d %q; want 4, 500, \"HTTP 500\"", d.ID, d.Attempts, d.LastStatus, d.LastError)
+		f.start(t, Config{Schedule: []time.Duration{5 * time.Millisecond, 5 * time.Millisecond, 5 * time.Millisecond}})
+		var notes []store.Notification
+		for v := int64(1); v <= 2; v++ {
+			for _, c := range []string{"cus_dead", "cus_a", "cus_b", "cus_c"} {
+				notes = append(notes, note(t, c, v))
 			}
 		}
-		if d.Status != want {
-			t.Errorf("%s v%d: %s, want %s", d.CustomerID, d.Notification.Version, d.Status, want)
+		f.commit(t, notes...)
+		waitFor(t, 20*time.Second, "every delivery to end", func() bool { return ended(t, f.st, f.ep.ID, len(notes)) })
+		f.rc.check(t)
+		for _, d := range deliveries(t, f.st, f.ep.ID) {
+			want := store.DeliveryDelivered
+			if d.CustomerID == "cus_dead" {
+				want = store.DeliveryFailed
+				if d.Attempts != 4 || d.Step != 4 || d.LastStatus != 500 || d.LastError != "HTTP 500" || d.EndedAt.IsZero() {
+					t.Errorf("failed delivery %s: %d attempts at step %d, last %d %q, ended %v; want 4 at 4, 500, \"HTTP 500\", ended",
+						d.ID, d.Attempts, d.Step, d.LastStatus, d.LastError, d.EndedAt)
+				}
+				if as := attempts(t, f.st, d.ID); len(as) != 4 || as[3].StatusCode != 500 || as[3].Error != "HTTP 500" {
+					t.Errorf("failed delivery %s: attempts recorded %+v, want 4 answered 500", d.ID, as)
+				}
+			}
+			if d.Status != want {
+				t.Errorf("%s v%d: %s, want %s", d.CustomerID, d.Notification.Version, d.Status, want)
+			}
 		}
-	}
-	if got := counter(t, f.reg, "hookd_deliveries_total", "outcome", "failed"); got != 2 {
-		t.Errorf("hookd_deliveries_total{outcome=failed} = %v, want 2", got)
-	}
-	ep, err := f.st.GetEndpoint(context.Background(), f.ep.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !ep.Active() {
-		t.Errorf("endpoint disabled (%q) by failures shorter than DisableAfter", ep.DisabledReason)
-	}
+		if got := counter(t, f.reg, "hookd_deliveries_total", "outcome", "failed"); got != 2 {
+			t.Errorf("hookd_deliveries_total{outcome=failed} = %v, want 2", got)
+		}
+		if ep := getEndpoint(t, f.st, f.ep.ID); !ep.Active() {
+			t.Errorf("endpoint disabled (%q) by failures shorter than DisableAfter", ep.DisabledReason)
+		}
+	})
 }
 
-// A 410 disables the endpoint; the delivery stays pending (its 410 attempt
-// recorded) and is delivered once the user resumes the endpoint.
+// A 410 disables the endpoint; the delivery stays pending with its 410
+// attempt recorded, and is delivered once the user resumes the endpoint.
 func TestEngine410Disables(t *testing.T) {
 	t.Parallel()
-	goneNow := true // guarded by f.rc.mu, which answer runs under
-	f := setup(t, Config{}, func(string, int) string {
-		if goneNow {
-			return "410"
+	eachStore(t, func(t *testing.T, st backend) {
+		goneNow := true // guarded by f.rc.mu, which answer runs under
+		f := setup(t, st, Config{}, func(string, int) string {
+			if goneNow {
+				return "410"
+			}
+			return "ok"
+		})
+		f.commit(t, note(t, "cus_1", 1), note(t, "cus_1", 2), note(t, "cus_1", 3))
+		waitFor(t, 10*time.Second, "the endpoint to be disabled", func() bool {
+			return getEndpoint(t, f.st, f.ep.ID).DisabledReason != ""
+		})
+		if ep := getEndpoint(t, f.st, f.ep.ID); ep.DisabledReason != "receiver answered 410 Gone" || ep.DisabledAt.IsZero() {
+			t.Errorf("DisabledReason %q at %v, want %q, set", ep.DisabledReason, ep.DisabledAt, "receiver answered 410 Gone")
 		}
-		return "ok"
+		waitFor(t, 10*time.Second, "the 410 to be recorded", f.eng.settled)
+		ds := deliveries(t, f.st, f.ep.ID)
+		if len(ds) != 3 {
+			t.Fatalf("%d deliveries, want 3", len(ds))
+		}
+		// Pending, due now, its 410 attempt recorded (a retry that never
+		// fails the delivery), waiting for the resume.
+		d := ds[0]
+		if d.Status != store.DeliveryPending || d.Step != 1 || d.Attempts != 1 || d.LastStatus != 410 || d.NextAttemptAt.After(time.Now()) {
+			t.Errorf("after 410: %s at step %d, %d attempts, last %d, due %v; want pending at step 1 after one 410, due", d.Status, d.Step, d.Attempts, d.LastStatus, d.NextAttemptAt)
+		}
+		if as := attempts(t, f.st, d.ID); len(as) != 1 || as[0].StatusCode != 410 {
+			t.Errorf("after 410: attempts recorded %+v, want the one answered 410", as)
+		}
+		for _, d := range ds[1:] {
+			if d.Status != store.DeliveryQueued {
+				t.Errorf("v%d after 410: %s, want queued", d.Notification.Version, d.Status)
+			}
+		}
+		// Resume: the receiver takes them now. The result gave the lease
+		// back: nothing waits for it to expire.
+		f.rc.mu.Lock()
+		if f.rc.requests != 1 {
+			t.Errorf("receiver saw %d requests before the resume, want 1", f.rc.requests)
+		}
+		goneNow = false
+		f.rc.mu.Unlock()
+		if _, err := f.st.UpdateEndpoint(context.Background(), f.ep.ID, store.EndpointUpdate{ClearDisabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the deliveries after the resume", func() bool { return ended(t, f.st, f.ep.ID, 3) })
+		f.rc.check(t)
+		f.rc.mu.Lock()
+		defer f.rc.mu.Unlock()
+		if got := fmt.Sprint(f.rc.accepted["cus_1"]); got != "[1 2 3]" {
+			t.Errorf("accepted %s, want [1 2 3]", got)
+		}
+		d, err := f.st.GetDelivery(context.Background(), d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status != store.DeliveryDelivered || d.Attempts != 2 || d.Step != 2 || d.LastStatus != 200 {
+			t.Errorf("after the resume: %s, %d attempts at step %d, last %d; want delivered, 2 at step 2, 200", d.Status, d.Attempts, d.Step, d.LastStatus)
+		}
+		if as := attempts(t, f.st, d.ID); len(as) != 2 || as[0].StatusCode != 410 || as[1].Attempt != 2 || as[1].StatusCode != 200 {
+			t.Errorf("after the resume: attempts recorded %+v, want attempt 2 answered 200 after attempt 1 answered 410", as)
+		}
+		if ep := getEndpoint(t, f.st, f.ep.ID); !ep.Active() || !ep.FailingSince.IsZero() {
+			t.Errorf("after the resume: endpoint disabled %q, failing since %v; want active and healthy", ep.DisabledReason, ep.FailingSince)
+		}
 	})
-	f.st.append(note(t, "cus_1", 1), note(t, "cus_1", 2), note(t, "cus_1", 3))
-	ctx := context.Background()
-	waitFor(t, f.st, 10*time.Second, "the endpoint to be disabled", func() bool {
-		ep, _ := f.st.GetEndpoint(ctx, f.ep.ID)
-		return ep.DisabledReason != ""
-	})
-	ep, _ := f.st.GetEndpoint(ctx, f.ep.ID)
-	if ep.DisabledReason != "receiver answered 410 Gone" {
-		t.Errorf("DisabledReason %q, want %q", ep.DisabledReason, "receiver answered 410 Gone")
-	}
-	ds := f.st.deliveriesOf(f.ep.ID)
-	waitFor(t, f.st, 10*time.Second, "the delivery to be released", func() bool { return !f.st.leased(ds[0].ID) })
-	d, _ := f.st.GetDelivery(ctx, ds[0].ID)
-	if d.Status != store.DeliveryPending || d.Step != 1 || d.LastStatus != 410 {
-		t.Errorf("after 410: %s at step %d, last status %d; want pending at step 1 after a 410", d.Status, d.Step, d.LastStatus)
-	}
-	// Resume: the receiver takes them now.
-	f.rc.mu.Lock()
-	if f.rc.requests != 1 {
-		t.Errorf("receiver saw %d requests before the resume, want 1", f.rc.requests)
-	}
-	goneNow = false
-	f.rc.mu.Unlock()
-	if _, err := f.st.UpdateEndpoint(ctx, f.ep.ID, store.EndpointUpdate{ClearDisabled: true}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, f.st, 10*time.Second, "the deliveries after the resume", func() bool { return ended(f.st, f.ep.ID, 3) })
-	f.rc.check(t)
-	f.rc.mu.Lock()
-	defer f.rc.mu.Unlock()
-	if got := fmt.Sprint(f.rc.accepted["cus_1"]); got != "[1 2 3]" {
-		t.Errorf("accepted %s, want [1 2 3]", got)
-	}
 }
 
 // Stop waits for the attempts in flight and records their results; it is
 // safe twice, and before Start.
 func TestEngineStopWaitsForInFlight(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
-	inFlight := make(chan struct{}, 10)
-	f := setup(t, Config{Timeout: 10 * time.Second}, nil)
-	f.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inFlight <- struct{}{}
-		<-release
-		f.rc.ServeHTTP(w, r)
-	})
-	f.rc.answer = func(string, int) string { return "ok" }
-	f.st.append(note(t, "cus_1", 1), note(t, "cus_2", 1), note(t, "cus_3", 1), note(t, "cus_1", 2))
-	for range 3 {
+	eachStore(t, func(t *testing.T, st backend) {
+		release := make(chan struct{})
+		inFlight := make(chan struct{}, 10)
+		f := newFixture(t, st)
+		f.gate = func() {
+			inFlight <- struct{}{}
+			<-release
+		}
+		f.rc.answer = func(string, int) string { return "ok" }
+		f.start(t, Config{Timeout: 10 * time.Second})
+		// One Commit (cus_1's two chained): the four are enqueued together.
+		f.commit(t, note(t, "cus_1", 1), note(t, "cus_1", 2), note(t, "cus_2", 1), note(t, "cus_3", 1))
+		for range 3 {
+			select {
+			case <-inFlight:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the attempts did not reach the receiver")
+			}
+		}
+		stopped := make(chan struct{})
+		go func() { f.eng.Stop(); close(stopped) }()
 		select {
-		case <-inFlight:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the attempts did not reach the receiver")
+		case <-stopped:
+			t.Fatal("Stop returned with attempts in flight")
+		case <-time.After(50 * time.Millisecond):
 		}
-	}
-	stopped := make(chan struct{})
-	go func() { f.eng.Stop(); close(stopped) }()
-	select {
-	case <-stopped:
-		t.Fatal("Stop returned with attempts in flight")
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(release)
-	select {
-	case <-stopped:
-	case <-time.After(15 * time.Second):
-		t.Fatal("Stop did not return after the attempts finished")
-	}
-	f.eng.Stop() // twice
-	for _, d := range f.st.deliveriesOf(f.ep.ID) {
-		want := store.DeliveryDelivered
-		if d.CustomerID == "cus_1" && d.Notification.Version == 2 {
-			want = store.DeliveryPending // promoted by the last Complete, not claimed
+		close(release)
+		select {
+		case <-stopped:
+		case <-time.After(15 * time.Second):
+			t.Fatal("Stop did not return after the attempts finished")
 		}
-		if d.Status != want {
-			t.Errorf("%s v%d: %s, want %s (results of in-flight attempts completed at Stop)", d.CustomerID, d.Notification.Version, d.Status, want)
+		f.eng.Stop() // twice
+		ds := deliveries(t, f.st, f.ep.ID)
+		if len(ds) != 4 {
+			t.Fatalf("%d deliveries, want 4", len(ds))
 		}
-	}
-	if err := f.eng.Start(context.Background()); !errors.Is(err, startstop.ErrStopped) {
-		t.Errorf("Start after Stop = %v, want startstop.ErrStopped", err)
-	}
+		for _, d := range ds {
+			want := store.DeliveryDelivered
+			if d.CustomerID == "cus_1" && d.Notification.Version == 2 {
+				want = store.DeliveryPending // promoted by the last Complete, not claimed
+			}
+			if d.Status != want {
+				t.Errorf("%s v%d: %s, want %s (results of in-flight attempts completed at Stop)", d.CustomerID, d.Notification.Version, d.Status, want)
+			}
+		}
+		if err := f.eng.Start(context.Background()); !errors.Is(err, startstop.ErrStopped) {
+			t.Errorf("Start after Stop = %v, want startstop.ErrStopped", err)
+		}
 
-	idle := New(Config{Store: newMemStore()})
-	idle.Stop()
-	idle.Stop()
-	if err := idle.Start(context.Background()); !errors.Is(err, startstop.ErrStopped) {
-		t.Errorf("Start after Stop = %v, want startstop.ErrStopped", err)
-	}
+		idle := New(Config{Store: st})
+		idle.Stop()
+		idle.Stop()
+		if err := idle.Start(context.Background()); !errors.Is(err, startstop.ErrStopped) {
+			t.Errorf("Start after Stop = %v, want startstop.ErrStopped", err)
+		}
+	})
 }
 
 // While the store refuses Complete, the results are kept and retried: the
 // delivery is recorded without being sent twice.
 func TestEngineRetriesComplete(t *testing.T) {
 	t.Parallel()
-	f := setup(t, Config{}, func(string, int) string { return "ok" })
-	f.st.failCompletes(3)
-	f.st.append(note(t, "cus_1", 1))
-	waitFor(t, f.st, 10*time.Second, "the delivery", func() bool { return ended(f.st, f.ep.ID, 1) })
-	f.rc.mu.Lock()
-	defer f.rc.mu.Unlock()
-	if f.rc.requests != 1 {
-		t.Errorf("receiver saw %d requests, want 1 (the result kept while Complete failed)", f.rc.requests)
-	}
+	eachStore(t, func(t *testing.T, st backend) {
+		f := newFixture(t, st)
+		fc := &failingComplete{backend: st}
+		fc.fails.Store(3)
+		f.ds = fc
+		f.rc.answer = func(string, int) string { return "ok" }
+		f.start(t, Config{})
+		f.commit(t, note(t, "cus_1", 1))
+		waitFor(t, 10*time.Second, "the delivery", func() bool { return ended(t, f.st, f.ep.ID, 1) })
+		if got := fc.calls.Load(); got != 3 {
+			t.Errorf("%d Complete calls refused, want 3", got)
+		}
+		f.rc.mu.Lock()
+		defer f.rc.mu.Unlock()
+		if f.rc.requests != 1 {
+			t.Errorf("receiver saw %d requests, want 1 (the result kept while Complete failed)", f.rc.requests)
+		}
+		d := deliveries(t, f.st, f.ep.ID)[0]
+		if d.Status != store.DeliveryDelivered || d.Attempts != 1 {
+			t.Errorf("delivery %s, %d attempts; want delivered at the first", d.Status, d.Attempts)
+		}
+		if as := attempts(t, f.st, d.ID); len(as) != 1 || as[0].StatusCode != 200 {
+			t.Errorf("attempts recorded %+v, want one answered 200", as)
+		}
+	})
 }
 
 // An endpoint failing for longer than DisableAfter is disabled.
 func TestEngineDisablesLongFailing(t *testing.T) {
 	t.Parallel()
-	f := setup(t, Config{}, func(string, int) string { return "ok" })
-	ctx := context.Background()
-	f.st.mu.Lock()
-	f.st.endpoints[f.ep.ID].FailingSince = time.Now().Add(-6 * 24 * time.Hour)
-	f.st.notify()
-	f.st.mu.Unlock()
-	waitFor(t, f.st, 10*time.Second, "the endpoint to be disabled", func() bool {
-		ep, _ := f.st.GetEndpoint(ctx, f.ep.ID)
-		return ep.DisabledReason != ""
+	// Failing for 6 days, as another member recorded: the default 5 days.
+	t.Run("history", func(t *testing.T) {
+		t.Parallel()
+		eachStore(t, func(t *testing.T, st backend) {
+			ctx := context.Background()
+			f := newFixture(t, st)
+			f.rc.answer = func(string, int) string { return "ok" }
+			commit(t, st, nil, note(t, "cus_1", 1))
+			waitFor(t, 10*time.Second, "the enqueue", func() bool {
+				_, created, err := st.Enqueue(ctx, f.ep.ID, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return created == 1
+			})
+			cs, err := st.Claim(ctx, f.ep.ID, "other-member", 10, time.Minute)
+			if err != nil || len(cs) != 1 {
+				t.Fatalf("Claim: %d, %v; want 1", len(cs), err)
+			}
+			since := time.Now().Add(-6 * 24 * time.Hour).Truncate(time.Millisecond)
+			if err := st.Complete(ctx, []store.Result{{
+				Lease: cs[0].Lease, Outcome: store.OutcomeRetry, NextAttemptAt: time.Now().Add(time.Hour),
+				Attempt: store.Attempt{DeliveryID: cs[0].ID, Attempt: cs[0].Lease.Attempt, StartedAt: since,
+					Latency: time.Millisecond, StatusCode: 503, Error: "HTTP 503"},
+			}}); err != nil {
+				t.Fatal(err)
+			}
+			if got := getEndpoint(t, st, f.ep.ID).FailingSince; !got.Equal(since) {
+				t.Fatalf("FailingSince %v, want %v", got, since)
+			}
+			f.start(t, Config{DisableAfter: DefaultDisableAfter})
+			waitFor(t, 10*time.Second, "the endpoint to be disabled", func() bool {
+				return getEndpoint(t, st, f.ep.ID).DisabledReason != ""
+			})
+			if got, want := getEndpoint(t, st, f.ep.ID).DisabledReason, "every attempt failed for 5 days"; got != want {
+				t.Errorf("DisabledReason %q, want %q", got, want)
+			}
+			f.rc.mu.Lock()
+			defer f.rc.mu.Unlock()
+			if f.rc.requests != 0 {
+				t.Errorf("receiver saw %d requests, want none (the retry is not due)", f.rc.requests)
+			}
+		})
 	})
-	ep, _ := f.st.GetEndpoint(ctx, f.ep.ID)
-	if want := "every attempt failed for 5 days"; ep.DisabledReason != want {
-		t.Errorf("DisabledReason %q, want %q", ep.DisabledReason, want)
-	}
+	// Every attempt the engine makes fails, for longer than a short
+	// DisableAfter.
+	t.Run("live", func(t *testing.T) {
+		t.Parallel()
+		eachStore(t, func(t *testing.T, st backend) {
+			const disableAfter = 300 * time.Millisecond
+			schedule := slices.Repeat([]time.Duration{50 * time.Millisecond}, 100)
+			f := setup(t, st, Config{DisableAfter: disableAfter, Schedule: schedule}, func(string, int) string { return "500" })
+			f.commit(t, note(t, "cus_1", 1), note(t, "cus_2", 1))
+			waitFor(t, 10*time.Second, "the endpoint to be disabled", func() bool {
+				return getEndpoint(t, st, f.ep.ID).DisabledReason != ""
+			})
+			ep := getEndpoint(t, st, f.ep.ID)
+			if want := "every attempt failed for 300ms"; ep.DisabledReason != want {
+				t.Errorf("DisabledReason %q, want %q", ep.DisabledReason, want)
+			}
+			if ep.FailingSince.IsZero() || ep.DisabledAt.Sub(ep.FailingSince) < disableAfter-50*time.Millisecond {
+				t.Errorf("disabled at %v, failing since %v: want failing for %v", ep.DisabledAt, ep.FailingSince, disableAfter)
+			}
+			waitFor(t, 10*time.Second, "the last results to be recorded", f.eng.settled)
+			for _, d := range deliveries(t, st, f.ep.ID) {
+				if d.Status != store.DeliveryPending || d.Attempts == 0 || d.LastStatus != 500 {
+					t.Errorf("%s: %s, %d attempts, last %d; want pending after failed attempts", d.CustomerID, d.Status, d.Attempts, d.LastStatus)
+				}
+			}
+		})
+	})
 }
 
 // A claim whose attempt starts after its endpoint was paused is released
 // where it stood in the schedule, with nothing sent.
 func TestAttemptAfterPauseReleases(t *testing.T) {
 	t.Parallel()
-	e := New(Config{Store: newMemStore()})
+	e := New(Config{Store: openSQLite(t)})
 	e.endpoints["ep_1"] = store.Endpoint{ID: "ep_1", URL: "http://127.0.0.1:1/", Paused: true}
 	e.inflight["ep_1"], e.running = 1, 1
 	due := time.Now().Add(time.Minute)
@@ -532,36 +684,82 @@ func TestAttemptAfterPauseReleases(t *testing.T) {
 	}
 }
 
+// An endpoint paused in the store while its attempts wait is not sent to:
+// the engine releases its claims, and delivers once it is resumed.
+func TestEnginePauseResume(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st backend) {
+		ctx := context.Background()
+		f := setup(t, st, Config{}, func(string, int) string { return "ok" })
+		paused := true
+		if _, err := st.UpdateEndpoint(ctx, f.ep.ID, store.EndpointUpdate{Paused: &paused}); err != nil {
+			t.Fatal(err)
+		}
+		// The engine sees the pause at its next poll.
+		waitFor(t, 10*time.Second, "the engine to see the pause", func() bool {
+			_, ok := f.eng.activeEndpoint(f.ep.ID)
+			return !ok
+		})
+		f.commit(t, note(t, "cus_1", 1), note(t, "cus_2", 1))
+		time.Sleep(100 * time.Millisecond) // a few polls
+		if ds := deliveries(t, st, f.ep.ID); len(ds) != 0 {
+			t.Errorf("%d deliveries enqueued while paused, want none", len(ds))
+		}
+		paused = false
+		if _, err := st.UpdateEndpoint(ctx, f.ep.ID, store.EndpointUpdate{Paused: &paused}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the deliveries after the resume", func() bool { return ended(t, st, f.ep.ID, 2) })
+		f.rc.check(t)
+	})
+}
+
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	if err := New(Config{}).Start(context.Background()); err == nil {
 		t.Error("Start without a Store succeeded")
 	}
-	if err := New(Config{Store: newMemStore(), Timeout: time.Minute, Lease: time.Second}).Start(context.Background()); err == nil {
+	if err := New(Config{Store: openSQLite(t), Timeout: time.Minute, Lease: time.Second}).Start(context.Background()); err == nil {
 		t.Error("Start with Lease < Timeout succeeded")
+	}
+	if err := New(Config{Store: openSQLite(t), Schedule: []time.Duration{time.Second, -time.Second}}).Start(context.Background()); err == nil {
+		t.Error("Start with a negative Schedule wait succeeded")
+	}
+	if err := New(Config{Store: openSQLite(t), Jitter: 1}).Start(context.Background()); err == nil {
+		t.Error("Start with Jitter 1 succeeded")
 	}
 }
 
 // The backlog gauges are read from Store.Backlog at each scrape.
 func TestBacklogMetrics(t *testing.T) {
 	t.Parallel()
-	st := newMemStore()
-	ctx := context.Background()
-	if _, err := st.CreateEndpoint(ctx, store.Endpoint{ID: "ep_1", URL: "http://example.com/"}); err != nil {
-		t.Fatal(err)
-	}
-	st.append(note(t, "cus_1", 1), note(t, "cus_1", 2), note(t, "cus_2", 1))
-	if _, _, err := st.Enqueue(ctx, "ep_1", 10); err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	if err := newMetrics(st).register(reg); err != nil {
-		t.Fatal(err)
-	}
-	if got := counter(t, reg, "hookd_delivery_backlog", "endpoint", "ep_1"); got != 3 {
-		t.Errorf("hookd_delivery_backlog{endpoint=ep_1} = %v, want 3", got)
-	}
-	if got := counter(t, reg, "hookd_delivery_oldest_undelivered_seconds", "endpoint", "ep_1"); got < 0 || got > 60 {
-		t.Errorf("hookd_delivery_oldest_undelivered_seconds{endpoint=ep_1} = %v, want a few seconds at most", got)
-	}
+	eachStore(t, func(t *testing.T, st backend) {
+		ctx := context.Background()
+		if _, err := st.CreateEndpoint(ctx, store.Endpoint{ID: "ep_1", URL: "http://example.com/"}); err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		if err := newMetrics(st).register(reg); err != nil {
+			t.Fatal(err)
+		}
+		if got := counter(t, reg, "hookd_delivery_backlog", "endpoint", "ep_1"); got != 0 {
+			t.Errorf("hookd_delivery_backlog{endpoint=ep_1} = %v before any notification, want 0", got)
+		}
+		commit(t, st, nil, note(t, "cus_1", 1), note(t, "cus_1", 2), note(t, "cus_2", 1))
+		read := 0
+		waitFor(t, 10*time.Second, "the enqueue", func() bool {
+			r, _, err := st.Enqueue(ctx, "ep_1", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			read += r
+			return read == 3
+		})
+		if got := counter(t, reg, "hookd_delivery_backlog", "endpoint", "ep_1"); got != 3 {
+			t.Errorf("hookd_delivery_backlog{endpoint=ep_1} = %v, want 3", got)
+		}
+		if got := counter(t, reg, "hookd_delivery_oldest_undelivered_seconds", "endpoint", "ep_1"); got < 0 || got > 60 {
+			t.Errorf("hookd_delivery_oldest_undelivered_seconds{endpoint=ep_1} = %v, want a few seconds at most", got)
+		}
+	})
 }
