@@ -5,6 +5,8 @@
 //	hookd migrate    apply database migrations and exit
 //	hookd send FILE  sign a Stripe event file as Stripe does and POST it
 //	hookd bench      load a running hookd with signed events and report figures
+//	hookd backfill   fetch missed events (or import objects) from the Stripe API, through a running member
+//	hookd reproject  recompute customers' state from their stored events, through a running member
 package main
 
 import (
@@ -51,8 +53,12 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return send(ctx, args, getenv, stdout)
 	case "bench":
 		return benchCmd(ctx, args, getenv, stdout)
+	case "backfill":
+		return backfillCmd(ctx, args, getenv, stdout)
+	case "reproject":
+		return reprojectCmd(ctx, args, getenv, stdout)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate, send or bench)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, send, bench, backfill or reproject)", cmd)
 	}
 }
 
