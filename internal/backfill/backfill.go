@@ -189,7 +189,8 @@ func (r *Runner) now() time.Time {
 }
 
 // Run runs one backfill to its end: it resumes the unfinished run of the
-// request's kind and origin unless Restart, else starts one; lists page
+// request's kind and origin, or with Restart ends that run where it is
+// and starts a new one, as it does when there is none; lists page
 // by page, staging each; then applies the staged events in batches,
 // oldest first. progress (may be nil) is called after each page and batch
 // and at the end. An interrupted Run (ctx ended, an error) leaves the run
@@ -216,19 +217,25 @@ func (r *Runner) Run(ctx context.Context, req Request, progress func(Progress)) 
 		resumed bool
 		msgs    []string
 	)
-	if !req.Restart {
-		run, err = r.Store.UnfinishedBackfillRun(ctx, kind)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
-			return Summary{}, fmt.Errorf("backfill: find an unfinished %s run: %w", kind, err)
-		case run.Origin != origin:
-			log.Info("backfill: an unfinished run of another origin is left for it", "run", run.ID, "its_origin", run.Origin)
-		default:
-			resumed = true
-			msgs = append(msgs, fmt.Sprintf("resuming run %d (%s, %d listed, %d applied)", run.ID, run.Phase, run.Listed, run.Applied))
-			log.Info("backfill: resuming", "run", run.ID, "phase", run.Phase, "cursor", run.Cursor, "listed", run.Listed, "applied", run.Applied)
+	run, err = r.Store.UnfinishedBackfillRun(ctx, kind)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return Summary{}, fmt.Errorf("backfill: find an unfinished %s run: %w", kind, err)
+	case run.Origin != origin:
+		log.Info("backfill: an unfinished run of another origin is left for it", "run", run.ID, "its_origin", run.Origin)
+	case req.Restart:
+		// Ended as it is, so that a later Run does not resume it.
+		if err := r.Store.AdvanceBackfillRun(ctx, run.ID, run.Applied, nil, true); err != nil {
+			log.Warn("backfill: restart: could not end the unfinished run", "run", run.ID, "err", err)
+		} else {
+			msgs = append(msgs, fmt.Sprintf("restarted: unfinished run %d abandoned", run.ID))
+			log.Info("backfill: restart: abandoned the unfinished run", "run", run.ID, "phase", run.Phase)
 		}
+	default:
+		resumed = true
+		msgs = append(msgs, fmt.Sprintf("resuming run %d (%s, %d listed, %d applied)", run.ID, run.Phase, run.Listed, run.Applied))
+		log.Info("backfill: resuming", "run", run.ID, "phase", run.Phase, "cursor", run.Cursor, "listed", run.Listed, "applied", run.Applied)
 	}
 	if !resumed {
 		now := r.now()
