@@ -20,6 +20,12 @@ var ErrNotFound = errors.New("not found at Stripe")
 // events parked past their deadline. It is safe for concurrent use.
 type Client struct {
 	api *client.API
+	key string
+	// list makes the list calls (list.go): the same configuration as
+	// api's backend but without stripe-go's own retries, which ListEvents
+	// and ListObjects do themselves (rate limit, Retry-After).
+	list stripego.Backend
+	lim  listLimiter
 }
 
 // NewClient returns a client using key; apiURL, when not empty, replaces
@@ -33,9 +39,15 @@ func NewClient(key, apiURL string, log *slog.Logger) *Client {
 	if apiURL != "" {
 		cfg.URL = stripego.String(apiURL)
 	}
-	return &Client{api: client.New(key, &stripego.Backends{
-		API: stripego.GetBackendWithConfig(stripego.APIBackend, cfg),
-	})}
+	listCfg := *cfg
+	listCfg.MaxNetworkRetries = stripego.Int64(0)
+	return &Client{
+		api: client.New(key, &stripego.Backends{
+			API: stripego.GetBackendWithConfig(stripego.APIBackend, cfg),
+		}),
+		key:  key,
+		list: stripego.GetBackendWithConfig(stripego.APIBackend, &listCfg),
+	}
 }
 
 // FetchSubscription returns the subscription as Stripe has it now (see
