@@ -32,7 +32,7 @@ type BackfillRun struct {
 	Origin string
 	// Since and Until bound the events listed by their created time.
 	Since, Until time.Time
-	Phase       string
+	Phase        string
 	// Cursor is where listing continues: the provider's cursor of the next
 	// page ("" before the first), and for an import also which object type
 	// (the caller's encoding).
