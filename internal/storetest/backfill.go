@@ -439,8 +439,8 @@ func testBackfillAdvanceCounts(t *testing.T, s store.BackfillStore) {
 	}{
 		{3, map[string]int64{"applied": 2, "duplicate": 1}},
 		{5, map[string]int64{"applied": 1, "parked": 1}},
-		{4, map[string]int64{"failed": 1}}, // stale: applied stays 5
 		{5, nil},
+		{4, map[string]int64{"failed": 1}}, // stale: applied stays 5
 	}
 	for _, st := range steps {
 		if err := s.AdvanceBackfillRun(ctx, r.ID, st.applied, st.counts, false); err != nil {
