@@ -96,3 +96,19 @@ type BackfillStore interface {
 	// ReleaseLease gives the lease up if owner holds it.
 	ReleaseLease(ctx context.Context, name, owner string) error
 }
+
+// Backfills returns the BackfillStore of s: s itself, or the store a
+// wrapper (such as store/batch, which has an Inner method) wraps.
+func Backfills(s Store) (BackfillStore, bool) {
+	for s != nil {
+		if bs, ok := s.(BackfillStore); ok {
+			return bs, true
+		}
+		w, ok := s.(interface{ Inner() Store })
+		if !ok {
+			break
+		}
+		s = w.Inner()
+	}
+	return nil, false
+}

@@ -128,3 +128,32 @@ func TestKeepMeasured(t *testing.T) {
 		t.Errorf("KeepMeasured: got %v, want %v", got, want)
 	}
 }
+
+// backfillBackend is a Store that runs backfills; wrapper wraps a Store as
+// store/batch does.
+type (
+	backfillBackend struct {
+		Store
+		BackfillStore
+	}
+	wrapper struct{ Store }
+)
+
+func (w wrapper) Inner() Store { return w.Store }
+
+func TestBackfills(t *testing.T) {
+	t.Parallel()
+	b := backfillBackend{}
+	if got, ok := Backfills(b); !ok || got != BackfillStore(b) {
+		t.Errorf("Backfills(backend) = %v, %v; want the backend", got, ok)
+	}
+	if got, ok := Backfills(wrapper{wrapper{b}}); !ok || got != BackfillStore(b) {
+		t.Errorf("Backfills(wrapped twice) = %v, %v; want the backend", got, ok)
+	}
+	if got, ok := Backfills(wrapper{}); ok || got != nil {
+		t.Errorf("Backfills(wrapper of nil) = %v, %v; want nil, false", got, ok)
+	}
+	if got, ok := Backfills(nil); ok || got != nil {
+		t.Errorf("Backfills(nil) = %v, %v; want nil, false", got, ok)
+	}
+}

@@ -36,6 +36,24 @@ func TestDeliveryContract(t *testing.T) {
 	storetest.RunDelivery(t, func(t *testing.T) store.Store { return pgtest.NewStore(t) })
 }
 
+// TestBackfillContract runs the backend-independent backfill contract
+// tests; the shared ones open a second store on the same database.
+func TestBackfillContract(t *testing.T) {
+	t.Parallel()
+	storetest.RunBackfill(t, func(t *testing.T) store.Store { return pgtest.NewStore(t) })
+	storetest.RunBackfillShared(t, func(t *testing.T) (store.Store, func() store.Store) {
+		s, url := setup(t)
+		return s, func() store.Store {
+			another, err := postgres.Open(t.Context(), url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(another.Close)
+			return another
+		}
+	})
+}
+
 // TestDeliveryEnqueueTwoStores calls Enqueue for one endpoint from two
 // stores on one database, as two members would: nothing is enqueued twice.
 func TestDeliveryEnqueueTwoStores(t *testing.T) {

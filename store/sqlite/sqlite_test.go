@@ -71,6 +71,20 @@ func TestDeliveryContract(t *testing.T) {
 	})
 }
 
+// TestBackfillContract runs the backend-independent backfill contract
+// tests; the shared ones open a second store in the same directory.
+func TestBackfillContract(t *testing.T) {
+	t.Parallel()
+	storetest.RunBackfill(t, func(t *testing.T) store.Store {
+		s, _ := setup(t)
+		return s
+	})
+	storetest.RunBackfillShared(t, func(t *testing.T) (store.Store, func() store.Store) {
+		s, dir := setup(t)
+		return s, func() store.Store { return open(t, dir) }
+	})
+}
+
 // appliedMigrations returns the versions recorded in schema_migrations,
 // read through a connection of the test's own.
 func appliedMigrations(t *testing.T, dir string) []int {
