@@ -2,10 +2,12 @@ package customer
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -90,19 +92,29 @@ func tamper(t *testing.T, st store.Store, cus string, change func(*State)) {
 	}
 }
 
-func reprojectedNotes(t *testing.T, st store.Store, cus string) []store.Notification {
+// reprojectedNotes returns a customer's customer.reprojected
+// notifications, waiting (a little) until at least want are readable: a
+// notification becomes readable once every older transaction has ended,
+// which tests running in parallel can delay.
+func reprojectedNotes(t *testing.T, st store.Store, cus string, want int) []store.Notification {
 	t.Helper()
-	notes, err := st.ReadNotifications(t.Context(), "", cus, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []store.Notification
-	for _, n := range notes {
-		if n.Kind == ReprojectKind {
-			out = append(out, n)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		notes, err := st.ReadNotifications(t.Context(), "", cus, 1000)
+		if err != nil {
+			t.Fatal(err)
 		}
+		var out []store.Notification
+		for _, n := range notes {
+			if n.Kind == ReprojectKind {
+				out = append(out, n)
+			}
+		}
+		if len(out) >= want || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return out
 }
 
 // consumerView is what consumers see of a state: its projection without
@@ -181,7 +193,7 @@ func TestReprojectRepairsAlteredStates(t *testing.T) {
 			if err != nil || c.Version != stored[cus].Version || !bytes.Equal(c.State, stored[cus].State) {
 				t.Fatalf("dry run wrote %s: version %d→%d (%v)", cus, stored[cus].Version, c.Version, err)
 			}
-			if n := reprojectedNotes(t, st, cus); len(n) != 0 {
+			if n := reprojectedNotes(t, st, cus, 0); len(n) != 0 {
 				t.Fatalf("dry run notified %s: %d", cus, len(n))
 			}
 		}
@@ -213,7 +225,7 @@ func TestReprojectRepairsAlteredStates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			notes := reprojectedNotes(t, st, cus)
+			notes := reprojectedNotes(t, st, cus, min(len(want[cus]), 1))
 			if want[cus] == nil {
 				if c.Version != stored[cus].Version || !bytes.Equal(c.State, stored[cus].State) || len(notes) != 0 {
 					t.Fatalf("%s untouched: store version %d→%d, %d notifications", cus, stored[cus].Version, c.Version, len(notes))
@@ -262,7 +274,7 @@ func TestReprojectRepairsAlteredStates(t *testing.T) {
 				}
 			}
 			after, _ := st.GetCustomer(ctx, cus)
-			if after.Version != before.Version || len(reprojectedNotes(t, st, cus)) != map[bool]int{true: 1, false: 0}[want[cus] != nil] {
+			if after.Version != before.Version || len(reprojectedNotes(t, st, cus, min(len(want[cus]), 1))) != min(len(want[cus]), 1) {
 				t.Fatalf("second run %s wrote", cus)
 			}
 		}
@@ -316,4 +328,50 @@ func TestDiffOrderAndPaths(t *testing.T) {
 	if d := Diff(re, re); d != nil {
 		t.Fatalf("Diff of equal states: %+v", d)
 	}
+}
+
+// subFetcher answers every subscription with status.
+type subFetcher struct{ status string }
+
+func (f subFetcher) FetchSubscription(_ context.Context, id, _ string) (*stripe.Subscription, error) {
+	return &stripe.Subscription{ID: id, Status: f.status, CurrentPeriodEnd: 1_800_000_000}, nil
+}
+
+// Events released by a resolution (the subscription fetched from the
+// provider, or synthesized) recompute to the live state: nothing to
+// repair, whether or not later events changed the subscription.
+func TestReprojectAfterResolution(t *testing.T) {
+	eachStore(t, func(t *testing.T, st store.Store) {
+		ctx := t.Context()
+		for _, tc := range []struct {
+			cus     string
+			fetcher SubscriptionFetcher
+		}{{"cus_fetched", subFetcher{"trialing"}}, {"cus_synth", nil}} {
+			p := NewProcessor(tc.cus, st, discard, nil)
+			hist := history(t, tc.cus, 1_700_000_000, true)
+			for _, env := range hist[:3] { // created, updated, the invoice (parked)
+				if _, err := p.Apply(ctx, env, env.GetRouting()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n, err := p.Resolve(ctx, time.Now().Add(time.Hour), time.Now(), tc.fetcher); err != nil || n != 1 {
+				t.Fatalf("%s: Resolve: %d, %v", tc.cus, n, err)
+			}
+			check := func(when string) {
+				t.Helper()
+				res, err := NewProcessor(tc.cus, st, discard, nil).Reproject(ctx, true)
+				if err != nil || res.Changed {
+					t.Fatalf("%s %s: %+v, %v; want nothing to repair", tc.cus, when, res, err)
+				}
+			}
+			check("after the resolution")
+			// A subscription event created after the resolution.
+			env := stripeEvent(t, "evt_"+tc.cus+"_late", "customer.subscription.updated", time.Now().Unix()+60,
+				map[string]any{"id": "sub_" + tc.cus, "object": "subscription", "customer": tc.cus, "status": "active"})
+			if res, err := p.Apply(ctx, env, env.GetRouting()); err != nil || res.Status != store.StatusApplied {
+				t.Fatalf("%s: late update: %+v, %v", tc.cus, res, err)
+			}
+			check("after a later subscription event")
+		}
+	})
 }
