@@ -460,6 +460,36 @@ func (s *System) Apply(ctx context.Context, customerID string, req *grainpb.Appl
 	return s.queues.apply(ctx, customerID, req, s.send)
 }
 
+// Reproject asks a customer's grain to recompute its state from its
+// stored events and, unless dryRun, to repair what differs (see
+// customer.Processor.Reproject); it runs in the grain's turn, after the
+// customer's events before it. It bypasses the apply queue. The request
+// may run until ctx's deadline, or RequestTimeout when that is later or
+// ctx has none, all of it in one attempt, so that a slow recomputation
+// is not sent again (a second request would find nothing left to change
+// and report so). An error the grain answers becomes the returned error.
+func (s *System) Reproject(ctx context.Context, customerID string, dryRun bool) (*grainpb.ReprojectResponse, error) {
+	c := s.current()
+	if c == nil {
+		return nil, ErrNotStarted
+	}
+	overall := s.cfg.RequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		overall = max(overall, time.Until(dl))
+	}
+	client := grainpb.GetCustomerGrainGrainClient(c, customerID)
+	resp, err := request(ctx, &s.life, c, customerID, overall, overall, func(timeout time.Duration) (*grainpb.ReprojectResponse, error) {
+		return client.Reproject(&grainpb.ReprojectRequest{DryRun: dryRun}, callOptions(timeout)...)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reproject customer %s: %w", customerID, err)
+	}
+	if resp.GetError() != "" {
+		return resp, fmt.Errorf("reproject customer %s: %s", customerID, resp.GetError())
+	}
+	return resp, nil
+}
+
 // send delivers queued events to their customer's grain: one as Apply,
 // several as ApplyBatch. It returns one answer per event.
 func (s *System) send(ctx context.Context, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hookd/hookd/internal/grainpb"
 	"github.com/hookd/hookd/internal/loglimit"
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
 
@@ -152,4 +153,31 @@ func (g *grain) Resolve(req *grainpb.ResolveRequest, _ cluster.GrainContext) (*g
 		g.deps.Logger.InfoContext(ctx, "parked events resolved after deadline", "customer_id", loglimit.String(g.proc.id), "released", n)
 	}
 	return &grainpb.ResolveResponse{Released: int32(n)}, nil
+}
+
+// ReprojectTimeout bounds the store work of one Reproject (reading every
+// event of the customer), or Deps.ApplyTimeout if that is longer.
+const ReprojectTimeout = time.Minute
+
+// Reproject recomputes the customer's state from its stored events and,
+// unless dry_run, repairs it (see Processor.Reproject). It runs from the
+// grain's mailbox, like Apply, so it never races with the customer's live
+// events. A failure is an answer (ReprojectResponse.Error).
+func (g *grain) Reproject(req *grainpb.ReprojectRequest, _ cluster.GrainContext) (*grainpb.ReprojectResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), max(g.deps.ApplyTimeout, ReprojectTimeout))
+	defer cancel()
+	res, err := g.proc.Reproject(ctx, req.GetDryRun())
+	if err != nil {
+		g.deps.Logger.WarnContext(ctx, "reproject failed", "customer_id", loglimit.String(g.proc.id), "err", loglimit.Err(err))
+		return &grainpb.ReprojectResponse{Error: err.Error()}, nil
+	}
+	if res.NewVersion != res.Version {
+		g.deps.Logger.InfoContext(ctx, "customer reprojected", "customer_id", loglimit.String(g.proc.id),
+			"version", res.NewVersion, "changes", len(res.Changes))
+	}
+	resp := &grainpb.ReprojectResponse{Changed: res.Changed, Version: res.Version, NewVersion: res.NewVersion}
+	for _, c := range res.Changes {
+		resp.Changes = append(resp.Changes, &hookdv1.FieldChange{Path: c.Path, Live: c.Live, Recomputed: c.Recomputed})
+	}
+	return resp, nil
 }

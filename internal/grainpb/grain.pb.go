@@ -357,11 +357,137 @@ func (x *ApplyBatchResponse) GetResponses() []*ApplyResponse {
 	return nil
 }
 
+type ReprojectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Report what differs and change nothing.
+	DryRun        bool `protobuf:"varint,1,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReprojectRequest) Reset() {
+	*x = ReprojectRequest{}
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReprojectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReprojectRequest) ProtoMessage() {}
+
+func (x *ReprojectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReprojectRequest.ProtoReflect.Descriptor instead.
+func (*ReprojectRequest) Descriptor() ([]byte, []int) {
+	return file_hookd_internal_grain_v1_grain_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReprojectRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type ReprojectResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The live state differs from the recomputed one (see changes).
+	Changed bool `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	// The live state's version.
+	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// The version after the call: version + 1 when the repair was
+	// committed, else version.
+	NewVersion int64             `protobuf:"varint,3,opt,name=new_version,json=newVersion,proto3" json:"new_version,omitempty"`
+	Changes    []*v1.FieldChange `protobuf:"bytes,4,rep,name=changes,proto3" json:"changes,omitempty"`
+	// Set when reprojecting failed; nothing was written.
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReprojectResponse) Reset() {
+	*x = ReprojectResponse{}
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReprojectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReprojectResponse) ProtoMessage() {}
+
+func (x *ReprojectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookd_internal_grain_v1_grain_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReprojectResponse.ProtoReflect.Descriptor instead.
+func (*ReprojectResponse) Descriptor() ([]byte, []int) {
+	return file_hookd_internal_grain_v1_grain_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ReprojectResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+func (x *ReprojectResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ReprojectResponse) GetNewVersion() int64 {
+	if x != nil {
+		return x.NewVersion
+	}
+	return 0
+}
+
+func (x *ReprojectResponse) GetChanges() []*v1.FieldChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ReprojectResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_hookd_internal_grain_v1_grain_proto protoreflect.FileDescriptor
 
 const file_hookd_internal_grain_v1_grain_proto_rawDesc = "" +
 	"\n" +
-	"#hookd/internal/grain/v1/grain.proto\x12\x17hookd.internal.grain.v1\x1a\x17hookd/v1/envelope.proto\"p\n" +
+	"#hookd/internal/grain/v1/grain.proto\x12\x17hookd.internal.grain.v1\x1a\x14hookd/v1/admin.proto\x1a\x17hookd/v1/envelope.proto\"p\n" +
 	"\fApplyRequest\x12.\n" +
 	"\benvelope\x18\x01 \x01(\v2\x12.hookd.v1.EnvelopeR\benvelope\x12\x18\n" +
 	"\arouting\x18\x02 \x01(\tR\arouting\x12\x16\n" +
@@ -380,12 +506,22 @@ const file_hookd_internal_grain_v1_grain_proto_rawDesc = "" +
 	"\x11ApplyBatchRequest\x12A\n" +
 	"\brequests\x18\x01 \x03(\v2%.hookd.internal.grain.v1.ApplyRequestR\brequests\"Z\n" +
 	"\x12ApplyBatchResponse\x12D\n" +
-	"\tresponses\x18\x01 \x03(\v2&.hookd.internal.grain.v1.ApplyResponseR\tresponses2\xac\x02\n" +
+	"\tresponses\x18\x01 \x03(\v2&.hookd.internal.grain.v1.ApplyResponseR\tresponses\"+\n" +
+	"\x10ReprojectRequest\x12\x17\n" +
+	"\adry_run\x18\x01 \x01(\bR\x06dryRun\"\xaf\x01\n" +
+	"\x11ReprojectResponse\x12\x18\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x1f\n" +
+	"\vnew_version\x18\x03 \x01(\x03R\n" +
+	"newVersion\x12/\n" +
+	"\achanges\x18\x04 \x03(\v2\x15.hookd.v1.FieldChangeR\achanges\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error2\x90\x03\n" +
 	"\rCustomerGrain\x12V\n" +
 	"\x05Apply\x12%.hookd.internal.grain.v1.ApplyRequest\x1a&.hookd.internal.grain.v1.ApplyResponse\x12\\\n" +
 	"\aResolve\x12'.hookd.internal.grain.v1.ResolveRequest\x1a(.hookd.internal.grain.v1.ResolveResponse\x12e\n" +
 	"\n" +
-	"ApplyBatch\x12*.hookd.internal.grain.v1.ApplyBatchRequest\x1a+.hookd.internal.grain.v1.ApplyBatchResponseB1Z/github.com/hookd/hookd/internal/grainpb;grainpbb\x06proto3"
+	"ApplyBatch\x12*.hookd.internal.grain.v1.ApplyBatchRequest\x1a+.hookd.internal.grain.v1.ApplyBatchResponse\x12b\n" +
+	"\tReproject\x12).hookd.internal.grain.v1.ReprojectRequest\x1a*.hookd.internal.grain.v1.ReprojectResponseB1Z/github.com/hookd/hookd/internal/grainpb;grainpbb\x06proto3"
 
 var (
 	file_hookd_internal_grain_v1_grain_proto_rawDescOnce sync.Once
@@ -399,7 +535,7 @@ func file_hookd_internal_grain_v1_grain_proto_rawDescGZIP() []byte {
 	return file_hookd_internal_grain_v1_grain_proto_rawDescData
 }
 
-var file_hookd_internal_grain_v1_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_hookd_internal_grain_v1_grain_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_hookd_internal_grain_v1_grain_proto_goTypes = []any{
 	(*ApplyRequest)(nil),       // 0: hookd.internal.grain.v1.ApplyRequest
 	(*ApplyResponse)(nil),      // 1: hookd.internal.grain.v1.ApplyResponse
@@ -407,23 +543,29 @@ var file_hookd_internal_grain_v1_grain_proto_goTypes = []any{
 	(*ResolveResponse)(nil),    // 3: hookd.internal.grain.v1.ResolveResponse
 	(*ApplyBatchRequest)(nil),  // 4: hookd.internal.grain.v1.ApplyBatchRequest
 	(*ApplyBatchResponse)(nil), // 5: hookd.internal.grain.v1.ApplyBatchResponse
-	(*v1.Envelope)(nil),        // 6: hookd.v1.Envelope
+	(*ReprojectRequest)(nil),   // 6: hookd.internal.grain.v1.ReprojectRequest
+	(*ReprojectResponse)(nil),  // 7: hookd.internal.grain.v1.ReprojectResponse
+	(*v1.Envelope)(nil),        // 8: hookd.v1.Envelope
+	(*v1.FieldChange)(nil),     // 9: hookd.v1.FieldChange
 }
 var file_hookd_internal_grain_v1_grain_proto_depIdxs = []int32{
-	6, // 0: hookd.internal.grain.v1.ApplyRequest.envelope:type_name -> hookd.v1.Envelope
+	8, // 0: hookd.internal.grain.v1.ApplyRequest.envelope:type_name -> hookd.v1.Envelope
 	0, // 1: hookd.internal.grain.v1.ApplyBatchRequest.requests:type_name -> hookd.internal.grain.v1.ApplyRequest
 	1, // 2: hookd.internal.grain.v1.ApplyBatchResponse.responses:type_name -> hookd.internal.grain.v1.ApplyResponse
-	0, // 3: hookd.internal.grain.v1.CustomerGrain.Apply:input_type -> hookd.internal.grain.v1.ApplyRequest
-	2, // 4: hookd.internal.grain.v1.CustomerGrain.Resolve:input_type -> hookd.internal.grain.v1.ResolveRequest
-	4, // 5: hookd.internal.grain.v1.CustomerGrain.ApplyBatch:input_type -> hookd.internal.grain.v1.ApplyBatchRequest
-	1, // 6: hookd.internal.grain.v1.CustomerGrain.Apply:output_type -> hookd.internal.grain.v1.ApplyResponse
-	3, // 7: hookd.internal.grain.v1.CustomerGrain.Resolve:output_type -> hookd.internal.grain.v1.ResolveResponse
-	5, // 8: hookd.internal.grain.v1.CustomerGrain.ApplyBatch:output_type -> hookd.internal.grain.v1.ApplyBatchResponse
-	6, // [6:9] is the sub-list for method output_type
-	3, // [3:6] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	9, // 3: hookd.internal.grain.v1.ReprojectResponse.changes:type_name -> hookd.v1.FieldChange
+	0, // 4: hookd.internal.grain.v1.CustomerGrain.Apply:input_type -> hookd.internal.grain.v1.ApplyRequest
+	2, // 5: hookd.internal.grain.v1.CustomerGrain.Resolve:input_type -> hookd.internal.grain.v1.ResolveRequest
+	4, // 6: hookd.internal.grain.v1.CustomerGrain.ApplyBatch:input_type -> hookd.internal.grain.v1.ApplyBatchRequest
+	6, // 7: hookd.internal.grain.v1.CustomerGrain.Reproject:input_type -> hookd.internal.grain.v1.ReprojectRequest
+	1, // 8: hookd.internal.grain.v1.CustomerGrain.Apply:output_type -> hookd.internal.grain.v1.ApplyResponse
+	3, // 9: hookd.internal.grain.v1.CustomerGrain.Resolve:output_type -> hookd.internal.grain.v1.ResolveResponse
+	5, // 10: hookd.internal.grain.v1.CustomerGrain.ApplyBatch:output_type -> hookd.internal.grain.v1.ApplyBatchResponse
+	7, // 11: hookd.internal.grain.v1.CustomerGrain.Reproject:output_type -> hookd.internal.grain.v1.ReprojectResponse
+	8, // [8:12] is the sub-list for method output_type
+	4, // [4:8] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_hookd_internal_grain_v1_grain_proto_init() }
@@ -437,7 +579,7 @@ func file_hookd_internal_grain_v1_grain_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookd_internal_grain_v1_grain_proto_rawDesc), len(file_hookd_internal_grain_v1_grain_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -64,6 +64,7 @@ type CustomerGrain interface {
 	Apply(req *ApplyRequest, ctx cluster.GrainContext) (*ApplyResponse, error)
 	Resolve(req *ResolveRequest, ctx cluster.GrainContext) (*ResolveResponse, error)
 	ApplyBatch(req *ApplyBatchRequest, ctx cluster.GrainContext) (*ApplyBatchResponse, error)
+	Reproject(req *ReprojectRequest, ctx cluster.GrainContext) (*ReprojectResponse, error)
 }
 
 // CustomerGrainGrainClient holds the base data for the CustomerGrainGrain
@@ -142,6 +143,33 @@ func (g *CustomerGrainGrainClient) ApplyBatch(r *ApplyBatchRequest, opts ...clus
 	}
 	switch msg := resp.(type) {
 	case *ApplyBatchResponse:
+		return msg, nil
+	case *cluster.GrainErrorResponse:
+		if msg == nil {
+			return nil, nil
+		}
+		return nil, msg
+	default:
+		return nil, fmt.Errorf("unknown response type %T", resp)
+	}
+}
+
+// Reproject requests the execution on to the cluster with CallOptions
+func (g *CustomerGrainGrainClient) Reproject(r *ReprojectRequest, opts ...cluster.GrainCallOption) (*ReprojectResponse, error) {
+	if g.cluster.Config.RequestLog {
+		g.cluster.Logger().Info("Requesting", slog.String("identity", g.Identity), slog.String("kind", "CustomerGrain"), slog.String("method", "Reproject"), slog.Any("request", r))
+	}
+	bytes, err := proto.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	reqMsg := &cluster.GrainRequest{MethodIndex: 3, MessageData: bytes}
+	resp, err := g.cluster.Request(g.Identity, "CustomerGrain", reqMsg, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("error request: %w", err)
+	}
+	switch msg := resp.(type) {
+	case *ReprojectResponse:
 		return msg, nil
 	case *cluster.GrainErrorResponse:
 		if msg == nil {
@@ -235,6 +263,26 @@ func (a *CustomerGrainActor) Receive(ctx actor.Context) {
 			}
 
 			r0, err := a.inner.ApplyBatch(req, a.ctx)
+			if err != nil {
+				resp := cluster.FromError(err)
+				ctx.Respond(resp)
+				return
+			}
+			ctx.Respond(r0)
+		case 3:
+			req := &ReprojectRequest{}
+			err := proto.Unmarshal(msg.MessageData, req)
+			if err != nil {
+				ctx.Logger().Error("[Grain] Reproject(ReprojectRequest) proto.Unmarshal failed.", slog.Any("error", err))
+				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
+					WithMetadata(map[string]string{
+						"argument": req.String(),
+					})
+				ctx.Respond(resp)
+				return
+			}
+
+			r0, err := a.inner.Reproject(req, a.ctx)
 			if err != nil {
 				resp := cluster.FromError(err)
 				ctx.Respond(resp)

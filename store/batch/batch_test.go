@@ -627,3 +627,11 @@ func TestLifecycle(t *testing.T) {
 		}
 	})
 }
+
+// A batch over a backend that cannot list customers says so.
+func TestListCustomerIDsUnsupported(t *testing.T) {
+	s := newBatch(t, &fakeStore{}, batch.Config{})
+	if _, err := s.ListCustomerIDs(t.Context(), "", 10); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("ListCustomerIDs over a backend without it: %v, want ErrUnsupported", err)
+	}
+}
