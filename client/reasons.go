@@ -64,6 +64,9 @@ const (
 	// ReasonNotRedeliverable: Redeliver of a delivery that has not failed
 	// (FAILED_PRECONDITION).
 	ReasonNotRedeliverable = "NOT_REDELIVERABLE"
+	// ReasonNotConfigured: the member lacks what the call needs, e.g.
+	// Backfill without --stripe-api-key (FAILED_PRECONDITION).
+	ReasonNotConfigured = "NOT_CONFIGURED"
 	// ReasonAlreadyExists: the ID asked for is taken (ALREADY_EXISTS).
 	ReasonAlreadyExists = "ALREADY_EXISTS"
 	// ReasonInternal: hookd failed in a way the caller cannot fix; the

@@ -37,8 +37,9 @@ const (
 	// reads, NotificationService and server reflection.
 	ScopeRead
 	// ScopeAdmin allows calls that change stored data on request
-	// (EventService.ReplayEvent) and every EndpointService call (they
-	// manage where notifications go, and reveal signing secrets).
+	// (EventService.ReplayEvent), every EndpointService call (they
+	// manage where notifications go, and reveal signing secrets) and
+	// AdminService (backfill and re-projection).
 	ScopeAdmin
 
 	// ScopeAll is every scope (what --admin-token grants).
@@ -96,6 +97,8 @@ var methodScopes = map[string]Scopes{
 	hookdv1.EventService_GetEvent_FullMethodName:                           ScopeRead,
 	hookdv1.EventService_ReplayEvent_FullMethodName:                        ScopeAdmin,
 	hookdv1.NotificationService_Subscribe_FullMethodName:                   ScopeRead,
+	hookdv1.AdminService_Backfill_FullMethodName:                           ScopeAdmin,
+	hookdv1.AdminService_Reproject_FullMethodName:                          ScopeAdmin,
 	hookdv1.EndpointService_CreateEndpoint_FullMethodName:                  ScopeAdmin,
 	hookdv1.EndpointService_GetEndpoint_FullMethodName:                     ScopeAdmin,
 	hookdv1.EndpointService_ListEndpoints_FullMethodName:                   ScopeAdmin,

@@ -108,7 +108,9 @@ func TestAuthEveryRegisteredMethodHasAScope(t *testing.T) {
 	var st struct{ store.Store }
 	var ds struct{ store.DeliveryStore }
 	endpoints := &EndpointConfig{Store: ds, CheckURL: func(context.Context, string) error { return nil }}
-	if _, err := Register(srv, Config{Store: st, Actors: nopApplier{}, Wakeup: NewWakeup(), Endpoints: endpoints}); err != nil {
+	var cl struct{ store.CustomerLister }
+	admin := &AdminConfig{Reproject: nopReprojector{}, Customers: cl}
+	if _, err := Register(srv, Config{Store: st, Actors: nopApplier{}, Wakeup: NewWakeup(), Endpoints: endpoints, Admin: admin}); err != nil {
 		t.Fatal(err)
 	}
 	info := srv.GetServiceInfo()
@@ -130,6 +132,12 @@ func TestAuthEveryRegisteredMethodHasAScope(t *testing.T) {
 			t.Errorf("methodScopes lists %s, which is not registered", name)
 		}
 	}
+}
+
+type nopReprojector struct{}
+
+func (nopReprojector) Reproject(context.Context, string, bool) (*grainpb.ReprojectResponse, error) {
+	return nil, nil
 }
 
 func callCtx(token string) context.Context {

@@ -58,6 +58,10 @@ type Config struct {
 	MaxStreams int
 	// Endpoints, when set, registers EndpointService (push delivery).
 	Endpoints *EndpointConfig
+	// Admin, when set, registers AdminService (backfill, re-projection).
+	// Its Backfill may be set later, with Registered.Admin.UseBackfill
+	// (it needs Registered.IngestRaw).
+	Admin *AdminConfig
 }
 
 // DefaultMaxStreams is Config.MaxStreams when it is not set.
@@ -78,6 +82,12 @@ type Registered struct {
 	// each stream polls the store itself; the caller starts it, and stops
 	// it after the gRPC server.
 	Broadcaster *Broadcaster
+	// Admin is the AdminService registered (nil without Config.Admin).
+	Admin *AdminServer
+
+	deliverer  deliverer
+	maxPayload int64
+	tolerance  time.Duration
 }
 
 // Register installs every hookd.v1 service, grpc.health.v1 and server
@@ -118,11 +128,20 @@ func Register(srv *grpc.Server, cfg Config) (*Registered, error) {
 		}
 		hookdv1.RegisterEndpointServiceServer(srv, NewEndpointServer(*e, cfg.Store.ValidateCursor))
 	}
+	var admin *AdminServer
+	if a := cfg.Admin; a != nil {
+		if a.Reproject == nil || a.Customers == nil {
+			return nil, errors.New("services: Admin needs Reproject and Customers")
+		}
+		admin = &AdminServer{cfg: *a}
+		hookdv1.RegisterAdminServiceServer(srv, admin)
+	}
 	hs := health.NewServer()
 	setServing(hs, true)
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
-	return &Registered{Health: hs, LocalIngest: localIngest{ingest, cfg.Logger}, Broadcaster: bc}, nil
+	return &Registered{Health: hs, LocalIngest: localIngest{ingest, cfg.Logger}, Broadcaster: bc, Admin: admin,
+		deliverer: d, maxPayload: cfg.MaxPayloadBytes, tolerance: cfg.Tolerance}, nil
 }
 
 // localIngest is an IngestServiceClient that calls the server in-process.

@@ -84,6 +84,7 @@ func backfillCmd(ctx context.Context, args []string, getenv func(string) string,
 	}
 	bar := newProgressLine(stdout)
 	var last *hookdv1.BackfillProgress
+	said := ""
 	for {
 		p, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -93,8 +94,9 @@ func backfillCmd(ctx context.Context, args []string, getenv func(string) string,
 			bar.end()
 			return fmt.Errorf("backfill: %w", err)
 		}
-		if p.GetMessage() != "" {
-			bar.note(p.GetMessage())
+		if m := p.GetMessage(); m != "" && m != said {
+			bar.note(m)
+			said = m
 		}
 		last = p
 		if p.GetPhase() == "listing" {

@@ -22,6 +22,11 @@ const (
 // flag and a HOOKD_* environment twin (flag --grpc-addr ↔ HOOKD_GRPC_ADDR);
 // a flag given on the command line wins over the environment.
 type config struct {
+	// ReconcileInterval is how often a member with an API key lists
+	// Stripe's events to find the missed ones (0: never).
+	ReconcileInterval time.Duration
+	// StripeAPIRate bounds the backfill's Stripe API requests per second.
+	StripeAPIRate float64
 	// Delivery is push delivery's configuration (--delivery-*).
 	Delivery deliveryConfig
 	// DatabaseURL selects the store: a postgres:// URL selects PostgreSQL.
@@ -147,6 +152,8 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	secrets := fs.String("stripe-webhook-secret", "", "Stripe webhook signing secrets, comma-separated; any of them is accepted")
 	fs.StringVar(&c.StripeAPIKey, "stripe-api-key", "", "Stripe API key, to fetch what an event parked past its deadline waits for (optional)")
 	fs.StringVar(&c.StripeAPIURL, "stripe-api-url", "", "Stripe API base URL (default https://api.stripe.com; for tests and stripe-mock)")
+	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", 10*time.Minute, "with --stripe-api-key: list Stripe's events since the last reconciliation at start and this often, and apply those hookd does not have (one member at a time; 0: off)")
+	fs.Float64Var(&c.StripeAPIRate, "stripe-api-rate", 20, "most Stripe API list requests per second a backfill or reconciliation makes (Stripe allows 25/s in test mode, 100/s live)")
 	fs.DurationVar(&c.ParkDeadline, "park-deadline", 30*time.Second, "how long an event may wait for its prerequisite before hookd resolves it")
 	fs.StringVar(&c.Cluster, "cluster", "local", "cluster membership: local (one process), etcd, or k8s")
 	etcd := fs.String("etcd-endpoints", "", "etcd endpoints, comma-separated (with --cluster etcd)")

@@ -168,7 +168,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 			services.MaxRecvMsgSize(cfg.MaxBodyBytes), drain.ServerOption()), tlsSet.grpcServerOptions()...)...)
 		reg, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log,
 			MaxPayloadBytes: cfg.MaxBodyBytes, Tolerance: cfg.Tolerance, MaxStreams: cfg.MaxStreams,
-			Endpoints: endpointsConfig(cfg, st)})
+			Endpoints: endpointsConfig(cfg, st), Admin: adminConfig(st, sys)})
 		if err != nil {
 			return err
 		}
@@ -180,6 +180,18 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 		}
 		if engine != nil {
 			defer engine.Stop()
+		}
+		// Self-repair from the Stripe API: AdminService.Backfill, and the
+		// reconciler (stopped before the actors: defers run last first).
+		bf, rec, err := startSelfRepair(ctx, cfg, st, reg, log, metrics)
+		if err != nil {
+			return err
+		}
+		if reg.Admin != nil {
+			reg.Admin.UseBackfill(bf)
+		}
+		if rec != nil {
+			defer rec.Stop()
 		}
 		// Stopped after the gRPC server (defers run last first), so that
 		// it stops no stream that shutdown lets finish.
