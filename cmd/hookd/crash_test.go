@@ -30,14 +30,28 @@ func init() {
 	}
 }
 
+// handedOut holds the addresses freeAddr returned: the kernel may give a
+// port that was just closed to the next listener on :0, so that two calls
+// in a row (a test's gRPC and admin addresses) returned the same one.
+var handedOut sync.Map
+
+// freeAddr returns a loopback address free now and not returned before in
+// this test binary.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no loopback port that was not handed out before")
+	return ""
 }
 
 // process is a hookd child process.
