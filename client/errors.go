@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -131,6 +132,13 @@ func convert(err error) error {
 				e.RetryDelay = d.GetRetryDelay().AsDuration()
 			}
 		}
+	}
+	// The one answer hookd cannot give a reason: gRPC's transport refuses
+	// a message over the server's (or this client's) size limit before
+	// any hookd code runs. Named here, so that callers can branch on it
+	// as on every other.
+	if e.Reason == "" && st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "message larger than max") {
+		e.Reason = ReasonMessageTooLarge
 	}
 	return e
 }

@@ -69,6 +69,12 @@ const (
 	ReasonNotConfigured = "NOT_CONFIGURED"
 	// ReasonAlreadyExists: the ID asked for is taken (ALREADY_EXISTS).
 	ReasonAlreadyExists = "ALREADY_EXISTS"
+	// ReasonMessageTooLarge: a request (or answer) over gRPC's message
+	// size limit: hookd accepts requests up to --max-body-bytes plus 64
+	// KiB (RESOURCE_EXHAUSTED). gRPC's transport refuses such a message
+	// before hookd sees it, so the status carries no ErrorInfo: this
+	// package derives the reason from the code and gRPC's message.
+	ReasonMessageTooLarge = "MESSAGE_TOO_LARGE"
 	// ReasonInternal: hookd failed in a way the caller cannot fix; the
 	// message says only "internal error", the server logs the cause
 	// (INTERNAL).

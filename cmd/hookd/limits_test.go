@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hookd/hookd/client"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
 )
@@ -132,8 +133,8 @@ func TestPoisonEventsHurtNoOther(t *testing.T) {
 		// A message past the body limit and its margin is refused by gRPC.
 		env, _ := stripe.DecodeEnvelope(customerEvent("evt_huge", "customer.created", "cus_huge", now, "h@example.com"))
 		env.Payload = make([]byte, 3<<20)
-		if _, err := h.ingest().Ingest(ctx, &hookdv1.IngestRequest{Envelope: env}); status.Code(err) != codes.ResourceExhausted {
-			t.Errorf("3 MiB Ingest: %v, want ResourceExhausted (the limit is --max-body-bytes, not gRPC's 4 MiB)", err)
+		if _, err := h.ingest().Ingest(ctx, &hookdv1.IngestRequest{Envelope: env}); status.Code(err) != codes.ResourceExhausted || client.ReasonOf(err) != client.ReasonMessageTooLarge {
+			t.Errorf("3 MiB Ingest: %v (reason %q), want ResourceExhausted, %s (the limit is --max-body-bytes, not gRPC's 4 MiB)", err, client.ReasonOf(err), client.ReasonMessageTooLarge)
 		}
 		poisoned = append(poisoned, "evt_huge")
 
