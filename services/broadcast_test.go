@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/internal/storetest/backends"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -21,7 +23,6 @@ import (
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/postgres/pgtest"
-	"github.com/hookd/hookd/store/sqlite"
 )
 
 // streamSetup is a NotificationServer on a real store behind a gRPC
@@ -143,22 +144,7 @@ func follow(ctx context.Context, s *streamSetup, customerID string, n, resumeEve
 }
 
 func forEachStore(t *testing.T, f func(t *testing.T, st store.Store)) {
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		f(t, pgtest.NewStore(t))
-	})
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		st, err := sqlite.Open(t.Context(), t.TempDir(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(st.Close)
-		if err := st.Migrate(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		f(t, st)
-	})
+	backends.Each(t, func(t *testing.T, st backends.Store) { f(t, st) })
 }
 
 // Streams that follow the shared reader — from the start, per customer,

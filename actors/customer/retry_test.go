@@ -5,25 +5,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hookd/hookd/internal/storetest/backends"
+
 	"github.com/hookd/hookd/actors/customer"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
-	"github.com/hookd/hookd/store/postgres/pgtest"
-	"github.com/hookd/hookd/store/sqlite"
 )
 
 // stores returns a fresh store of each kind.
 func stores(t *testing.T) map[string]store.Store {
 	t.Helper()
-	lite, err := sqlite.Open(context.Background(), t.TempDir(), quiet)
-	if err != nil {
-		t.Fatal(err)
+	m := map[string]store.Store{}
+	for _, b := range backends.All {
+		m[b.Name] = b.Open(t)
 	}
-	t.Cleanup(lite.Close)
-	if err := lite.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return map[string]store.Store{"postgres": pgtest.NewStore(t), "sqlite": lite}
+	return m
 }
 
 // A retry of a request (same source and event ID) is answered with the

@@ -10,32 +10,17 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/hookd/hookd/internal/storetest/backends"
+
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/store"
-	"github.com/hookd/hookd/store/postgres/pgtest"
-	"github.com/hookd/hookd/store/sqlite"
 )
 
 // eachStore runs f as a parallel subtest on a fresh PostgreSQL database
 // and on a fresh embedded store.
 func eachStore(t *testing.T, f func(t *testing.T, st store.Store)) {
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		f(t, pgtest.NewStore(t))
-	})
-	t.Run("embedded", func(t *testing.T) {
-		t.Parallel()
-		st, err := sqlite.Open(t.Context(), t.TempDir(), discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(st.Close)
-		if err := st.Migrate(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		f(t, st)
-	})
+	backends.Each(t, func(t *testing.T, st backends.Store) { f(t, st) })
 }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))

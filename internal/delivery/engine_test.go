@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hookd/hookd/internal/startstop"
+	"github.com/hookd/hookd/internal/storetest/backends"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/sqlite"
@@ -663,7 +664,7 @@ func TestEngineDisablesLongFailing(t *testing.T) {
 // where it stood in the schedule, with nothing sent.
 func TestAttemptAfterPauseReleases(t *testing.T) {
 	t.Parallel()
-	e := New(Config{Store: openSQLite(t)})
+	e := New(Config{Store: backends.OpenSQLite(t)})
 	e.endpoints["ep_1"] = store.Endpoint{ID: "ep_1", URL: "http://127.0.0.1:1/", Paused: true}
 	e.inflight["ep_1"], e.running = 1, 1
 	due := time.Now().Add(time.Minute)
@@ -719,13 +720,13 @@ func TestConfigValidate(t *testing.T) {
 	if err := New(Config{}).Start(context.Background()); err == nil {
 		t.Error("Start without a Store succeeded")
 	}
-	if err := New(Config{Store: openSQLite(t), Timeout: time.Minute, Lease: time.Second}).Start(context.Background()); err == nil {
+	if err := New(Config{Store: backends.OpenSQLite(t), Timeout: time.Minute, Lease: time.Second}).Start(context.Background()); err == nil {
 		t.Error("Start with Lease < Timeout succeeded")
 	}
-	if err := New(Config{Store: openSQLite(t), Schedule: []time.Duration{time.Second, -time.Second}}).Start(context.Background()); err == nil {
+	if err := New(Config{Store: backends.OpenSQLite(t), Schedule: []time.Duration{time.Second, -time.Second}}).Start(context.Background()); err == nil {
 		t.Error("Start with a negative Schedule wait succeeded")
 	}
-	if err := New(Config{Store: openSQLite(t), Jitter: 1}).Start(context.Background()); err == nil {
+	if err := New(Config{Store: backends.OpenSQLite(t), Jitter: 1}).Start(context.Background()); err == nil {
 		t.Error("Start with Jitter 1 succeeded")
 	}
 }

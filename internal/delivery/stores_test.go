@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/internal/storetest/backends"
+
 	"github.com/hookd/hookd/internal/storetest"
 	"github.com/hookd/hookd/store"
-	"github.com/hookd/hookd/store/postgres/pgtest"
-	"github.com/hookd/hookd/store/sqlite"
 )
 
 // The engine's tests run against the real stores: PostgreSQL (a fresh
@@ -23,41 +23,10 @@ import (
 // the delivery store the engine works on.
 type backend = storetest.DeliveryBackend
 
-// stores are the backends every engine test runs against.
-var stores = []struct {
-	name string
-	open func(t *testing.T) backend
-}{
-	{"postgres", func(t *testing.T) backend { return pgtest.NewStore(t) }},
-	{"sqlite", openSQLite},
-}
-
-// openSQLite returns a migrated SQLite store in a fresh directory, closed
-// when the test finishes.
-func openSQLite(t *testing.T) backend {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := sqlite.Open(ctx, t.TempDir(), nil)
-	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
-	}
-	t.Cleanup(s.Close)
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("sqlite Migrate: %v", err)
-	}
-	return s
-}
-
 // eachStore runs fn as a parallel subtest per backend, on a fresh store.
 func eachStore(t *testing.T, fn func(t *testing.T, st backend)) {
 	t.Helper()
-	for _, s := range stores {
-		t.Run(s.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, s.open(t))
-		})
-	}
+	backends.Each(t, func(t *testing.T, st backends.Store) { fn(t, st) })
 }
 
 // waker is the engine's Waker in tests: commit wakes it, as the services'

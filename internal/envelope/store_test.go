@@ -3,17 +3,15 @@ package envelope_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/internal/storetest/backends"
+
 	"github.com/hookd/hookd/internal/envelope"
 	"github.com/hookd/hookd/store"
-	"github.com/hookd/hookd/store/postgres/pgtest"
-	"github.com/hookd/hookd/store/sqlite"
 )
 
 // What Check accepts, both stores store and give back byte for byte, and
@@ -27,15 +25,10 @@ import (
 func TestAcceptedTextRoundTripsThroughBothStores(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	lite, err := sqlite.Open(ctx, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
+	stores := map[string]store.Store{}
+	for _, b := range backends.All {
+		stores[b.Name] = b.Open(t)
 	}
-	t.Cleanup(lite.Close)
-	if err := lite.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	stores := map[string]store.Store{"postgres": pgtest.NewStore(t), "sqlite": lite}
 
 	edge := []string{
 		strings.Repeat("x", envelope.MaxTextBytes),
