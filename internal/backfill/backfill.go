@@ -218,6 +218,15 @@ func (r *Runner) Run(ctx context.Context, req Request, progress func(Progress)) 
 		msgs    []string
 	)
 	run, err = r.Store.UnfinishedBackfillRun(ctx, kind)
+	for err == nil && run.Cursor == abandonedCursor {
+		// A restart was interrupted while it abandoned this run: end it
+		// rather than apply what it had listed so far.
+		log.Info("backfill: ending a run a restart abandoned", "run", run.ID)
+		if err = r.abandon(ctx, run); err != nil {
+			return Summary{}, fmt.Errorf("backfill: end abandoned run %d: %w", run.ID, err)
+		}
+		run, err = r.Store.UnfinishedBackfillRun(ctx, kind)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
@@ -225,13 +234,13 @@ func (r *Runner) Run(ctx context.Context, req Request, progress func(Progress)) 
 	case run.Origin != origin:
 		log.Info("backfill: an unfinished run of another origin is left for it", "run", run.ID, "its_origin", run.Origin)
 	case req.Restart:
-		// Ended as it is, so that a later Run does not resume it.
-		if err := r.Store.AdvanceBackfillRun(ctx, run.ID, run.Applied, nil, true); err != nil {
-			log.Warn("backfill: restart: could not end the unfinished run", "run", run.ID, "err", err)
-		} else {
-			msgs = append(msgs, fmt.Sprintf("restarted: unfinished run %d abandoned", run.ID))
-			log.Info("backfill: restart: abandoned the unfinished run", "run", run.ID, "phase", run.Phase)
+		// Ended as it is, so that a later Run does not resume it: if it
+		// cannot be, a new run would hide it only until it ended.
+		if err := r.abandon(ctx, run); err != nil {
+			return Summary{}, fmt.Errorf("backfill: restart: end unfinished run %d: %w", run.ID, err)
 		}
+		msgs = append(msgs, fmt.Sprintf("restarted: unfinished run %d abandoned", run.ID))
+		log.Info("backfill: restart: abandoned the unfinished run", "run", run.ID, "phase", run.Phase)
 	default:
 		resumed = true
 		msgs = append(msgs, fmt.Sprintf("resuming run %d (%s, %d listed, %d applied)", run.ID, run.Phase, run.Listed, run.Applied))
@@ -284,6 +293,24 @@ func (r *Runner) Run(ctx context.Context, req Request, progress func(Progress)) 
 	report(true)
 	log.Info("backfill: done", "counts", run.Counts, "listed", run.Listed)
 	return Summary{RunID: run.ID, Kind: run.Kind, Since: run.Since, Until: run.Until, Resumed: resumed, Counts: counts(run)}, nil
+}
+
+// abandonedCursor is the cursor of a run that a restart abandoned while
+// it was listing (a Stripe cursor or an import's "<kind>:..." cannot be
+// it).
+const abandonedCursor = "hookd:abandoned"
+
+// abandon ends an unfinished run where it is. The store ends only a run
+// in the applying phase, so a run still listing first ends its listing,
+// with abandonedCursor: a Run that finds it so (interrupted between the
+// two) ends it too, rather than apply a partial listing.
+func (r *Runner) abandon(ctx context.Context, run store.BackfillRun) error {
+	if run.Phase == store.BackfillListing {
+		if err := r.Store.StageBackfillPage(ctx, run.ID, nil, abandonedCursor, true); err != nil {
+			return err
+		}
+	}
+	return r.Store.AdvanceBackfillRun(ctx, run.ID, run.Applied, nil, true)
 }
 
 // counts is a run's Counts with CountFetched.
@@ -425,7 +452,9 @@ func (r *Runner) apply(ctx context.Context, log *slog.Logger, run *store.Backfil
 		if err != nil {
 			return fmt.Errorf("backfill: run %d: read staged events after %d: %w", run.ID, run.Applied, err)
 		}
-		done := len(batch) < size
+		// Ended when the last staged event (Ord Listed) is in the batch:
+		// a short batch does not say so, as a store caps the limit.
+		done := len(batch) == 0 || batch[len(batch)-1].Ord >= run.Listed
 		c := make(map[string]int64)
 		applied := run.Applied
 		var stop error
