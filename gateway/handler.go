@@ -88,6 +88,10 @@ type Config struct {
 	// answers 503 with its error when it returns one. It is called with the
 	// probe request's context. Nil means always ready.
 	Ready func(context.Context) error
+
+	// OnReject, when set, is called after a webhook was answered 4xx, with
+	// the status and the answer's reason (onreject.go). Optional.
+	OnReject func(r *http.Request, status int, reason string)
 }
 
 // withDefaults returns a copy of c with defaults applied and Secrets
@@ -164,7 +168,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	// Method checks are done by hand rather than with "POST /path"
 	// patterns so that 405s get a JSON body like every other answer.
-	mux.HandleFunc(StripeWebhookPath, instrument(h.stripeWebhook))
+	mux.HandleFunc(StripeWebhookPath, withOnReject(cfg.OnReject, instrument(h.stripeWebhook)))
 	mux.Handle(HealthzPath, onlyGet(http.HandlerFunc(h.healthz)))
 	mux.Handle(ReadyzPath, onlyGet(http.HandlerFunc(h.readyz)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -77,8 +77,11 @@ func (c config) validateAdmin() error {
 // adminHandler routes the admin listener: /metrics from the default
 // Prometheus registry (the packages' hookd_* and the Go runtime's go_*)
 // and from the process's own (metrics), and pprof.
-func adminHandler(metrics prometheus.Gatherer) http.Handler {
+func adminHandler(metrics prometheus.Gatherer, routes ...adminRoute) http.Handler {
 	mux := http.NewServeMux()
+	for _, rt := range routes { // the console (console.go)
+		mux.Handle(rt.pattern, rt.handler)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, metrics}, promhttp.HandlerOpts{}))
 	// pprof.Index also serves the named profiles under it: heap, goroutine,
 	// allocs, block, mutex, threadcreate.
@@ -94,7 +97,7 @@ func adminHandler(metrics prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "hookd admin listener (no authentication: keep it private)\n  /metrics        Prometheus\n  /debug/pprof/   Go profiles")
+		fmt.Fprintln(w, "hookd admin listener (no authentication: keep it private)\n  /metrics        Prometheus\n  /debug/pprof/   Go profiles\n  /console/       web console (admin token required; members only)")
 	})
 	return mux
 }
@@ -111,8 +114,8 @@ type adminServer struct {
 	stopOnce sync.Once
 }
 
-func newAdminServer(addr string, log *slog.Logger, metrics prometheus.Gatherer) *adminServer {
-	srv := newHTTPServer(adminHandler(metrics), log, nil)
+func newAdminServer(addr string, log *slog.Logger, metrics prometheus.Gatherer, routes ...adminRoute) *adminServer {
+	srv := newHTTPServer(adminHandler(metrics, routes...), log, nil)
 	srv.WriteTimeout = 2 * time.Minute // CPU profiles and traces take their time (?seconds=30 by default)
 	return &adminServer{addr: addr, log: log, srv: srv}
 }
@@ -164,7 +167,7 @@ func (a *adminServer) Stop() {
 }
 
 // startAdmin starts the admin listener cfg asks for; nil when disabled.
-func startAdmin(ctx context.Context, cfg config, log *slog.Logger, metrics prometheus.Gatherer) (*adminServer, error) {
+func startAdmin(ctx context.Context, cfg config, log *slog.Logger, metrics prometheus.Gatherer, routes ...adminRoute) (*adminServer, error) {
 	for _, w := range cfg.warnings {
 		log.WarnContext(ctx, w)
 	}
@@ -172,7 +175,7 @@ func startAdmin(ctx context.Context, cfg config, log *slog.Logger, metrics prome
 		log.InfoContext(ctx, "admin listener disabled (--admin-addr empty): no /metrics, no pprof")
 		return nil, nil
 	}
-	a := newAdminServer(cfg.AdminAddr, log, metrics)
+	a := newAdminServer(cfg.AdminAddr, log, metrics, routes...)
 	if err := a.Start(ctx); err != nil {
 		return nil, err
 	}

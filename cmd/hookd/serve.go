@@ -33,6 +33,7 @@ import (
 	"github.com/hookd/hookd/actors"
 	"github.com/hookd/hookd/actors/customer"
 	"github.com/hookd/hookd/gateway"
+	"github.com/hookd/hookd/internal/console"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/services"
 	"github.com/hookd/hookd/store"
@@ -66,6 +67,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 		draining atomic.Bool
 		listen   sync.WaitGroup // the store's cross-process wake-up listener
 	)
+	rejects := console.NewRejections(rejectedWebhooks) // the console's rejected webhooks
+	var consoleRts []adminRoute                        // the console, on a member
 	listenCtx, stopListen := context.WithCancel(context.Background())
 	defer func() {
 		// Reverse order of start; every step tolerates a nil.
@@ -200,6 +203,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 		}
 		defer reg.Broadcaster.Stop()
 		health, local = reg.Health, reg.LocalIngest
+		consoleRts = consoleRoutes(st, reg, auth, rejects, log)
 		// Readiness follows the store: NOT_SERVING while it cannot be
 		// reached, SERVING again when it answers.
 		probe := &services.StoreProbe{Store: st, Health: health, Logger: log}
@@ -263,6 +267,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 			MaxBodyBytes: cfg.MaxBodyBytes,
 			Ingest:       ingest,
 			Logger:       log,
+			OnReject:     rejects.Record,
 			Ready: func(ctx context.Context) error {
 				if draining.Load() {
 					return errors.New("shutting down")
@@ -311,7 +316,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 	}
 
 	// /metrics and pprof: the admin listener, never the public ports.
-	admin, err := startAdmin(ctx, cfg, log, metrics)
+	admin, err := startAdmin(ctx, cfg, log, metrics, consoleRts...)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,262 @@
+package console
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/hookd/hookd/provider/stripe"
+	"github.com/hookd/hookd/store"
+)
+
+// Bounds on what one page reads from the store.
+const (
+	// overviewWindow is how many of the newest events the overview counts
+	// by status (the store has no count query).
+	overviewWindow = 1000
+	// parkedLimit bounds the parked count and list.
+	parkedLimit   = 500
+	eventsPerPage = 50
+	// notificationScan bounds the customer's notifications read for an
+	// event page; deliveryScan its deliveries.
+	notificationScan = 1000
+	deliveryScan     = 500
+	timelineLimit    = 200
+	statePageBytes   = 4 << 20
+)
+
+var statuses = []store.Status{store.StatusApplied, store.StatusDuplicate, store.StatusParked, store.StatusIgnored, store.StatusSuperseded}
+
+type statusCount struct {
+	Status store.Status
+	Count  int
+}
+
+type overviewData struct {
+	Window     int // events counted
+	WindowFull bool
+	Counts     []statusCount
+	Parked     []store.Event
+	ParkedMore bool
+	Backlog    []store.EndpointBacklog
+	HasBacklog bool
+	Rejected   int
+	Errors     []string
+}
+
+func (c *Console) overview(w http.ResponseWriter, r *http.Request, se *reqSession) {
+	ctx := r.Context()
+	var d overviewData
+	counts := map[store.Status]int{}
+	token := ""
+	for d.Window < overviewWindow {
+		evs, next, err := c.cfg.Store.ListEvents(ctx, store.ListEventsFilter{PageSize: min(500, overviewWindow-d.Window), PageToken: token, MaxBytes: statePageBytes})
+		if err != nil {
+			d.Errors = append(d.Errors, "list events: "+err.Error())
+			break
+		}
+		for _, e := range evs {
+			counts[e.Status]++
+		}
+		d.Window += len(evs)
+		if next == "" {
+			break
+		}
+		token = next
+	}
+	d.WindowFull = d.Window >= overviewWindow
+	for _, s := range statuses {
+		d.Counts = append(d.Counts, statusCount{s, counts[s]})
+	}
+	parked, next, err := c.cfg.Store.ListEvents(ctx, store.ListEventsFilter{Status: store.StatusParked, PageSize: parkedLimit, MaxBytes: statePageBytes})
+	if err != nil {
+		d.Errors = append(d.Errors, "list parked events: "+err.Error())
+	}
+	d.Parked, d.ParkedMore = parked, next != ""
+	if ds, ok := store.Deliveries(c.cfg.Store); ok {
+		d.HasBacklog = true
+		if d.Backlog, err = ds.Backlog(ctx); err != nil {
+			d.Errors = append(d.Errors, "endpoint backlog: "+err.Error())
+		}
+	}
+	d.Rejected = len(c.cfg.Rejections.List())
+	c.render(w, r, http.StatusOK, "overview", se, d)
+}
+
+type eventsData struct {
+	Status    string
+	Customer  string
+	Statuses  []store.Status
+	Events    []store.Event
+	NextQuery string // query string of the next page, "" on the last
+	Error     string
+}
+
+func (c *Console) events(w http.ResponseWriter, r *http.Request, se *reqSession) {
+	q := r.URL.Query()
+	d := eventsData{Status: q.Get("status"), Customer: q.Get("customer"), Statuses: statuses}
+	f := store.ListEventsFilter{CustomerID: d.Customer, Status: store.Status(d.Status), PageSize: eventsPerPage, PageToken: q.Get("page"), MaxBytes: statePageBytes}
+	if d.Status != "" && !validStatus(f.Status) {
+		c.render(w, r, http.StatusBadRequest, "error", se, errorData{Title: "Bad request", Message: "unknown status " + d.Status})
+		return
+	}
+	evs, next, err := c.cfg.Store.ListEvents(r.Context(), f)
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, store.ErrInvalidArgument) {
+			code = http.StatusBadRequest
+		}
+		c.render(w, r, code, "error", se, errorData{Title: "Cannot list events", Message: err.Error()})
+		return
+	}
+	d.Events = evs
+	if next != "" {
+		v := url.Values{"page": {next}}
+		if d.Status != "" {
+			v.Set("status", d.Status)
+		}
+		if d.Customer != "" {
+			v.Set("customer", d.Customer)
+		}
+		d.NextQuery = v.Encode()
+	}
+	c.render(w, r, http.StatusOK, "events", se, d)
+}
+
+func validStatus(s store.Status) bool {
+	for _, v := range statuses {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+type notificationRow struct {
+	Version int64
+	Kind    string
+	EventID string
+	At      string
+}
+
+type eventData struct {
+	Event         store.Event
+	Payload       string
+	Notifications []notificationRow
+	NotesBounded  bool
+	Deliveries    []store.Delivery
+	HasDeliveries bool
+	CanReplay     bool
+	Errors        []string
+}
+
+func prettyJSON(b []byte) string {
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return string(b)
+	}
+	return out.String()
+}
+
+func (c *Console) event(w http.ResponseWriter, r *http.Request, se *reqSession) {
+	ctx := r.Context()
+	e, err := c.cfg.Store.GetEvent(ctx, stripe.Source, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		c.render(w, r, http.StatusNotFound, "error", se, errorData{Title: "Not found", Message: "no event " + r.PathValue("id")})
+		return
+	}
+	if err != nil {
+		c.render(w, r, http.StatusInternalServerError, "error", se, errorData{Title: "Cannot read event", Message: err.Error()})
+		return
+	}
+	d := eventData{Event: e, Payload: prettyJSON(e.Payload), CanReplay: c.cfg.Replay != nil}
+	if e.CustomerID != "" {
+		notes, err := c.cfg.Store.ReadNotifications(ctx, "", e.CustomerID, notificationScan)
+		if err != nil {
+			d.Errors = append(d.Errors, "notifications: "+err.Error())
+		}
+		d.NotesBounded = len(notes) == notificationScan
+		for _, n := range notes {
+			if n.EventID == e.EventID || (e.Version != 0 && n.Version == e.Version) {
+				d.Notifications = append(d.Notifications, notificationRow{n.Version, n.Kind, n.EventID, n.OccurredAt.UTC().Format("2006-01-02 15:04:05Z")})
+			}
+		}
+		if ds, ok := store.Deliveries(c.cfg.Store); ok {
+			d.HasDeliveries = true
+			dels, _, err := ds.ListDeliveries(ctx, store.DeliveryFilter{CustomerID: e.CustomerID, PageSize: deliveryScan})
+			if err != nil {
+				d.Errors = append(d.Errors, "deliveries: "+err.Error())
+			}
+			for _, dl := range dels {
+				if dl.Notification.EventID == e.EventID {
+					d.Deliveries = append(d.Deliveries, dl)
+				}
+			}
+		}
+	}
+	c.render(w, r, http.StatusOK, "event", se, d)
+}
+
+func (c *Console) replay(w http.ResponseWriter, r *http.Request, se *reqSession) {
+	id := r.PathValue("id")
+	if c.cfg.Replay == nil {
+		c.render(w, r, http.StatusNotImplemented, "error", se, errorData{Title: "Replay unavailable", Message: "this process cannot replay events"})
+		return
+	}
+	status, err := c.cfg.Replay(r.Context(), id)
+	msg := "replay of " + id + ": " + status
+	if err != nil {
+		msg = "replay of " + id + " failed: " + err.Error()
+	}
+	c.cfg.Logger.InfoContext(r.Context(), "console: replay", "event_id", id, "status", status, "err", err)
+	c.sessions.setFlash(se.id, msg)
+	http.Redirect(w, r, Prefix+"events/"+url.PathEscape(id), http.StatusSeeOther)
+}
+
+type customerData struct {
+	ID        string
+	Found     bool
+	Version   int64
+	UpdatedAt string
+	State     string
+	Timeline  []store.Event
+	More      bool
+	Errors    []string
+}
+
+func (c *Console) customer(w http.ResponseWriter, r *http.Request, se *reqSession) {
+	ctx := r.Context()
+	d := customerData{ID: r.PathValue("id")}
+	cu, err := c.cfg.Store.GetCustomer(ctx, d.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		d.Errors = append(d.Errors, "customer: "+err.Error())
+	default:
+		d.Found, d.Version, d.State = true, cu.Version, prettyJSON(cu.State)
+		d.UpdatedAt = cu.UpdatedAt.UTC().Format("2006-01-02 15:04:05Z")
+	}
+	evs, next, err := c.cfg.Store.ListEvents(ctx, store.ListEventsFilter{CustomerID: d.ID, PageSize: timelineLimit, MaxBytes: statePageBytes})
+	if err != nil {
+		d.Errors = append(d.Errors, "events: "+err.Error())
+	}
+	// Oldest first: the version timeline.
+	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
+		evs[i], evs[j] = evs[j], evs[i]
+	}
+	d.Timeline, d.More = evs, next != ""
+	if !d.Found && len(evs) == 0 && len(d.Errors) == 0 {
+		c.render(w, r, http.StatusNotFound, "error", se, errorData{Title: "Not found", Message: "no customer " + d.ID})
+		return
+	}
+	c.render(w, r, http.StatusOK, "customer", se, d)
+}
+
+func (c *Console) rejected(w http.ResponseWriter, r *http.Request, se *reqSession) {
+	c.render(w, r, http.StatusOK, "rejected", se, struct {
+		Enabled bool
+		List    []Rejection
+	}{c.cfg.Rejections != nil, c.cfg.Rejections.List()})
+}
