@@ -164,7 +164,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	// Method checks are done by hand rather than with "POST /path"
 	// patterns so that 405s get a JSON body like every other answer.
-	mux.HandleFunc(StripeWebhookPath, instrument(h.stripeWebhook))
+	mux.HandleFunc(StripeWebhookPath, withRequestID(instrument(h.stripeWebhook))) // requestid.go
 	mux.Handle(HealthzPath, onlyGet(http.HandlerFunc(h.healthz)))
 	mux.Handle(ReadyzPath, onlyGet(http.HandlerFunc(h.readyz)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -165,7 +165,8 @@ func (l localIngest) Ingest(ctx context.Context, req *hookdv1.IngestRequest, _ .
 // every error a handler returns leaves through toStatus (an INTERNAL one
 // is logged with the method, its caller told only "internal error"), and
 // auth checks every call's bearer token and scope (see Auth; a nil auth
-// lets every known method through).
+// lets every known method through). A call's x-request-id metadata goes
+// into its context first (reqid.go).
 func ServerOptions(log *slog.Logger, auth *Auth) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		// An unknown method goes through hookd's interceptors rather than
@@ -177,7 +178,7 @@ func ServerOptions(log *slog.Logger, auth *Auth) []grpc.ServerOption {
 			method, _ := grpc.MethodFromServerStream(stream)
 			return build(codes.Unimplemented, client.ReasonUnimplemented, nil, "unknown method "+method)
 		}),
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+		grpc.ChainUnaryInterceptor(requestIDUnary, func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 			defer func() {
 				if r := recover(); r != nil {
 					log.ErrorContext(ctx, "grpc handler panicked", "method", info.FullMethod, "err", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -187,7 +188,7 @@ func ServerOptions(log *slog.Logger, auth *Auth) []grpc.ServerOption {
 			resp, err = h(ctx, req)
 			return resp, finish(ctx, log, info.FullMethod, err)
 		}, auth.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+		grpc.ChainStreamInterceptor(requestIDStream, func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
 					log.ErrorContext(ss.Context(), "grpc stream panicked", "method", info.FullMethod, "err", fmt.Sprint(r), "stack", string(debug.Stack()))
