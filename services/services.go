@@ -85,6 +85,7 @@ type Registered struct {
 	// Admin is the AdminService registered (nil without Config.Admin).
 	Admin *AdminServer
 
+	notify     *NotificationServer // for Subscribers (opsmetrics.go)
 	deliverer  deliverer
 	maxPayload int64
 	tolerance  time.Duration
@@ -118,10 +119,11 @@ func Register(srv *grpc.Server, cfg Config) (*Registered, error) {
 	hookdv1.RegisterCustomerServiceServer(srv, &CustomerServer{store: cfg.Store})
 	hookdv1.RegisterEventServiceServer(srv, &EventServer{store: cfg.Store, deliverer: d})
 	bc := NewBroadcaster(cfg.Store, cfg.Wakeup, cfg.PollInterval, cfg.Logger)
-	hookdv1.RegisterNotificationServiceServer(srv, &NotificationServer{
+	notify := &NotificationServer{
 		store: cfg.Store, wakeup: cfg.Wakeup, bc: bc, poll: cfg.PollInterval,
 		maxStreams: int64(cfg.MaxStreams), log: cfg.Logger,
-	})
+	}
+	hookdv1.RegisterNotificationServiceServer(srv, notify)
 	if e := cfg.Endpoints; e != nil {
 		if e.Store == nil || e.CheckURL == nil {
 			return nil, errors.New("services: Endpoints needs Store and CheckURL")
@@ -141,7 +143,7 @@ func Register(srv *grpc.Server, cfg Config) (*Registered, error) {
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
 	return &Registered{Health: hs, LocalIngest: localIngest{ingest, cfg.Logger}, Broadcaster: bc, Admin: admin,
-		deliverer: d, maxPayload: cfg.MaxPayloadBytes, tolerance: cfg.Tolerance}, nil
+		notify: notify, deliverer: d, maxPayload: cfg.MaxPayloadBytes, tolerance: cfg.Tolerance}, nil
 }
 
 // localIngest is an IngestServiceClient that calls the server in-process.
