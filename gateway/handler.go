@@ -168,7 +168,9 @@ func New(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	// Method checks are done by hand rather than with "POST /path"
 	// patterns so that 405s get a JSON body like every other answer.
-	mux.HandleFunc(StripeWebhookPath, withOnReject(cfg.OnReject, instrument(h.stripeWebhook)))
+	// The request ID (requestid.go) wraps everything, so that the
+	// rejection hook (onreject.go) and every log line see it.
+	mux.HandleFunc(StripeWebhookPath, withRequestID(withOnReject(cfg.OnReject, instrument(h.stripeWebhook))))
 	mux.Handle(HealthzPath, onlyGet(http.HandlerFunc(h.healthz)))
 	mux.Handle(ReadyzPath, onlyGet(http.HandlerFunc(h.readyz)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

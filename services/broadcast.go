@@ -48,8 +48,9 @@ type Broadcaster struct {
 	window int   // at most this many entries in ring…
 	bytes  int64 // …and at most this many bytes of their states (at least one entry is kept)
 	log    *slog.Logger
-	kick   chan struct{} // a stream asks for a read now; buffered 1
-	done   chan struct{} // closed by Stop
+	kick   chan struct{}       // a stream asks for a read now; buffered 1
+	done   chan struct{}       // closed by Stop
+	lag    func(time.Duration) // observes each Send's read lag (opsmetrics.go); set before Start
 
 	group    startstop.Group // the reader
 	stopOnce sync.Once       // closes done
@@ -77,6 +78,7 @@ type entry struct {
 	customerID string
 	msg        *hookdv1.Notification
 	err        error
+	woke       time.Time // the wake-up that led to its read, or the read's start (opsmetrics.go)
 }
 
 // NewBroadcaster returns a Broadcaster that reads st after wakeup fires or
@@ -140,10 +142,15 @@ func (b *Broadcaster) run(ctx context.Context, cursor string) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	failing := false
+	var woke time.Time // the wake-up the next read answers (zero: none)
 	for {
 		// Take the wake-up channel before reading, so a commit that lands
 		// after the read still wakes the reader.
-		wake := b.wakeup.C()
+		gen := b.wakeup.gen()
+		wake := gen.ch
+		if woke.IsZero() {
+			woke = time.Now()
+		}
 		b.mu.Lock()
 		b.reads++
 		n := b.reads
@@ -166,16 +173,18 @@ func (b *Broadcaster) run(ctx context.Context, cursor string) {
 			if len(notes) > 0 {
 				cursor = notes[len(notes)-1].Cursor
 			}
-			b.append(notes, n, len(notes) < readBatch)
+			b.append(notes, n, len(notes) < readBatch, woke)
 			if len(notes) == readBatch {
 				continue
 			}
 		}
+		woke = time.Time{}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-wake:
+			woke = gen.at
 		case <-b.kick:
 		case <-timer.C:
 		}
@@ -185,11 +194,11 @@ func (b *Broadcaster) run(ctx context.Context, cursor string) {
 
 // append adds what read number n returned to the window, trims the window,
 // and wakes the streams waiting for either.
-func (b *Broadcaster) append(notes []store.Notification, n uint64, caughtUp bool) {
+func (b *Broadcaster) append(notes []store.Notification, n uint64, caughtUp bool, woke time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, note := range notes {
-		e := entry{ord: b.base + uint64(len(b.ring)) + 1, size: int64(len(note.Customer)), cursor: note.Cursor, customerID: note.CustomerID}
+		e := entry{ord: b.base + uint64(len(b.ring)) + 1, size: int64(len(note.Customer)), cursor: note.Cursor, customerID: note.CustomerID, woke: woke}
 		e.msg, e.err = outbox.Proto(note)
 		b.ring = append(b.ring, e)
 		b.ringBytes += e.size

@@ -292,7 +292,7 @@ func TestBroadcastWindowBounds(t *testing.T) {
 				c, _ := proto.Marshal(&hookdv1.Customer{CustomerId: "cus", Name: strings.Repeat("n", 290)})
 				notes = append(notes, store.Notification{Cursor: fmt.Sprint(read*3 + i + 1), CustomerID: "cus", Customer: c})
 			}
-			b.append(notes, uint64(read+1), true)
+			b.append(notes, uint64(read+1), true, time.Now())
 			var sum int64
 			for i, e := range b.ring {
 				sum += e.size

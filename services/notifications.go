@@ -109,6 +109,9 @@ func (s *NotificationServer) follow(ctx context.Context, stream hookdv1.Notifica
 				if err := stream.Send(e.msg); err != nil {
 					return err
 				}
+				if s.bc.lag != nil {
+					s.bc.lag(time.Since(e.woke))
+				}
 				cursor = e.cursor
 			}
 			if len(entries) > 0 {

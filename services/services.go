@@ -85,6 +85,7 @@ type Registered struct {
 	// Admin is the AdminService registered (nil without Config.Admin).
 	Admin *AdminServer
 
+	notify     *NotificationServer // for Subscribers (opsmetrics.go)
 	deliverer  deliverer
 	maxPayload int64
 	tolerance  time.Duration
@@ -118,10 +119,11 @@ func Register(srv *grpc.Server, cfg Config) (*Registered, error) {
 	hookdv1.RegisterCustomerServiceServer(srv, &CustomerServer{store: cfg.Store})
 	hookdv1.RegisterEventServiceServer(srv, &EventServer{store: cfg.Store, deliverer: d})
 	bc := NewBroadcaster(cfg.Store, cfg.Wakeup, cfg.PollInterval, cfg.Logger)
-	hookdv1.RegisterNotificationServiceServer(srv, &NotificationServer{
+	notify := &NotificationServer{
 		store: cfg.Store, wakeup: cfg.Wakeup, bc: bc, poll: cfg.PollInterval,
 		maxStreams: int64(cfg.MaxStreams), log: cfg.Logger,
-	})
+	}
+	hookdv1.RegisterNotificationServiceServer(srv, notify)
 	if e := cfg.Endpoints; e != nil {
 		if e.Store == nil || e.CheckURL == nil {
 			return nil, errors.New("services: Endpoints needs Store and CheckURL")
@@ -141,7 +143,7 @@ func Register(srv *grpc.Server, cfg Config) (*Registered, error) {
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
 	return &Registered{Health: hs, LocalIngest: localIngest{ingest, cfg.Logger}, Broadcaster: bc, Admin: admin,
-		deliverer: d, maxPayload: cfg.MaxPayloadBytes, tolerance: cfg.Tolerance}, nil
+		notify: notify, deliverer: d, maxPayload: cfg.MaxPayloadBytes, tolerance: cfg.Tolerance}, nil
 }
 
 // localIngest is an IngestServiceClient that calls the server in-process.
@@ -165,7 +167,8 @@ func (l localIngest) Ingest(ctx context.Context, req *hookdv1.IngestRequest, _ .
 // every error a handler returns leaves through toStatus (an INTERNAL one
 // is logged with the method, its caller told only "internal error"), and
 // auth checks every call's bearer token and scope (see Auth; a nil auth
-// lets every known method through).
+// lets every known method through). A call's x-request-id metadata goes
+// into its context first (reqid.go).
 func ServerOptions(log *slog.Logger, auth *Auth) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		// An unknown method goes through hookd's interceptors rather than
@@ -177,7 +180,7 @@ func ServerOptions(log *slog.Logger, auth *Auth) []grpc.ServerOption {
 			method, _ := grpc.MethodFromServerStream(stream)
 			return build(codes.Unimplemented, client.ReasonUnimplemented, nil, "unknown method "+method)
 		}),
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+		grpc.ChainUnaryInterceptor(requestIDUnary, func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 			defer func() {
 				if r := recover(); r != nil {
 					log.ErrorContext(ctx, "grpc handler panicked", "method", info.FullMethod, "err", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -187,7 +190,7 @@ func ServerOptions(log *slog.Logger, auth *Auth) []grpc.ServerOption {
 			resp, err = h(ctx, req)
 			return resp, finish(ctx, log, info.FullMethod, err)
 		}, auth.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+		grpc.ChainStreamInterceptor(requestIDStream, func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
 					log.ErrorContext(ss.Context(), "grpc stream panicked", "method", info.FullMethod, "err", fmt.Sprint(r), "stack", string(debug.Stack()))

@@ -108,6 +108,8 @@ type config struct {
 	warnings []string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// LogFormat is text or json (one JSON object a line).
+	LogFormat string
 	// ClusterPort is the member's protoactor remote port (0: any free port).
 	ClusterPort int
 	// ClusterHost is the address the member listens on for cluster
@@ -177,6 +179,7 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	adminFlags(fs, &c)
 	deliveryFlags(fs, &c.Delivery)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text (key=value) or json (one JSON object a line)")
 	fs.IntVar(&c.ClusterPort, "cluster-port", 0, "port for cluster traffic between members (0: any free port)")
 	fs.StringVar(&c.ClusterHost, "cluster-host", "127.0.0.1", "address other members reach this member at (it also listens there); in Kubernetes, the pod IP")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) for the HTTP and gRPC listeners; with --tls-key turns on TLS; re-read when the file changes")
@@ -298,6 +301,9 @@ func (c config) validate() error {
 	}
 	if c.Tolerance <= 0 {
 		errs = append(errs, errors.New("--tolerance must be positive"))
+	}
+	if c.LogFormat != "" && c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}
 	errs = append(errs, c.validateAdmin())
 	// Secure by default: with nothing to authenticate callers by, the

@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/hookd/hookd/internal/bench"
+	"github.com/hookd/hookd/internal/reqid"
 )
 
 func main() {
@@ -46,9 +47,9 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		return run(ctx, cfg, newLogger(stderr, cfg.LogLevel), stdout)
+		return run(ctx, cfg, newLogger(stderr, cfg.LogLevel, cfg.LogFormat), stdout)
 	case "migrate":
-		return migrate(ctx, args, getenv, newLogger(stderr, "info"))
+		return migrate(ctx, args, getenv, newLogger(stderr, "info", "text"))
 	case "send":
 		return send(ctx, args, getenv, stdout)
 	case "bench":
@@ -74,10 +75,18 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}, stdout)
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+// newLogger logs at level in format (text or json: one JSON object a
+// line); records logged with a context that carries a request ID
+// (internal/reqid) get request_id.
+func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if format == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(reqid.Handler(h))
 }

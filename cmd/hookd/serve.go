@@ -51,6 +51,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 	// served on /metrics beside the package-level ones of the default
 	// registry.
 	metrics := prometheus.NewRegistry()
+	registerBuildInfo(metrics) // opsmetrics.go
 	var info banner
 	var clusterTime time.Duration
 	var (
@@ -106,6 +107,12 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 		if st, info.store, err = openStore(ctx, cfg, log, metrics); err != nil {
 			return err
 		}
+		// Parked events, pool statistics, the outbox stall detector (opsmetrics.go).
+		stopStoreMetrics, err := startStoreMetrics(ctx, metrics, st, log)
+		if err != nil {
+			return err
+		}
+		defer stopStoreMetrics()
 		wakeup := services.NewWakeup()
 		var (
 			fetcher customer.SubscriptionFetcher
@@ -168,13 +175,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 		drain = services.NewStreamDrain()
 		// Ingest takes no more than a webhook: --max-body-bytes bounds both.
 		grpcSrv = grpc.NewServer(append(append(services.ServerOptions(log, auth),
-			services.MaxRecvMsgSize(cfg.MaxBodyBytes), drain.ServerOption()), tlsSet.grpcServerOptions()...)...)
+			services.MaxRecvMsgSize(cfg.MaxBodyBytes), drain.ServerOption(), grpcMetricsOption(metrics)), tlsSet.grpcServerOptions()...)...)
 		reg, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log,
 			MaxPayloadBytes: cfg.MaxBodyBytes, Tolerance: cfg.Tolerance, MaxStreams: cfg.MaxStreams,
 			Endpoints: endpointsConfig(cfg, st), Admin: adminConfig(st, sys)})
 		if err != nil {
 			return err
 		}
+		registerNotificationMetrics(metrics, reg) // opsmetrics.go
 		// Push delivery starts once the services are in place; it stops
 		// before the store closes (defers run last first).
 		engine, err := startDelivery(ctx, cfg.Delivery, st, wakeup, log, metrics)
