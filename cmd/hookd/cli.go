@@ -67,7 +67,9 @@ func unknownCommand(prefix, name string, table []command) error {
 	return fmt.Errorf("unknown command %q (want %s; hookd help lists them)", name, strings.Join(names(table), ", "))
 }
 
-func isHelpFlag(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" || arg == "--h" }
+func isHelpFlag(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "--h"
+}
 
 // runCommand runs cmd (named path, e.g. "hookd events") with args: a group
 // runs the subcommand args[0] names. A flag mistake comes back as one

@@ -26,11 +26,17 @@ import (
 
 var eventsCommands = []command{
 	{name: "list", args: "[--customer ID] [--status STATUS] [--limit N] [--json]", summary: "list stored events, newest first (token: read scope)",
-		run: func(ctx context.Context, args []string, e cliEnv) error { return eventsList(ctx, args, e.getenv, e.stdout) }},
+		run: func(ctx context.Context, args []string, e cliEnv) error {
+			return eventsList(ctx, args, e.getenv, e.stdout)
+		}},
 	{name: "get", args: "EVENT_ID [--json]", summary: "show one stored event with its payload (token: read scope)",
-		run: func(ctx context.Context, args []string, e cliEnv) error { return eventsGet(ctx, args, e.getenv, e.stdout) }},
+		run: func(ctx context.Context, args []string, e cliEnv) error {
+			return eventsGet(ctx, args, e.getenv, e.stdout)
+		}},
 	{name: "replay", args: "EVENT_ID [--json]", summary: "deliver a stored event again through its customer's actor; idempotent (token: admin scope)",
-		run: func(ctx context.Context, args []string, e cliEnv) error { return eventsReplay(ctx, args, e.getenv, e.stdout) }},
+		run: func(ctx context.Context, args []string, e cliEnv) error {
+			return eventsReplay(ctx, args, e.getenv, e.stdout)
+		}},
 }
 
 // statusNames are the --status values, as hookd's webhook answers spell them.

@@ -68,13 +68,21 @@ var commands = []command{
 		run: func(ctx context.Context, args []string, e cliEnv) error { return send(ctx, args, e.getenv, e.stdout) }},
 	{name: "events", args: "list|get|replay [flags]", summary: "list, show and replay stored events over gRPC", subcommands: eventsCommands},
 	{name: "tail", args: "[flags]", summary: "follow notifications as they are committed, resumable with --cursor-file",
-		run: func(ctx context.Context, args []string, e cliEnv) error { return tailCmd(ctx, args, e.getenv, e.stdout) }},
+		run: func(ctx context.Context, args []string, e cliEnv) error {
+			return tailCmd(ctx, args, e.getenv, e.stdout)
+		}},
 	{name: "bench", args: "[flags]", summary: "load a running hookd with signed events and report figures",
-		run: func(ctx context.Context, args []string, e cliEnv) error { return benchCmd(ctx, args, e.getenv, e.stdout) }},
+		run: func(ctx context.Context, args []string, e cliEnv) error {
+			return benchCmd(ctx, args, e.getenv, e.stdout)
+		}},
 	{name: "backfill", args: "[flags]", summary: "fetch missed events (or import objects) from the Stripe API, through a running member",
-		run: func(ctx context.Context, args []string, e cliEnv) error { return backfillCmd(ctx, args, e.getenv, e.stdout) }},
+		run: func(ctx context.Context, args []string, e cliEnv) error {
+			return backfillCmd(ctx, args, e.getenv, e.stdout)
+		}},
 	{name: "reproject", args: "[flags]", summary: "recompute customers' state from their stored events, through a running member",
-		run: func(ctx context.Context, args []string, e cliEnv) error { return reprojectCmd(ctx, args, e.getenv, e.stdout) }},
+		run: func(ctx context.Context, args []string, e cliEnv) error {
+			return reprojectCmd(ctx, args, e.getenv, e.stdout)
+		}},
 	{name: "version", args: "", summary: "print hookd's version and the revision it was built from",
 		run: func(_ context.Context, args []string, e cliEnv) error { return versionCmd(args, e.stdout) }},
 }

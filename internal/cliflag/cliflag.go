@@ -71,7 +71,8 @@ func convert(fs *flag.FlagSet, err error) error {
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
 		return &Error{msg: fmt.Sprintf("flag --%s needs a value", name)}
 	}
-	return &Error{msg: strings.Replace(msg, " for flag -", " for --", 1)}
+	msg = strings.Replace(msg, " for flag -", " for --", 1)
+	return &Error{msg: strings.Replace(msg, " for -", " for --", 1)}
 }
 
 // UnknownFlag says that --name is not one of fs's flags, naming the
