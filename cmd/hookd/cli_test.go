@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -161,6 +162,23 @@ func TestCLISendReadsTheServersEnvironment(t *testing.T) {
 		if got := get(k); got != want {
 			t.Errorf("%s: %q, want %q", k, got, want)
 		}
+	}
+	// Flag > environment > default, through parseWithEnv and cliflag.Parse
+	// (flags after arguments count as given).
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	url := fs.String("url", "default", "")
+	dir := fs.String("data-dir", "default", "")
+	secret := fs.String("secret", "default", "")
+	if err := parseWithEnv(fs, []string{"file.json", "--url", "http://flag"}, get); err != nil {
+		t.Fatal(err)
+	}
+	if *url != "http://flag" || *dir != "/d" || *secret != "whsec_new" || fs.Arg(0) != "file.json" {
+		t.Errorf("url %q data-dir %q secret %q args %v: want the flag, then the environment", *url, *dir, *secret, fs.Args())
+	}
+	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	dir = fs.String("data-dir", "default", "")
+	if err := parseWithEnv(fs, nil, noEnvCLI); err != nil || *dir != "default" {
+		t.Errorf("no flag, no environment: %q %v, want the default", *dir, err)
 	}
 	// --print shows the event without sending: the environment reaches
 	// no further; a bad flag value from the environment is named.
