@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hookd/hookd/internal/certs"
+	"github.com/hookd/hookd/internal/cliflag"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/services"
 )
@@ -31,9 +32,12 @@ type adminClientFlags struct {
 	addr, token, ca, cert, key string
 }
 
-func (f *adminClientFlags) define(fs *flag.FlagSet) {
+func (f *adminClientFlags) define(fs *flag.FlagSet) { f.defineScoped(fs, "admin") }
+
+// defineScoped is define for a command whose calls need scope.
+func (f *adminClientFlags) defineScoped(fs *flag.FlagSet, scope string) {
 	fs.StringVar(&f.addr, "grpc-addr", "127.0.0.1:9090", "a member's gRPC address")
-	fs.StringVar(&f.token, "token", "", "bearer token with the admin scope (default: HOOKD_TOKEN)")
+	fs.StringVar(&f.token, "token", "", "bearer token with the "+scope+" scope (default: HOOKD_TOKEN)")
 	fs.StringVar(&f.ca, "ca", "", "PEM CA bundle that verifies a member with TLS")
 	fs.StringVar(&f.cert, "cert", "", "PEM client certificate, for a member with --grpc-client-ca")
 	fs.StringVar(&f.key, "key", "", "PEM private key for --cert")
@@ -66,7 +70,7 @@ func backfillCmd(ctx context.Context, args []string, getenv func(string) string,
 	since := fs.Duration("since", 72*time.Hour, "backfill the events created in this window (Stripe keeps 30 days)")
 	objects := fs.String("objects", "", "import current objects instead of events: customers,subscriptions")
 	restart := fs.Bool("restart", false, "start a new run even if one of the same kind is unfinished (default: resume it)")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflag.Parse(fs, args); err != nil {
 		return err
 	}
 	conn, err := cf.dial(getenv)
@@ -125,7 +129,7 @@ func reprojectCmd(ctx context.Context, args []string, getenv func(string) string
 	cf.define(fs)
 	customer := fs.String("customer", "", "only this customer (default: every customer)")
 	dryRun := fs.Bool("dry-run", false, "report what would change; change nothing")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflag.Parse(fs, args); err != nil {
 		return err
 	}
 	conn, err := cf.dial(getenv)

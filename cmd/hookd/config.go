@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookd/hookd/internal/cliflag"
 	"github.com/hookd/hookd/services"
 )
 
@@ -364,7 +365,7 @@ func countSet(values ...string) int {
 // parseWithEnv parses args, then fills every flag not given on the command
 // line from its HOOKD_* environment twin.
 func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := cliflag.Parse(fs, args); err != nil {
 		return err
 	}
 	set := map[string]bool{}

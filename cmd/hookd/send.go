@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -20,11 +21,15 @@ import (
 // send signs a Stripe event file exactly as Stripe does and POSTs it, so
 // that hookd can be tried without a Stripe account. It fails on a non-2xx
 // answer.
+//
+// It reads the server's environment (sendEnv): beside a hookd configured
+// by HOOKD_* variables it signs with that hookd's secret and posts to its
+// address. A flag wins over the environment, which wins over the default.
 func send(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("hookd send", flag.ContinueOnError)
-	secret := fs.String("secret", "", "webhook signing secret (default: the first of HOOKD_STRIPE_WEBHOOK_SECRET)")
-	url := fs.String("url", "http://"+defaultHTTPAddr+"/v1/webhooks/stripe", "webhook URL")
-	dataDir := fs.String("data-dir", defaultDataDir, "where a local hookd keeps the secret it generated")
+	secret := fs.String("secret", "", "webhook signing secret (default: the first of HOOKD_STRIPE_WEBHOOK_SECRET, else the one a hookd generated in --data-dir)")
+	url := fs.String("url", "http://"+defaultHTTPAddr+"/v1/webhooks/stripe", "webhook URL (default: HOOKD_URL, else the one of HOOKD_HTTP_ADDR)")
+	dataDir := fs.String("data-dir", defaultDataDir, "where a local hookd keeps the secret it generated (default: HOOKD_DATA_DIR)")
 	var spec bench.EventSpec
 	fs.StringVar(&spec.Type, "type", "", "generate an event of this type instead of reading a file: "+strings.Join(bench.GeneratedTypes(), ", "))
 	fs.StringVar(&spec.Customer, "customer", "", "with --type: the customer ID (cus_...)")
@@ -36,7 +41,7 @@ func send(ctx context.Context, args []string, getenv func(string) string, stdout
 	ago := fs.Duration("ago", 0, "with --type: make the event this much older than now (to try out-of-order delivery)")
 	print := fs.Bool("print", false, "print the event instead of sending it")
 	caFile := fs.String("ca", "", "PEM CA bundle that verifies an https:// --url (default: the system's roots)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseWithEnv(fs, args, sendEnv(getenv)); err != nil {
 		return err
 	}
 	var body []byte
@@ -58,11 +63,6 @@ func send(ctx context.Context, args []string, getenv func(string) string, stdout
 	if *print {
 		_, err := stdout.Write(append(body, '\n'))
 		return err
-	}
-	if *secret == "" {
-		if list := splitList(getenv("HOOKD_STRIPE_WEBHOOK_SECRET")); len(list) > 0 {
-			*secret = list[0]
-		}
 	}
 	if *secret == "" {
 		// A hookd started without a secret generated one in its data dir.
@@ -98,4 +98,50 @@ func send(ctx context.Context, args []string, getenv func(string) string, stdout
 		return fmt.Errorf("send: %s answered %s", *url, resp.Status)
 	}
 	return nil
+}
+
+// sendEnv is send's view of the environment: the server's HOOKD_* twins of
+// send's flags. --secret is the first of HOOKD_STRIPE_WEBHOOK_SECRET
+// (the one a rotation added last goes first), --url is the webhook URL of
+// HOOKD_HTTP_ADDR (https with HOOKD_TLS_CERT; a listen address on every
+// interface is reached on loopback) unless HOOKD_URL says otherwise, and
+// --data-dir is HOOKD_DATA_DIR. Send's other flags have no twin: HOOKD_TYPE
+// or HOOKD_STATUS would be too easy to leave set by accident.
+func sendEnv(getenv func(string) string) func(string) string {
+	return func(name string) string {
+		switch name {
+		case "HOOKD_SECRET":
+			if list := splitList(getenv("HOOKD_STRIPE_WEBHOOK_SECRET")); len(list) > 0 {
+				return list[0]
+			}
+		case "HOOKD_URL":
+			if u := getenv("HOOKD_URL"); u != "" {
+				return u
+			}
+			if addr := getenv("HOOKD_HTTP_ADDR"); addr != "" {
+				scheme := "http"
+				if getenv("HOOKD_TLS_CERT") != "" {
+					scheme = "https"
+				}
+				return scheme + "://" + dialAddr(addr) + "/v1/webhooks/stripe"
+			}
+		case "HOOKD_DATA_DIR":
+			return getenv(name)
+		}
+		return ""
+	}
+}
+
+// dialAddr is where a client on this machine reaches a listen address:
+// one on every interface (":8080", "0.0.0.0:8080", "[::]:8080") is
+// reached on loopback.
+func dialAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

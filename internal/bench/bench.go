@@ -32,6 +32,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/hookd/hookd/internal/certs"
+	"github.com/hookd/hookd/internal/cliflag"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/services"
@@ -175,7 +176,7 @@ func Run(ctx context.Context, args []string, env Env, stdout io.Writer) error {
 	fs.StringVar(&c.MetricsURL, "metrics-url", env.MetricsURL, "hookd's /metrics, on its admin listener (hookd --admin-addr), for --timeline's GC counts (empty: skip)")
 	fs.BoolVar(&c.Deliver, "deliver", false, "also measure push delivery: register a local receiver as an endpoint for the run (hookd needs --allow-private-endpoints; --token, if any, the admin scope) and report deliveries/s and delivery lag")
 	fs.StringVar(&c.DeliverAddr, "deliver-addr", "127.0.0.1:0", "where --deliver's receiver listens")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflag.Parse(fs, args); err != nil {
 		return err
 	}
 	if c.Token == "" {
