@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/hookd/hookd/internal/envelope"
 	"github.com/hookd/hookd/internal/eventstatus"
 	"github.com/hookd/hookd/internal/loglimit"
+	"github.com/hookd/hookd/internal/tracing"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
 )
@@ -164,7 +167,8 @@ func New(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	// Method checks are done by hand rather than with "POST /path"
 	// patterns so that 405s get a JSON body like every other answer.
-	mux.HandleFunc(StripeWebhookPath, instrument(h.stripeWebhook))
+	// A server span per webhook when tracing is on (internal/tracing).
+	mux.Handle(StripeWebhookPath, tracing.HTTPHandler(http.MethodPost+" "+StripeWebhookPath, instrument(h.stripeWebhook)))
 	mux.Handle(HealthzPath, onlyGet(http.HandlerFunc(h.healthz)))
 	mux.Handle(ReadyzPath, onlyGet(http.HandlerFunc(h.readyz)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -244,6 +248,12 @@ func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if tracing.Enabled() {
+		trace.SpanFromContext(ctx).SetAttributes(
+			attribute.String("hookd.event_id", env.GetEventId()),
+			attribute.String("hookd.event_type", env.GetType()),
+			attribute.String("hookd.customer_id", env.GetCustomerId()))
+	}
 	ictx, cancel := context.WithTimeout(ctx, h.cfg.IngestTimeout)
 	defer cancel()
 	resp, err := h.cfg.Ingest.Ingest(ictx, &hookdv1.IngestRequest{Envelope: env})
