@@ -20,12 +20,16 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	"github.com/hookd/hookd/actors/customer"
 	"github.com/hookd/hookd/internal/grainpb"
 	"github.com/hookd/hookd/internal/startstop"
+	"github.com/hookd/hookd/internal/tracing"
 	"github.com/hookd/hookd/store"
 )
 
@@ -457,7 +461,35 @@ func (s *System) Apply(ctx context.Context, customerID string, req *grainpb.Appl
 	if s.current() == nil {
 		return nil, ErrNotStarted
 	}
-	return s.queues.apply(ctx, customerID, req, s.send)
+	if !tracing.Enabled() {
+		return s.queues.apply(ctx, customerID, req, s.send)
+	}
+	return s.tracedApply(ctx, customerID, req)
+}
+
+// tracedApply is Apply in a span of its own, whose traceparent the
+// request carries to the grain (which runs elsewhere: another goroutine,
+// perhaps another member).
+func (s *System) tracedApply(ctx context.Context, customerID string, req *grainpb.ApplyRequest) (*grainpb.ApplyResponse, error) {
+	ctx, span := tracing.Start(ctx, "actors.Apply", trace.WithAttributes(
+		attribute.String("hookd.customer_id", customerID),
+		attribute.String("hookd.event_id", req.GetEnvelope().GetEventId()),
+		attribute.String("hookd.event_type", req.GetEnvelope().GetType()),
+		attribute.Bool("hookd.replay", req.GetReplay()),
+	))
+	defer span.End()
+	req.Traceparent = tracing.Traceparent(ctx)
+	resp, err := s.queues.apply(ctx, customerID, req, s.send)
+	switch {
+	case err != nil:
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	case resp.GetError() != "":
+		span.SetStatus(codes.Error, resp.GetError())
+	default:
+		span.SetAttributes(attribute.String("hookd.status", resp.GetStatus()), attribute.Int64("hookd.version", resp.GetVersion()))
+	}
+	return resp, err
 }
 
 // Reproject asks a customer's grain to recompute its state from its

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/hookd/hookd/internal/envelope"
 	"github.com/hookd/hookd/internal/eventstatus"
 	"github.com/hookd/hookd/internal/loglimit"
+	"github.com/hookd/hookd/internal/tracing"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
 )
@@ -168,9 +171,11 @@ func New(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	// Method checks are done by hand rather than with "POST /path"
 	// patterns so that 405s get a JSON body like every other answer.
-	// The request ID (requestid.go) wraps everything, so that the
-	// rejection hook (onreject.go) and every log line see it.
-	mux.HandleFunc(StripeWebhookPath, withRequestID(withOnReject(cfg.OnReject, instrument(h.stripeWebhook))))
+	// A server span per webhook when tracing is on (internal/tracing);
+	// inside it the request ID (requestid.go) wraps everything, so that
+	// the rejection hook (onreject.go) and every log line see it.
+	mux.Handle(StripeWebhookPath, tracing.HTTPHandler(http.MethodPost+" "+StripeWebhookPath,
+		withRequestID(withOnReject(cfg.OnReject, instrument(h.stripeWebhook)))))
 	mux.Handle(HealthzPath, onlyGet(http.HandlerFunc(h.healthz)))
 	mux.Handle(ReadyzPath, onlyGet(http.HandlerFunc(h.readyz)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -250,6 +255,12 @@ func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if tracing.Enabled() {
+		trace.SpanFromContext(ctx).SetAttributes(
+			attribute.String("hookd.event_id", env.GetEventId()),
+			attribute.String("hookd.event_type", env.GetType()),
+			attribute.String("hookd.customer_id", env.GetCustomerId()))
+	}
 	ictx, cancel := context.WithTimeout(ctx, h.cfg.IngestTimeout)
 	defer cancel()
 	resp, err := h.cfg.Ingest.Ingest(ictx, &hookdv1.IngestRequest{Envelope: env})

@@ -23,6 +23,7 @@ import (
 	"github.com/hookd/hookd/internal/envelope"
 	"github.com/hookd/hookd/internal/grainpb"
 	"github.com/hookd/hookd/internal/loglimit"
+	"github.com/hookd/hookd/internal/tracing"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/store"
@@ -155,6 +156,9 @@ type localIngest struct {
 }
 
 func (l localIngest) Ingest(ctx context.Context, req *hookdv1.IngestRequest, _ ...grpc.CallOption) (*hookdv1.IngestResponse, error) {
+	if tracing.Enabled() {
+		return l.tracedIngest(ctx, req)
+	}
 	resp, err := l.srv.Ingest(ctx, req)
 	if err != nil {
 		return nil, finish(ctx, l.log, hookdv1.IngestService_Ingest_FullMethodName, err)

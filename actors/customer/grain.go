@@ -14,9 +14,12 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hookd/hookd/internal/grainpb"
 	"github.com/hookd/hookd/internal/loglimit"
+	"github.com/hookd/hookd/internal/tracing"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
@@ -121,6 +124,11 @@ func (g *grain) ApplyBatch(req *grainpb.ApplyBatchRequest, _ cluster.GrainContex
 	for i, r := range req.GetRequests() {
 		items[i] = Item{Envelope: r.GetEnvelope(), Routing: r.GetRouting(), Replay: r.GetReplay()}
 	}
+	if tracing.Enabled() {
+		var span trace.Span
+		ctx, span = g.startSpan(ctx, req.GetRequests())
+		defer span.End()
+	}
 	outs := g.proc.ApplyBatch(ctx, items)
 	resp := &grainpb.ApplyBatchResponse{Responses: make([]*grainpb.ApplyResponse, len(outs))}
 	for i, o := range outs {
@@ -133,6 +141,25 @@ func (g *grain) ApplyBatch(req *grainpb.ApplyBatchRequest, _ cluster.GrainContex
 		resp.Responses[i] = &grainpb.ApplyResponse{Status: string(o.Result.Status), Version: o.Result.Version, Reason: o.Result.Reason}
 	}
 	return resp, nil
+}
+
+// startSpan starts the span of one ApplyBatch in the grain: the child of
+// the caller's span (carried as ApplyRequest.traceparent) when the batch
+// holds one event, else a span of its own linked to each event's (see
+// tracing.StartJoined). Its context reaches the store's Commit.
+func (g *grain) startSpan(ctx context.Context, reqs []*grainpb.ApplyRequest) (context.Context, trace.Span) {
+	scs := make([]trace.SpanContext, len(reqs))
+	for i, r := range reqs {
+		scs[i] = tracing.SpanContextFromTraceparent(r.GetTraceparent())
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("hookd.customer_id", g.proc.id),
+		attribute.Int("hookd.batch.events", len(reqs)),
+	}
+	if len(reqs) == 1 {
+		attrs = append(attrs, attribute.String("hookd.event_id", reqs[0].GetEnvelope().GetEventId()))
+	}
+	return tracing.StartJoined(ctx, "customer.ApplyBatch", scs, trace.WithAttributes(attrs...))
 }
 
 // Resolve releases events parked past the deadline (see Processor.Resolve).

@@ -34,6 +34,7 @@ import (
 	"github.com/hookd/hookd/actors/customer"
 	"github.com/hookd/hookd/gateway"
 	"github.com/hookd/hookd/internal/console"
+	"github.com/hookd/hookd/internal/tracing"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/services"
 	"github.com/hookd/hookd/store"
@@ -47,6 +48,11 @@ import (
 // closes the store.
 func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
 	started := time.Now()
+	stopTracing, err := startTracing(ctx, log) // OTEL_*; stops last, flushing spans
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	// The process's own metrics (its actors, its store, its deliveries),
 	// served on /metrics beside the package-level ones of the default
 	// registry.
@@ -175,7 +181,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 		drain = services.NewStreamDrain()
 		// Ingest takes no more than a webhook: --max-body-bytes bounds both.
 		grpcSrv = grpc.NewServer(append(append(services.ServerOptions(log, auth),
-			services.MaxRecvMsgSize(cfg.MaxBodyBytes), drain.ServerOption(), grpcMetricsOption(metrics)), tlsSet.grpcServerOptions()...)...)
+			services.MaxRecvMsgSize(cfg.MaxBodyBytes), drain.ServerOption(), grpcMetricsOption(metrics)), append(tlsSet.grpcServerOptions(), tracing.GRPCServerOptions()...)...)...)
 		reg, err := services.Register(grpcSrv, services.Config{Store: st, Actors: sys, Wakeup: wakeup, Logger: log,
 			MaxPayloadBytes: cfg.MaxBodyBytes, Tolerance: cfg.Tolerance, MaxStreams: cfg.MaxStreams,
 			Endpoints: endpointsConfig(cfg, st), Admin: adminConfig(st, sys)})
@@ -469,6 +475,7 @@ func ingestClient(target, token string, tlsCfg *tls.Config) (*grpc.ClientConn, e
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(ingestServiceConfig),
 	}
+	opts = append(opts, tracing.GRPCDialOptions()...)
 	if token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(services.BearerToken(token)))
 	}

@@ -494,7 +494,7 @@ func (e *Engine) attempt(ctx context.Context, c store.Claimed) {
 	}
 	// The attempt runs to its end even when the engine stops (bounded by
 	// the client's Timeout): cutting it off would only send it again.
-	resp, start, err := e.snd.send(context.WithoutCancel(ctx), ep, c.ID, started, body)
+	resp, start, err := e.snd.send(context.WithoutCancel(ctx), ep, c.ID, c.Lease.Attempt, started, body)
 	now := time.Now()
 	rec.Latency, rec.StatusCode, rec.Body = now.Sub(started), resp.status, start
 	class := "error"

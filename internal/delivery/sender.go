@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/hookd/hookd/internal/outbox"
+	"github.com/hookd/hookd/internal/tracing"
 	"github.com/hookd/hookd/store"
 )
 
@@ -74,7 +75,9 @@ func (s *sender) close() { s.transport.CloseIdleConnections() }
 
 // send POSTs body to ep for delivery id, signed at ts, and returns the
 // answer and the start of its body, or the transport error.
-func (s *sender) send(ctx context.Context, ep store.Endpoint, id string, ts time.Time, body []byte) (response, []byte, error) {
+// attempt numbers the attempt, for its span (a client span per attempt
+// with tracing on: tracedDo).
+func (s *sender) send(ctx context.Context, ep store.Endpoint, id string, attempt int, ts time.Time, body []byte) (response, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
 	if err != nil {
 		return response{}, nil, fmt.Errorf("build request: %w", err)
@@ -87,6 +90,14 @@ func (s *sender) send(ctx context.Context, ep store.Endpoint, id string, ts time
 	if sig := Sign(ep.Secrets, ts, id, ts, body); sig != "" {
 		h.Set(headerSignature, sig)
 	}
+	if tracing.Enabled() {
+		return s.tracedDo(req, ep, id, attempt)
+	}
+	return s.do(req)
+}
+
+// do makes the attempt req.
+func (s *sender) do(req *http.Request) (response, []byte, error) {
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return response{}, nil, err

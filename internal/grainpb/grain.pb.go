@@ -33,7 +33,10 @@ type ApplyRequest struct {
 	Routing string `protobuf:"bytes,2,opt,name=routing,proto3" json:"routing,omitempty"`
 	// A replay of a stored event: an ignored row is replaced, any other is a
 	// duplicate.
-	Replay        bool `protobuf:"varint,3,opt,name=replay,proto3" json:"replay,omitempty"`
+	Replay bool `protobuf:"varint,3,opt,name=replay,proto3" json:"replay,omitempty"`
+	// The W3C traceparent of the caller's span (actors.System.Apply), so that
+	// the grain's work joins the event's trace; empty with tracing off.
+	Traceparent   string `protobuf:"bytes,4,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -87,6 +90,13 @@ func (x *ApplyRequest) GetReplay() bool {
 		return x.Replay
 	}
 	return false
+}
+
+func (x *ApplyRequest) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
 }
 
 type ApplyResponse struct {
@@ -487,11 +497,12 @@ var File_hookd_internal_grain_v1_grain_proto protoreflect.FileDescriptor
 
 const file_hookd_internal_grain_v1_grain_proto_rawDesc = "" +
 	"\n" +
-	"#hookd/internal/grain/v1/grain.proto\x12\x17hookd.internal.grain.v1\x1a\x14hookd/v1/admin.proto\x1a\x17hookd/v1/envelope.proto\"p\n" +
+	"#hookd/internal/grain/v1/grain.proto\x12\x17hookd.internal.grain.v1\x1a\x14hookd/v1/admin.proto\x1a\x17hookd/v1/envelope.proto\"\x92\x01\n" +
 	"\fApplyRequest\x12.\n" +
 	"\benvelope\x18\x01 \x01(\v2\x12.hookd.v1.EnvelopeR\benvelope\x12\x18\n" +
 	"\arouting\x18\x02 \x01(\tR\arouting\x12\x16\n" +
-	"\x06replay\x18\x03 \x01(\bR\x06replay\"\x8d\x01\n" +
+	"\x06replay\x18\x03 \x01(\bR\x06replay\x12 \n" +
+	"\vtraceparent\x18\x04 \x01(\tR\vtraceparent\"\x8d\x01\n" +
 	"\rApplyResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +

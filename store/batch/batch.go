@@ -46,7 +46,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hookd/hookd/internal/startstop"
+	"github.com/hookd/hookd/internal/tracing"
 	"github.com/hookd/hookd/store"
 )
 
@@ -291,9 +295,18 @@ func (s *Store) commitDirect(ctx context.Context, writes []store.Write) []error 
 	s.mu.Unlock()
 	defer s.inflight.Done()
 	s.count(len(writes))
+	var span trace.Span
+	if tracing.Enabled() {
+		ctx, span = tracing.Start(ctx, commitSpanName, trace.WithAttributes(
+			attribute.Int("hookd.store.writes", len(writes)), attribute.Int("hookd.store.callers", 1)))
+	}
 	start := time.Now()
-	defer func() { s.busy.Add(int64(time.Since(start))) }()
-	return s.inner.Commit(ctx, writes)
+	errs := s.inner.Commit(ctx, writes)
+	s.busy.Add(int64(time.Since(start)))
+	if span != nil {
+		endCommitSpan(span, errs)
+	}
+	return errs
 }
 
 // usable returns ErrClosed after Close and ErrNotStarted before Start.
@@ -470,10 +483,17 @@ func (s *Store) commitBatch(reqs []*request, buf []store.Write) ([]store.Write, 
 
 	s.count(len(buf))
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
+	var span trace.Span
+	if tracing.Enabled() {
+		ctx, span = startCommitSpan(ctx, live, len(buf))
+	}
 	start := time.Now()
 	errs := s.inner.Commit(ctx, buf)
 	s.busy.Add(int64(time.Since(start)))
 	cancel()
+	if span != nil {
+		endCommitSpan(span, errs)
+	}
 	if len(errs) != len(buf) {
 		err := fmt.Errorf("backend returned %d results for %d writes", len(errs), len(buf))
 		s.cfg.Logger.Error("group commit failed", "writes", len(buf), "err", err)

@@ -13,6 +13,7 @@ import (
 	sqlitedriver "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/hookd/hookd/internal/tracing"
 	"github.com/hookd/hookd/store"
 )
 
@@ -137,6 +138,8 @@ func (s *Store) commitQueued() {
 		for _, r := range live {
 			store.FailWrites(r.writes, r.errs, errClosed)
 		}
+	} else if tracing.Enabled() {
+		s.commitTraced(live)
 	} else {
 		s.commitIsolated(live)
 	}
