@@ -98,6 +98,8 @@ func New(cfg Config) *Console {
 	c.mux.Handle("GET /console/events", c.authed(c.events))
 	c.mux.Handle("GET /console/events/{id}", c.authed(c.event))
 	c.mux.Handle("POST /console/events/{id}/replay", c.authed(c.replay))
+	c.mux.Handle("GET /console/replay-matching", c.authed(c.replayMatchingConfirm))
+	c.mux.Handle("POST /console/replay-matching", c.authed(c.replayMatching))
 	c.mux.Handle("GET /console/customers/{id}", c.authed(c.customer))
 	c.mux.Handle("GET /console/rejected", c.authed(c.rejected))
 	c.mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
@@ -116,7 +118,7 @@ func parsePages() map[string]*template.Template {
 		},
 	}
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "error", "overview", "events", "event", "customer", "rejected"} {
+	for _, name := range []string{"login", "error", "overview", "events", "event", "customer", "rejected", "replaymatching"} {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return pages

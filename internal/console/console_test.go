@@ -2,6 +2,8 @@ package console
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,7 +11,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,10 +40,20 @@ func openStore(t *testing.T) store.Store {
 type fixture struct {
 	srv     *httptest.Server
 	client  *http.Client
+	st      store.Store
+	c       *Console
+	mu      sync.Mutex
 	replays []string
 }
 
 func newFixture(t *testing.T, hasAdmin bool) *fixture {
+	t.Helper()
+	return newFixtureWith(t, hasAdmin, nil)
+}
+
+// newFixtureWith is newFixture with its Config changed by edit (when not
+// nil) before the console is made; edit gets the fixture's store.
+func newFixtureWith(t *testing.T, hasAdmin bool, edit func(st store.Store, cfg *Config)) *fixture {
 	t.Helper()
 	st := openStore(t)
 	err := st.RecordEvent(context.Background(), store.Event{Source: "stripe", EventID: "evt_1", Type: "customer.created",
@@ -48,11 +62,13 @@ func newFixture(t *testing.T, hasAdmin bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{}
+	f := &fixture{st: st}
 	rej := NewRejections(3)
-	c := New(Config{
+	cfg := Config{
 		Store: st,
 		Replay: func(ctx context.Context, id string) (string, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
 			f.replays = append(f.replays, id)
 			return "applied", nil
 		},
@@ -60,7 +76,12 @@ func newFixture(t *testing.T, hasAdmin bool) *fixture {
 		HasAdminToken:   func() bool { return hasAdmin },
 		Rejections:      rej,
 		MaxFailedLogins: 3,
-	})
+	}
+	if edit != nil {
+		edit(st, &cfg)
+	}
+	c := New(cfg)
+	f.c = c
 	mux := http.NewServeMux()
 	mux.Handle(Prefix, c)
 	f.srv = httptest.NewServer(mux)
@@ -286,4 +307,145 @@ func TestSessionExpiry(t *testing.T) {
 		t.Fatalf("table holds %d", len(s.m))
 	}
 	_ = a
+}
+
+// recordEvents stores events evt_<prefix><i> of customer with status.
+func recordEvents(t *testing.T, st store.Store, prefix, customer string, status store.Status, n int) {
+	t.Helper()
+	for i := range n {
+		id := fmt.Sprintf("evt_%s%d", prefix, i)
+		err := st.RecordEvent(context.Background(), store.Event{Source: "stripe", EventID: id, Type: "customer.updated",
+			CustomerID: customer, Status: status, Reason: "test", Routing: "object.id", Created: time.Unix(1700000000+int64(i), 0),
+			Payload: []byte(`{"id":"` + id + `"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestReplayAllMatching(t *testing.T) {
+	var mu sync.Mutex
+	var replayed []string
+	f := newFixtureWith(t, true, func(st store.Store, cfg *Config) {
+		recordEvents(t, st, "park", "cus_2", store.StatusParked, 3)
+		recordEvents(t, st, "ign", "cus_2", store.StatusIgnored, 2)
+		recordEvents(t, st, "other", "cus_3", store.StatusParked, 1)
+		cfg.Replay = func(ctx context.Context, id string) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			replayed = append(replayed, id)
+			switch id {
+			case "evt_ign0":
+				return "", errors.New("boom <b>")
+			case "evt_ign1":
+				return "duplicate", nil
+			}
+			return "applied", nil
+		}
+	})
+	csrf := f.login(t)
+
+	_, body := f.do(t, "GET", "/console/events?customer=cus_2", nil)
+	if !strings.Contains(body, `id="replay-matching"`) || !strings.Contains(body, `action="/console/replay-matching"`) {
+		t.Errorf("no Replay all matching button on a filtered events page:\n%s", body)
+	}
+	if _, body := f.do(t, "GET", "/console/events", nil); strings.Contains(body, `id="replay-matching"`) {
+		t.Error("Replay all matching offered without a filter")
+	}
+	for _, p := range []string{"/console/replay-matching", "/console/replay-matching?status=&customer="} {
+		resp, body := f.do(t, "GET", p, nil)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Filter too broad") {
+			t.Errorf("GET %s: %d, want 400 too broad:\n%s", p, resp.StatusCode, body)
+		}
+	}
+	if resp, _ := f.do(t, "GET", "/console/replay-matching?status=bogus", nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("unknown status: %d", resp.StatusCode)
+	}
+
+	resp, body := f.do(t, "GET", "/console/replay-matching?customer=cus_2", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, "Replay 5 events?") || !csrfRE.MatchString(body) ||
+		!strings.Contains(body, `name="customer" value="cus_2"`) {
+		t.Fatalf("confirmation: %d\n%s", resp.StatusCode, body)
+	}
+	_, body = f.do(t, "GET", "/console/replay-matching?status=parked", nil)
+	if !strings.Contains(body, "Replay 4 events?") {
+		t.Errorf("parked confirmation:\n%s", body)
+	}
+	_, body = f.do(t, "GET", "/console/replay-matching?status=parked&customer=cus_nobody", nil)
+	if !strings.Contains(body, "No events match") || strings.Contains(body, `id="replay-matching-confirm"`) {
+		t.Errorf("empty confirmation:\n%s", body)
+	}
+	if len(replayed) != 0 {
+		t.Fatalf("a GET replayed: %v", replayed)
+	}
+
+	// The POST needs the CSRF token and a filter.
+	for _, bad := range []url.Values{{"customer": {"cus_2"}}, {"customer": {"cus_2"}, "csrf": {"wrong"}}} {
+		if resp, _ := f.do(t, "POST", "/console/replay-matching", bad); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("POST %v: %d, want 403", bad, resp.StatusCode)
+		}
+	}
+	if resp, body := f.do(t, "POST", "/console/replay-matching", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Filter too broad") {
+		t.Errorf("POST without a filter: %d", resp.StatusCode)
+	}
+	if len(replayed) != 0 {
+		t.Fatalf("replayed without a valid request: %v", replayed)
+	}
+
+	resp, body = f.do(t, "POST", "/console/replay-matching", url.Values{"csrf": {csrf}, "customer": {"cus_2"}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("replay matching: %d\n%s", resp.StatusCode, body)
+	}
+	sort.Strings(replayed)
+	if got := strings.Join(replayed, ","); got != "evt_ign0,evt_ign1,evt_park0,evt_park1,evt_park2" {
+		t.Errorf("replayed %s", got)
+	}
+	for _, want := range []string{"Replayed 5 events, 1 failed.", `<td class="status-applied">applied</td><td>3</td>`,
+		`<td class="status-duplicate">duplicate</td><td>1</td>`, "evt_ign0: boom &lt;b&gt;"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("summary lacks %q:\n%s", want, body)
+		}
+	}
+}
+
+// endlessStore lists endless pages of parked events.
+type endlessStore struct {
+	store.Store
+	mu    sync.Mutex
+	pages int
+}
+
+func (s *endlessStore) ListEvents(_ context.Context, f store.ListEventsFilter) ([]store.Event, string, error) {
+	s.mu.Lock()
+	s.pages++
+	n := s.pages
+	s.mu.Unlock()
+	evs := make([]store.Event, f.PageSize)
+	for i := range evs {
+		evs[i] = store.Event{Source: "stripe", EventID: fmt.Sprintf("evt_%d_%d", n, i), CustomerID: "cus_big", Status: store.StatusParked}
+	}
+	return evs, fmt.Sprint("page", n), nil
+}
+
+func TestReplayAllMatchingIsBounded(t *testing.T) {
+	var mu sync.Mutex
+	replays := 0
+	f := newFixtureWith(t, true, func(st store.Store, cfg *Config) {
+		cfg.Store = &endlessStore{Store: st}
+		cfg.Replay = func(context.Context, string) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			replays++
+			return "applied", nil
+		}
+	})
+	csrf := f.login(t)
+	_, body := f.do(t, "GET", "/console/replay-matching?customer=cus_big", nil)
+	if !strings.Contains(body, "Replay 10,000 or more events?") {
+		t.Fatalf("confirmation:\n%s", body)
+	}
+	_, body = f.do(t, "POST", "/console/replay-matching", url.Values{"csrf": {csrf}, "customer": {"cus_big"}})
+	if replays != bulkReplayLimit || !strings.Contains(body, "Replayed 10000 events (the first 10,000") {
+		t.Fatalf("%d replays:\n%s", replays, body)
+	}
 }

@@ -91,12 +91,13 @@ type eventsData struct {
 	Statuses  []store.Status
 	Events    []store.Event
 	NextQuery string // query string of the next page, "" on the last
+	CanReplay bool
 	Error     string
 }
 
 func (c *Console) events(w http.ResponseWriter, r *http.Request, se *reqSession) {
 	q := r.URL.Query()
-	d := eventsData{Status: q.Get("status"), Customer: q.Get("customer"), Statuses: statuses}
+	d := eventsData{Status: q.Get("status"), Customer: q.Get("customer"), Statuses: statuses, CanReplay: c.cfg.Replay != nil}
 	f := store.ListEventsFilter{CustomerID: d.Customer, Status: store.Status(d.Status), PageSize: eventsPerPage, PageToken: q.Get("page"), MaxBytes: statePageBytes}
 	if d.Status != "" && !validStatus(f.Status) {
 		c.render(w, r, http.StatusBadRequest, "error", se, errorData{Title: "Bad request", Message: "unknown status " + d.Status})
