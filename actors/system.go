@@ -332,13 +332,30 @@ func (s *System) SweepOnce(ctx context.Context) error {
 }
 
 func (s *System) resolve(ctx context.Context, customerID string) (*grainpb.ResolveResponse, error) {
+	return s.resolveParkedFor(ctx, customerID, int64(s.cfg.ParkDeadline/time.Second))
+}
+
+// ResolveNow asks the customer's actor to resolve every one of its parked
+// events now, without waiting for the park deadline (the console's
+// "Resolve now"), and returns how many it released. The grain releases
+// the events parked at or before now minus DeadlineSeconds (whole
+// seconds, see customer.Resolve); 0 has no special meaning there, so it
+// is "everything parked before now".
+func (s *System) ResolveNow(ctx context.Context, customerID string) (int, error) {
+	resp, err := s.resolveParkedFor(ctx, customerID, 0)
+	return int(resp.GetReleased()), err
+}
+
+// resolveParkedFor asks the customer's actor to resolve its events parked
+// for at least deadlineSeconds.
+func (s *System) resolveParkedFor(ctx context.Context, customerID string, deadlineSeconds int64) (*grainpb.ResolveResponse, error) {
 	c := s.current()
 	if c == nil {
 		return nil, ErrNotStarted
 	}
 	client := grainpb.GetCustomerGrainGrainClient(c, customerID)
 	resp, err := request(ctx, &s.life, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) (*grainpb.ResolveResponse, error) {
-		return client.Resolve(&grainpb.ResolveRequest{DeadlineSeconds: int64(s.cfg.ParkDeadline / time.Second)}, callOptions(timeout)...)
+		return client.Resolve(&grainpb.ResolveRequest{DeadlineSeconds: deadlineSeconds}, callOptions(timeout)...)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("resolve customer %s: %w", customerID, err)

@@ -146,3 +146,43 @@ func TestSystemLifecycle(t *testing.T) {
 		t.Fatalf("Apply after Stop: got %v, want ErrNotStarted", err)
 	}
 }
+
+// TestResolveNow: an invoice event whose subscription hookd has not seen
+// parks; ResolveNow releases it at once (well before the 30 s park
+// deadline), synthesizing the subscription, and then has nothing left.
+func TestResolveNow(t *testing.T) {
+	st := pgtest.NewStore(t)
+	sys, err := New(Config{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ParkDeadline: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := sys.ResolveNow(ctx, "cus_r"); !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("ResolveNow before Start: %v, want ErrNotStarted", err)
+	}
+	if err := sys.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Stop()
+	if resp, err := sys.Apply(ctx, "cus_r", customerEvent("evt_r1", "customer.created", "cus_r", 100)); err != nil || resp.GetStatus() != "applied" {
+		t.Fatalf("customer.created: %v, %v", resp, err)
+	}
+	payload := `{"id":"evt_r2","object":"event","type":"invoice.paid","created":200,"data":{"object":{"id":"in_r","object":"invoice","customer":"cus_r","subscription":"sub_r","status":"paid"}}}`
+	inv := &grainpb.ApplyRequest{Routing: "object.customer", Envelope: &hookdv1.Envelope{
+		Source: "stripe", EventId: "evt_r2", Type: "invoice.paid", Created: 200,
+		ObjectId: "in_r", ObjectType: "invoice", CustomerId: "cus_r", Routing: "object.customer", Payload: []byte(payload)}}
+	if resp, err := sys.Apply(ctx, "cus_r", inv); err != nil || resp.GetStatus() != "parked" {
+		t.Fatalf("invoice.paid before its subscription: %v, %v; want parked", resp, err)
+	}
+	n, err := sys.ResolveNow(ctx, "cus_r")
+	if err != nil || n != 1 {
+		t.Fatalf("ResolveNow: %d, %v; want 1 released", n, err)
+	}
+	if e, err := st.GetEvent(ctx, "stripe", "evt_r2"); err != nil || e.Status == "parked" {
+		t.Fatalf("evt_r2 after ResolveNow: %q, %v; want it no longer parked", e.Status, err)
+	}
+	if n, err := sys.ResolveNow(ctx, "cus_r"); err != nil || n != 0 {
+		t.Fatalf("second ResolveNow: %d, %v; want 0", n, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/hookd/hookd/actors"
 	"github.com/hookd/hookd/internal/console"
 	"github.com/hookd/hookd/internal/eventstatus"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
@@ -24,9 +25,9 @@ type adminRoute struct {
 const rejectedWebhooks = 200
 
 // consoleRoutes is the web console on the admin listener, for a member: it
-// logs in with an admin-scope token from auth and replays through the
-// registered EventService.
-func consoleRoutes(st store.Store, reg *services.Registered, auth *services.Auth, rejects *console.Rejections, log *slog.Logger) []adminRoute {
+// logs in with an admin-scope token from auth, replays through the
+// registered EventService and resolves parked events now through sys.
+func consoleRoutes(st store.Store, sys *actors.System, reg *services.Registered, auth *services.Auth, rejects *console.Rejections, log *slog.Logger) []adminRoute {
 	c := console.New(console.Config{
 		Store: st,
 		Replay: func(ctx context.Context, eventID string) (string, error) {
@@ -36,6 +37,7 @@ func consoleRoutes(st store.Store, reg *services.Registered, auth *services.Auth
 			}
 			return eventStatusName(resp), nil
 		},
+		ResolveNow:      sys.ResolveNow,
 		CheckAdminToken: func(token string) bool { return auth.TokenHasScope(token, services.ScopeAdmin) },
 		HasAdminToken:   func() bool { return auth.AnyTokenHasScope(services.ScopeAdmin) },
 		Rejections:      rejects,

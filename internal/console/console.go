@@ -34,6 +34,10 @@ type Config struct {
 	// Replay replays a stored event (EventService.ReplayEvent) and returns
 	// its resulting status. Nil: no Replay button.
 	Replay func(ctx context.Context, eventID string) (status string, err error)
+	// ResolveNow resolves every parked event of a customer now, without
+	// waiting for the park deadline, and returns how many it released.
+	// Nil: no "Resolve now" button.
+	ResolveNow func(ctx context.Context, customerID string) (released int, err error)
 	// CheckAdminToken says whether a token has the admin scope. Nil, or
 	// HasAdminToken false: no login is possible.
 	CheckAdminToken func(token string) bool
@@ -101,6 +105,7 @@ func New(cfg Config) *Console {
 	c.mux.Handle("GET /console/replay-matching", c.authed(c.replayMatchingConfirm))
 	c.mux.Handle("POST /console/replay-matching", c.authed(c.replayMatching))
 	c.mux.Handle("GET /console/customers/{id}", c.authed(c.customer))
+	c.mux.Handle("POST /console/customers/{id}/resolve", c.authed(c.resolveNow))
 	c.mux.Handle("GET /console/rejected", c.authed(c.rejected))
 	c.mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusNotFound, "error", nil, errorData{Title: "Not found", Message: "no such console page"})

@@ -449,3 +449,69 @@ func TestReplayAllMatchingIsBounded(t *testing.T) {
 		t.Fatalf("%d replays:\n%s", replays, body)
 	}
 }
+
+func TestResolveNow(t *testing.T) {
+	var mu sync.Mutex
+	var resolved []string
+	f := newFixtureWith(t, true, func(st store.Store, cfg *Config) {
+		recordEvents(t, st, "park", "cus_p", store.StatusParked, 2)
+		recordEvents(t, st, "q", "cus_<q>", store.StatusParked, 1)
+		cfg.ResolveNow = func(ctx context.Context, id string) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			resolved = append(resolved, id)
+			if id == "cus_fail" {
+				return 0, errors.New("actor unreachable")
+			}
+			return 2, nil
+		}
+	})
+	csrf := f.login(t)
+	_, body := f.do(t, "GET", "/console/", nil)
+	for _, want := range []string{`action="/console/customers/cus_p/resolve"`, `action="/console/customers/cus_%3cq%3e/resolve"`} {
+		if strings.Count(body, want) != 1 {
+			t.Errorf("overview: want one %s:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "cus_<q>") {
+		t.Error("customer ID not escaped")
+	}
+	// The event page of a parked event has the button; of another not.
+	if _, body := f.do(t, "GET", "/console/events/evt_park0", nil); !strings.Contains(body, `id="resolve-now"`) || !strings.Contains(body, `name="event" value="evt_park0"`) {
+		t.Errorf("parked event page lacks Resolve now:\n%s", body)
+	}
+	if _, body := f.do(t, "GET", "/console/events/evt_1", nil); strings.Contains(body, `id="resolve-now"`) {
+		t.Error("Resolve now on an ignored event")
+	}
+
+	for _, bad := range []url.Values{{}, {"csrf": {"wrong"}}} {
+		if resp, _ := f.do(t, "POST", "/console/customers/cus_p/resolve", bad); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("resolve with %v: %d, want 403", bad, resp.StatusCode)
+		}
+	}
+	if len(resolved) != 0 {
+		t.Fatalf("resolved without a valid CSRF token: %v", resolved)
+	}
+	resp, body := f.do(t, "POST", "/console/customers/cus_p/resolve", url.Values{"csrf": {csrf}})
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/console/" || !strings.Contains(body, "resolve now for cus_p: 2 parked events released") {
+		t.Errorf("resolve from the overview: %d %s\n%s", resp.StatusCode, resp.Request.URL.Path, body)
+	}
+	resp, body = f.do(t, "POST", "/console/customers/cus_fail/resolve", url.Values{"csrf": {csrf}, "event": {"evt_park0"}})
+	if resp.Request.URL.Path != "/console/events/evt_park0" || !strings.Contains(body, "resolve now for cus_fail failed: actor unreachable") {
+		t.Errorf("failed resolve from an event page: %s\n%s", resp.Request.URL.Path, body)
+	}
+	if strings.Join(resolved, ",") != "cus_p,cus_fail" {
+		t.Errorf("resolved %v", resolved)
+	}
+
+	// Without ResolveNow: no button, and the POST is refused.
+	g := newFixture(t, true)
+	csrf = g.login(t)
+	recordEvents(t, g.st, "park", "cus_p", store.StatusParked, 1)
+	if _, body := g.do(t, "GET", "/console/", nil); strings.Contains(body, "Resolve now") {
+		t.Error("Resolve now offered without Config.ResolveNow")
+	}
+	if resp, _ := g.do(t, "POST", "/console/customers/cus_p/resolve", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusNotImplemented {
+		t.Errorf("resolve without Config.ResolveNow: %d", resp.StatusCode)
+	}
+}

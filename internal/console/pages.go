@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -40,10 +41,14 @@ type overviewData struct {
 	Counts     []statusCount
 	Parked     []store.Event
 	ParkedMore bool
-	Backlog    []store.EndpointBacklog
-	HasBacklog bool
-	Rejected   int
-	Errors     []string
+	// ParkedCustomers are the customers of Parked, in order, each once;
+	// CanResolve: each gets a "Resolve now" button.
+	ParkedCustomers []string
+	CanResolve      bool
+	Backlog         []store.EndpointBacklog
+	HasBacklog      bool
+	Rejected        int
+	Errors          []string
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, se *reqSession) {
@@ -75,6 +80,14 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, se *reqSessio
 		d.Errors = append(d.Errors, "list parked events: "+err.Error())
 	}
 	d.Parked, d.ParkedMore = parked, next != ""
+	d.CanResolve = c.cfg.ResolveNow != nil
+	seen := map[string]bool{}
+	for _, e := range parked {
+		if e.CustomerID != "" && !seen[e.CustomerID] {
+			seen[e.CustomerID] = true
+			d.ParkedCustomers = append(d.ParkedCustomers, e.CustomerID)
+		}
+	}
 	if ds, ok := store.Deliveries(c.cfg.Store); ok {
 		d.HasBacklog = true
 		if d.Backlog, err = ds.Backlog(ctx); err != nil {
@@ -150,6 +163,7 @@ type eventData struct {
 	Deliveries    []store.Delivery
 	HasDeliveries bool
 	CanReplay     bool
+	CanResolve    bool // a parked event of a customer, and ResolveNow set
 	Errors        []string
 }
 
@@ -172,7 +186,8 @@ func (c *Console) event(w http.ResponseWriter, r *http.Request, se *reqSession) 
 		c.render(w, r, http.StatusInternalServerError, "error", se, errorData{Title: "Cannot read event", Message: err.Error()})
 		return
 	}
-	d := eventData{Event: e, Payload: prettyJSON(e.Payload), CanReplay: c.cfg.Replay != nil}
+	d := eventData{Event: e, Payload: prettyJSON(e.Payload), CanReplay: c.cfg.Replay != nil,
+		CanResolve: c.cfg.ResolveNow != nil && e.Status == store.StatusParked && e.CustomerID != ""}
 	if e.CustomerID != "" {
 		notes, err := c.cfg.Store.ReadNotifications(ctx, "", e.CustomerID, notificationScan)
 		if err != nil {
@@ -260,4 +275,26 @@ func (c *Console) rejected(w http.ResponseWriter, r *http.Request, se *reqSessio
 		Enabled bool
 		List    []Rejection
 	}{c.cfg.Rejections != nil, c.cfg.Rejections.List()})
+}
+
+// resolveNow resolves the customer's parked events now; back to the event
+// page when the form names an event, else to the overview.
+func (c *Console) resolveNow(w http.ResponseWriter, r *http.Request, se *reqSession) {
+	id := r.PathValue("id")
+	if c.cfg.ResolveNow == nil {
+		c.render(w, r, http.StatusNotImplemented, "error", se, errorData{Title: "Resolve unavailable", Message: "this process cannot resolve parked events"})
+		return
+	}
+	n, err := c.cfg.ResolveNow(r.Context(), id)
+	msg := fmt.Sprintf("resolve now for %s: %d parked events released", id, n)
+	if err != nil {
+		msg = "resolve now for " + id + " failed: " + err.Error()
+	}
+	c.cfg.Logger.InfoContext(r.Context(), "console: resolve now", "customer_id", id, "released", n, "err", err)
+	c.sessions.setFlash(se.id, msg)
+	back := Prefix
+	if ev := r.PostFormValue("event"); ev != "" {
+		back = Prefix + "events/" + url.PathEscape(ev)
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
 }
