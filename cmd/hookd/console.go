@@ -38,6 +38,7 @@ func consoleRoutes(st store.Store, sys *actors.System, reg *services.Registered,
 			return eventStatusName(resp), nil
 		},
 		ResolveNow:      sys.ResolveNow,
+		Subscribers:     reg.Subscribers,
 		CheckAdminToken: func(token string) bool { return auth.TokenHasScope(token, services.ScopeAdmin) },
 		HasAdminToken:   func() bool { return auth.AnyTokenHasScope(services.ScopeAdmin) },
 		Rejections:      rejects,

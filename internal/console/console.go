@@ -1,6 +1,7 @@
 // Package console is hookd's web console: server-rendered pages on the
 // admin listener (/console/) to look at events, customers, deliveries and
-// rejected webhooks, and to replay an event. It requires an admin-scope
+// rejected webhooks, to replay an event or every event matching a filter,
+// and to resolve a customer's parked events now. It requires an admin-scope
 // token to log in, even though the admin listener has no authentication
 // of its own; with no such token configured it refuses every login.
 //
@@ -21,6 +22,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hookd/hookd/store"
 )
 
@@ -38,6 +41,9 @@ type Config struct {
 	// waiting for the park deadline, and returns how many it released.
 	// Nil: no "Resolve now" button.
 	ResolveNow func(ctx context.Context, customerID string) (released int, err error)
+	// Subscribers is how many notification streams are open
+	// (services.Registered.Subscribers). Nil: not shown.
+	Subscribers func() int64
 	// CheckAdminToken says whether a token has the admin scope. Nil, or
 	// HasAdminToken false: no login is possible.
 	CheckAdminToken func(token string) bool
@@ -53,6 +59,10 @@ type Config struct {
 	MaxFailedLogins int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+
+	// gatherer is sampled for the overview's events/s. Default
+	// prometheus.DefaultGatherer (tests set another).
+	gatherer prometheus.Gatherer
 }
 
 //go:embed templates/*.html
@@ -68,6 +78,8 @@ type Console struct {
 	limit    *limiter
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
+	// eventMeter keeps the samples of the overview's events/s.
+	eventMeter rateMeter
 }
 
 const cookieName = "hookd_console"
@@ -82,6 +94,9 @@ func New(cfg Config) *Console {
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 8 * time.Hour
+	}
+	if cfg.gatherer == nil {
+		cfg.gatherer = prometheus.DefaultGatherer
 	}
 	if cfg.MaxFailedLogins <= 0 {
 		cfg.MaxFailedLogins = 5

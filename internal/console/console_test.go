@@ -14,8 +14,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/sqlite"
@@ -513,5 +516,110 @@ func TestResolveNow(t *testing.T) {
 	}
 	if resp, _ := g.do(t, "POST", "/console/customers/cus_p/resolve", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusNotImplemented {
 		t.Errorf("resolve without Config.ResolveNow: %d", resp.StatusCode)
+	}
+}
+
+func TestOverviewFigures(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	events := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hookd_webhook_events_total", Help: "test"}, []string{"status"})
+	reg.MustRegister(events)
+	var mu sync.Mutex
+	now := time.Unix(1700000000, 0)
+	var subs atomic.Int64
+	subs.Store(3)
+	f := newFixtureWith(t, true, func(_ store.Store, cfg *Config) {
+		cfg.gatherer = reg
+		cfg.Now = func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return now
+		}
+		cfg.Subscribers = subs.Load
+	})
+	advance := func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+	}
+	rateRE := regexp.MustCompile(`id="event-rate">([^<]*)<`)
+	overview := func() (rate, body string) {
+		t.Helper()
+		_, body = f.do(t, "GET", "/console/", nil)
+		m := rateRE.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no events/s on the overview:\n%s", body)
+		}
+		return m[1], body
+	}
+	f.login(t) // the first view of the overview
+	if rate, body := overview(); !strings.HasPrefix(rate, "measuring") || !strings.Contains(body, `id="subscribers">3<`) {
+		t.Errorf("second view in the same second: %q (want measuring), subscribers:\n%s", rate, body)
+	}
+	events.WithLabelValues("applied").Add(100)
+	events.WithLabelValues("duplicate").Add(20)
+	advance(20 * time.Second)
+	subs.Store(5)
+	if rate, body := overview(); rate != "6.0 (over the last 20s)" || !strings.Contains(body, `id="subscribers">5<`) {
+		t.Errorf("after 120 events in 20 s: %q", rate)
+	}
+	// Measured over the last minute: the first sample falls out.
+	advance(50 * time.Second)
+	events.WithLabelValues("applied").Add(50)
+	if rate, _ := overview(); rate != "1.0 (over the last 50s)" {
+		t.Errorf("after 50 more events in 50 s: %q", rate)
+	}
+	// Long after every sample: the rate over the span since the last.
+	advance(10 * time.Minute)
+	if rate, _ := overview(); rate != "0.0 (over the last 10m0s)" {
+		t.Errorf("10 minutes later: %q", rate)
+	}
+
+	// Without Subscribers: not shown.
+	if _, body := newFixture(t, true).loginBody(t); strings.Contains(body, `id="subscribers"`) || !strings.Contains(body, `id="event-rate">measuring`) {
+		t.Errorf("overview without Subscribers:\n%s", body)
+	}
+}
+
+func (f *fixture) loginBody(t *testing.T) (string, string) {
+	t.Helper()
+	csrf := f.login(t)
+	_, body := f.do(t, "GET", "/console/", nil)
+	return csrf, body
+}
+
+func TestRateMeterCounterReset(t *testing.T) {
+	var m rateMeter
+	t0 := time.Unix(1700000000, 0)
+	m.observe(t0, 100)
+	if r, _, ok := m.observe(t0.Add(10*time.Second), 200); !ok || r != 10 {
+		t.Fatalf("rate %v %v", r, ok)
+	}
+	if _, _, ok := m.observe(t0.Add(20*time.Second), 5); ok {
+		t.Fatal("a counter that went back gave a rate")
+	}
+	if r, _, ok := m.observe(t0.Add(30*time.Second), 25); !ok || r != 2 {
+		t.Fatalf("after the reset: rate %v %v", r, ok)
+	}
+}
+
+func TestNewPostsNeedASession(t *testing.T) {
+	var called atomic.Int64
+	f := newFixtureWith(t, true, func(_ store.Store, cfg *Config) {
+		cfg.ResolveNow = func(context.Context, string) (int, error) { called.Add(1); return 0, nil }
+	})
+	for _, p := range []string{"/console/replay-matching", "/console/customers/cus_1/resolve"} {
+		resp, _ := f.do(t, "POST", p, url.Values{"csrf": {"x"}, "customer": {"cus_1"}})
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("POST %s without a session: %d, want 401", p, resp.StatusCode)
+		}
+	}
+	f.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if resp, _ := f.do(t, "GET", "/console/replay-matching?customer=cus_1", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("confirmation without a session: %d", resp.StatusCode)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.replays) != 0 || called.Load() != 0 {
+		t.Errorf("acted without a session: %v, %d", f.replays, called.Load())
 	}
 }

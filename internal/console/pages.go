@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/store"
@@ -48,7 +49,13 @@ type overviewData struct {
 	Backlog         []store.EndpointBacklog
 	HasBacklog      bool
 	Rejected        int
-	Errors          []string
+	// EventRate is the overview's events/s ("measuring" on the first
+	// view); HasSubscribers: Subscribers is the open notification
+	// streams.
+	EventRate      string
+	HasSubscribers bool
+	Subscribers    int64
+	Errors         []string
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, se *reqSession) {
@@ -95,6 +102,10 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, se *reqSessio
 		}
 	}
 	d.Rejected = len(c.cfg.Rejections.List())
+	d.EventRate = c.eventRate(&d)
+	if c.cfg.Subscribers != nil {
+		d.HasSubscribers, d.Subscribers = true, c.cfg.Subscribers()
+	}
 	c.render(w, r, http.StatusOK, "overview", se, d)
 }
 
@@ -297,4 +308,21 @@ func (c *Console) resolveNow(w http.ResponseWriter, r *http.Request, se *reqSess
 		back = Prefix + "events/" + url.PathEscape(ev)
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// eventRate samples the webhook events counter and says its rate over
+// about the last minute.
+func (c *Console) eventRate(d *overviewData) string {
+	total, found, err := counterTotal(c.cfg.gatherer, webhookEventsMetric)
+	if err != nil {
+		d.Errors = append(d.Errors, "metrics: "+err.Error())
+		if !found {
+			return "unknown"
+		}
+	}
+	rate, over, ok := c.eventMeter.observe(c.cfg.Now(), total)
+	if !ok {
+		return "measuring (reload in a few seconds)"
+	}
+	return fmt.Sprintf("%.1f (over the last %s)", rate, over.Round(time.Second))
 }
