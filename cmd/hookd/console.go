@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hookd/hookd/actors"
 	"github.com/hookd/hookd/internal/console"
 	"github.com/hookd/hookd/internal/eventstatus"
@@ -27,7 +29,7 @@ const rejectedWebhooks = 200
 // consoleRoutes is the web console on the admin listener, for a member: it
 // logs in with an admin-scope token from auth, replays through the
 // registered EventService and resolves parked events now through sys.
-func consoleRoutes(st store.Store, sys *actors.System, reg *services.Registered, auth *services.Auth, rejects *console.Rejections, log *slog.Logger) []adminRoute {
+func consoleRoutes(st store.Store, sys *actors.System, reg *services.Registered, auth *services.Auth, rejects *console.Rejections, log *slog.Logger, metrics prometheus.Gatherer) []adminRoute {
 	c := console.New(console.Config{
 		Store: st,
 		Replay: func(ctx context.Context, eventID string) (string, error) {
@@ -39,6 +41,7 @@ func consoleRoutes(st store.Store, sys *actors.System, reg *services.Registered,
 		},
 		ResolveNow:      sys.ResolveNow,
 		Subscribers:     reg.Subscribers,
+		Metrics:         metrics,
 		CheckAdminToken: func(token string) bool { return auth.TokenHasScope(token, services.ScopeAdmin) },
 		HasAdminToken:   func() bool { return auth.AnyTokenHasScope(services.ScopeAdmin) },
 		Rejections:      rejects,

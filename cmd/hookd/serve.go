@@ -217,7 +217,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 		}
 		defer reg.Broadcaster.Stop()
 		health, local = reg.Health, reg.LocalIngest
-		consoleRts = consoleRoutes(st, sys, reg, auth, rejects, log)
+		consoleRts = consoleRoutes(st, sys, reg, auth, rejects, log, metrics)
 		// Readiness follows the store: NOT_SERVING while it cannot be
 		// reached, SERVING again when it answers.
 		probe := &services.StoreProbe{Store: st, Health: health, Logger: log}

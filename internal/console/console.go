@@ -44,6 +44,9 @@ type Config struct {
 	// Subscribers is how many notification streams are open
 	// (services.Registered.Subscribers). Nil: not shown.
 	Subscribers func() int64
+	// Metrics, when set, is the process's own registry: the overview
+	// shows its notification lag (hookd_notification_read_lag_seconds).
+	Metrics prometheus.Gatherer
 	// CheckAdminToken says whether a token has the admin scope. Nil, or
 	// HasAdminToken false: no login is possible.
 	CheckAdminToken func(token string) bool

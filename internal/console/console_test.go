@@ -623,3 +623,26 @@ func TestNewPostsNeedASession(t *testing.T) {
 		t.Errorf("acted without a session: %v, %d", f.replays, called.Load())
 	}
 }
+
+// The overview shows the notification streams' lag from the process's
+// registry, as bucket bounds of its histogram, once anything was sent.
+func TestOverviewNotificationLag(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	lag := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hookd_notification_read_lag_seconds", Help: "test",
+		Buckets: []float64{0.001, 0.005, 0.025, 0.1}})
+	reg.MustRegister(lag)
+	f := newFixtureWith(t, true, func(_ store.Store, cfg *Config) { cfg.Metrics = reg })
+	f.login(t)
+	if _, body := f.do(t, "GET", "/console/", nil); !strings.Contains(body, `id="figures"`) || strings.Contains(body, `id="notification-lag"`) {
+		t.Fatal("notification lag shown before any notification was sent")
+	}
+	for range 98 {
+		lag.Observe(0.003)
+	}
+	lag.Observe(0.02)
+	lag.Observe(0.5)
+	_, body := f.do(t, "GET", "/console/", nil)
+	if !strings.Contains(body, `id="notification-lag">p50 ≤ 5 ms, p99 ≤ 25 ms (100 notifications sent)`) {
+		t.Fatalf("overview lag:\n%s\nwant p50 ≤ 5 ms, p99 ≤ 25 ms", body)
+	}
+}

@@ -55,7 +55,10 @@ type overviewData struct {
 	EventRate      string
 	HasSubscribers bool
 	Subscribers    int64
-	Errors         []string
+	// NotificationLag is the streams' lag p50 and p99 ("" when not
+	// measured yet).
+	NotificationLag string
+	Errors          []string
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, se *reqSession) {
@@ -105,6 +108,11 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, se *reqSessio
 	d.EventRate = c.eventRate(&d)
 	if c.cfg.Subscribers != nil {
 		d.HasSubscribers, d.Subscribers = true, c.cfg.Subscribers()
+	}
+	if c.cfg.Metrics != nil {
+		if b, n, ok := histogramQuantiles(c.cfg.Metrics, lagMetric, 0.5, 0.99); ok {
+			d.NotificationLag = fmt.Sprintf("p50 %s, p99 %s (%d notifications sent)", fmtBound(b[0]), fmtBound(b[1]), n)
+		}
 	}
 	c.render(w, r, http.StatusOK, "overview", se, d)
 }

@@ -1,6 +1,8 @@
 package console
 
 import (
+	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -71,4 +73,50 @@ func counterTotal(g prometheus.Gatherer, name string) (total float64, found bool
 		}
 	}
 	return total, found, err
+}
+
+// lagMetric is the notification streams' lag histogram
+// (cmd/hookd/opsmetrics.go), on the process's registry.
+const lagMetric = "hookd_notification_read_lag_seconds"
+
+// histogramQuantiles reads the quantiles qs of the histogram name in g,
+// each as the upper bound of the bucket it falls in (what a histogram
+// can tell), over the process's life; found false when g has no sample of
+// it.
+func histogramQuantiles(g prometheus.Gatherer, name string, qs ...float64) (bounds []float64, count uint64, found bool) {
+	mfs, err := g.Gather()
+	if err != nil && len(mfs) == 0 {
+		return nil, 0, false
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		count = h.GetSampleCount()
+		if count == 0 {
+			return nil, 0, false
+		}
+		for _, q := range qs {
+			want := q * float64(count)
+			b := math.Inf(1)
+			for _, bk := range h.GetBucket() {
+				if float64(bk.GetCumulativeCount()) >= want {
+					b = bk.GetUpperBound()
+					break
+				}
+			}
+			bounds = append(bounds, b)
+		}
+		return bounds, count, true
+	}
+	return nil, 0, false
+}
+
+// fmtBound says a bucket bound in ms ("≤ 25 ms", or "> the largest bucket").
+func fmtBound(sec float64) string {
+	if math.IsInf(sec, 1) {
+		return "over the largest bucket"
+	}
+	return "≤ " + strconv.FormatFloat(sec*1000, 'f', -1, 64) + " ms"
 }
