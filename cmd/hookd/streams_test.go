@@ -99,7 +99,13 @@ func openStreams(t *testing.T, h *hookd, n int) []hookdv1.NotificationService_Su
 
 // Idle Subscribe streams share one reader of the outbox: 2,000 of them
 // cost a process at rest a small fraction of a core, and webhooks are
-// answered (and reach every stream) while they are open.
+// answered (and reach every stream) while they are open. The bound is
+// against streams that each poll the store (2,000 of them every 100 ms
+// would take several cores); a process at rest already spends about 5 %
+// of a core without any stream (protoactor's gossip, the shared reader's
+// poll, the readiness probe, the delivery engine and the outbox stall
+// sampler, each a query a second or less; more under -race), which made
+// a 10 % bound fail now and then on a loaded CI machine.
 func TestIdleStreamsShareOneReader(t *testing.T) {
 	const n = 2000
 	h := startHookd(t)
@@ -108,8 +114,8 @@ func TestIdleStreamsShareOneReader(t *testing.T) {
 	time.Sleep(time.Second) // let start-up work settle
 	cpu := idleCPU(t, h.proc.pid(), 3*time.Second)
 	t.Logf("idle CPU with %d open streams: %.1f%% of a core", n, 100*cpu)
-	if cpu > 0.10 {
-		t.Errorf("idle CPU with %d open streams: %.1f%% of a core, want under 10%%", n, 100*cpu)
+	if cpu > 0.20 {
+		t.Errorf("idle CPU with %d open streams: %.1f%% of a core, want under 20%%", n, 100*cpu)
 	}
 
 	began := time.Now()
