@@ -13,6 +13,7 @@ import (
 	"github.com/hookd/hookd/internal/envelope"
 	"github.com/hookd/hookd/internal/eventstatus"
 	"github.com/hookd/hookd/internal/grainpb"
+	"github.com/hookd/hookd/internal/loglimit"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/store"
@@ -74,10 +75,6 @@ var importKinds = []string{"customers", "subscriptions"}
 
 // Backfill streams a backfill's progress until it finishes.
 func (s *AdminServer) Backfill(req *hookdv1.BackfillRequest, stream hookdv1.AdminService_BackfillServer) error {
-	b := s.backfiller()
-	if b == nil {
-		return toStatus(withReason(client.ReasonNotConfigured, errorf(errFailedPrecondition, "backfill needs the Stripe API: start the member with --stripe-api-key")))
-	}
 	if req.GetSince() != nil {
 		if d := req.GetSince().AsDuration(); d <= 0 || d > maxBackfillWindow {
 			return toStatus(fmt.Errorf("%w: since must be positive and at most %s", ErrInvalid, maxBackfillWindow))
@@ -85,8 +82,14 @@ func (s *AdminServer) Backfill(req *hookdv1.BackfillRequest, stream hookdv1.Admi
 	}
 	for _, o := range req.GetObjects() {
 		if !slices.Contains(importKinds, o) {
-			return toStatus(fmt.Errorf("%w: objects: unknown %q (want %s)", ErrInvalid, o, strings.Join(importKinds, ", ")))
+			return toStatus(fmt.Errorf("%w: objects: unknown %q (want %s)", ErrInvalid, loglimit.String(o), strings.Join(importKinds, ", ")))
 		}
+	}
+	// Checked after the request, so that a bad request is answered as
+	// such on any member.
+	b := s.backfiller()
+	if b == nil {
+		return toStatus(withReason(client.ReasonNotConfigured, errorf(errFailedPrecondition, "backfill needs the Stripe API: start the member with --stripe-api-key")))
 	}
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/url"
 	"strings"
@@ -14,8 +13,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/hookd/hookd/client"
 	"github.com/hookd/hookd/internal/stripefake"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store/postgres/pgtest"
@@ -130,7 +133,7 @@ func waitMetric(t *testing.T, h *hookd, series string, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if v, ok := tryMetric(h, series); ok && v >= want {
+		if v, ok := sampleValue(metricsText(t, h), series); ok && v >= want {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -138,24 +141,6 @@ func waitMetric(t *testing.T, h *hookd, series string, want float64) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func tryMetric(h *hookd, series string) (float64, bool) {
-	resp, err := h.http.Get(h.adminURL + "/metrics")
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			var f float64
-			if _, err := fmt.Sscan(v, &f); err == nil {
-				return f, true
-			}
-		}
-	}
-	return 0, false
 }
 
 // Live webhooks and a backfill of the same window at once: no event takes
@@ -421,5 +406,54 @@ func TestReprojectRepairsAlteredState(t *testing.T) {
 	}
 	if again := reproject(); !strings.Contains(again, "10 customers checked, 0 changed") {
 		t.Fatalf("second run:\n%s\nwant nothing changed", again)
+	}
+}
+
+// AdminService needs the admin scope: a stranger (no token) and a
+// read-scope token are refused before any work starts; hostile input is
+// refused with INVALID_ARGUMENT; a member without an API key says what it
+// lacks.
+func TestAdminServiceRefusesStrangersAndBadInput(t *testing.T) {
+	h := startHookd(t, "--admin-token", "tok_admin_0123456789", "--tokens", "read tok_read_0123456789")
+	admin := hookdv1.NewAdminServiceClient(h.conn)
+	first := func(ctx context.Context, req *hookdv1.BackfillRequest) error {
+		s, err := admin.Backfill(ctx, req)
+		if err == nil {
+			_, err = s.Recv()
+		}
+		return err
+	}
+	reproject := func(ctx context.Context) error {
+		s, err := admin.Reproject(ctx, &hookdv1.ReprojectRequest{})
+		if err == nil {
+			_, err = s.Recv()
+		}
+		return err
+	}
+	ctx := t.Context()
+	for _, c := range []struct {
+		token string
+		want  codes.Code
+	}{{"", codes.Unauthenticated}, {"tok_read_0123456789", codes.PermissionDenied}} {
+		if err := first(withToken(ctx, c.token), &hookdv1.BackfillRequest{}); status.Code(err) != c.want {
+			t.Errorf("Backfill with token %q: %v, want %s", c.token, err, c.want)
+		}
+		if err := reproject(withToken(ctx, c.token)); status.Code(err) != c.want {
+			t.Errorf("Reproject with token %q: %v, want %s", c.token, err, c.want)
+		}
+	}
+	adminCtx := withToken(ctx, "tok_admin_0123456789")
+	if err := first(adminCtx, &hookdv1.BackfillRequest{}); status.Code(err) != codes.FailedPrecondition || client.ReasonOf(err) != client.ReasonNotConfigured {
+		t.Errorf("Backfill without --stripe-api-key: %v, want FAILED_PRECONDITION %s", err, client.ReasonNotConfigured)
+	}
+	for i, req := range []*hookdv1.BackfillRequest{
+		{Since: durationpb.New(-time.Hour)},
+		{Since: durationpb.New(365 * 24 * time.Hour)},
+		{Objects: []string{"charges"}},
+		{Objects: []string{strings.Repeat("x", 10000)}},
+	} {
+		if err := first(adminCtx, req); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("bad Backfill request %d: %.200v, want INVALID_ARGUMENT", i, err)
+		}
 	}
 }

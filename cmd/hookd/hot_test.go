@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,23 +23,24 @@ func storeCommits(t *testing.T, h *hookd) int64 {
 // `hookd_deliveries_total{outcome="failed"}`.
 func metricValue(t *testing.T, h *hookd, series string) float64 {
 	t.Helper()
-	resp, err := h.http.Get(h.adminURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	v, ok := sampleValue(metricsText(t, h), series)
+	if !ok {
+		t.Fatalf("/metrics lacks %s", series)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
+	return v
+}
+
+// sampleValue finds one series (name and labels, as Prometheus prints
+// them) in a /metrics text.
+func sampleValue(text, series string) (float64, bool) {
+	for _, line := range strings.Split(text, "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			n, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metrics line %q: %v", line, err)
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return f, true
 			}
-			return n
 		}
 	}
-	t.Fatalf("/metrics lacks %s", series)
-	return 0
+	return 0, false
 }
 
 // Events for one customer that arrive together are committed together:

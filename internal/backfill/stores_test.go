@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/internal/storetest/backends"
+
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/postgres"
 	"github.com/hookd/hookd/store/postgres/pgtest"
-	"github.com/hookd/hookd/store/sqlite"
 )
 
 // The engine's tests run against the real stores: PostgreSQL (a fresh
@@ -63,20 +64,11 @@ func openPostgres(t *testing.T) backend {
 	return backend{BackfillStore: s, member: func(t *testing.T) store.BackfillStore { return open(t) }}
 }
 
-// openSQLite returns a migrated SQLite store in a fresh directory, closed
-// when the test finishes.
+// openSQLite returns a migrated SQLite store in a fresh directory
+// (internal/storetest/backends); one process, so a second member is the
+// same store.
 func openSQLite(t *testing.T) backend {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
-	defer cancel()
-	s, err := sqlite.Open(ctx, t.TempDir(), nil)
-	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
-	}
-	t.Cleanup(s.Close)
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("sqlite Migrate: %v", err)
-	}
+	s := backends.OpenSQLite(t)
 	return backend{BackfillStore: s, member: func(*testing.T) store.BackfillStore { return s }}
 }
 
