@@ -280,8 +280,13 @@ func TestImportExistingCustomers(t *testing.T) {
 		}
 	}
 	// Their webhooks, newer than the import, take effect on top of it.
+	// They are created two minutes ahead (within --tolerance), so that the
+	// second import below, fetched within those two minutes, is older
+	// than them; an import fetched later would rightly win, as it would
+	// be the newer state.
+	ahead := time.Now().Unix() + 120
 	for c := range 1000 {
-		h.post(t, customerEvent(fmt.Sprintf("evt_imp_%03d", c), "customer.updated", fmt.Sprintf("cus_imp_%03d", c), time.Now().Unix()+1, fmt.Sprintf("new%d@example.com", c)))
+		h.post(t, customerEvent(fmt.Sprintf("evt_imp_%03d", c), "customer.updated", fmt.Sprintf("cus_imp_%03d", c), ahead, fmt.Sprintf("new%d@example.com", c)))
 	}
 	for _, c := range []int{0, 499, 999} {
 		cu, err := cc.GetCustomer(t.Context(), &hookdv1.GetCustomerRequest{CustomerId: fmt.Sprintf("cus_imp_%03d", c)})
