@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 )
@@ -175,6 +176,11 @@ type EventFilter struct {
 	CustomerID string
 	// Status, when not EVENT_STATUS_UNSPECIFIED, lists only events with it.
 	Status hookdv1.EventStatus
+	// Type, when set, lists only events of this type ("invoice.paid").
+	Type string
+	// ReceivedFrom and ReceivedBefore, when not zero, list only events
+	// hookd received in [ReceivedFrom, ReceivedBefore).
+	ReceivedFrom, ReceivedBefore time.Time
 	// PageSize is how many events each call fetches (hookd's default when
 	// 0, at most 500).
 	PageSize int32
@@ -187,12 +193,20 @@ func (c *Client) ListEvents(ctx context.Context, filter EventFilter) iter.Seq2[*
 	return func(yield func(*hookdv1.Event, error) bool) {
 		token := ""
 		for {
-			resp, err := c.events.ListEvents(ctx, &hookdv1.ListEventsRequest{
+			req := &hookdv1.ListEventsRequest{
 				CustomerId: filter.CustomerID,
 				Status:     filter.Status,
+				Type:       filter.Type,
 				PageSize:   filter.PageSize,
 				PageToken:  token,
-			})
+			}
+			if !filter.ReceivedFrom.IsZero() {
+				req.ReceivedFrom = timestamppb.New(filter.ReceivedFrom)
+			}
+			if !filter.ReceivedBefore.IsZero() {
+				req.ReceivedBefore = timestamppb.New(filter.ReceivedBefore)
+			}
+			resp, err := c.events.ListEvents(ctx, req)
 			if err != nil {
 				yield(nil, fmt.Errorf("list events: %w", convert(err)))
 				return

@@ -10,7 +10,8 @@ import (
 )
 
 // The package imports only hookd's public API, gRPC (with the google.rpc
-// error details) and the standard library, so that importing it pulls in
+// error details), the well-known Timestamp of the API's messages and the
+// standard library, so that importing it pulls in
 // no actor runtime, etcd or Kubernetes client. (That hookdv1 itself pulls in none is checked where
 // the grain protocol leaves it, with go list -deps.)
 func TestImportsOnlyTheAPIgRPCAndTheStandardLibrary(t *testing.T) {
@@ -35,9 +36,10 @@ func TestImportsOnlyTheAPIgRPCAndTheStandardLibrary(t *testing.T) {
 			case path == "github.com/hookd/hookd/proto/hookd/v1":
 			case path == "google.golang.org/grpc" || strings.HasPrefix(path, "google.golang.org/grpc/"):
 			case path == "google.golang.org/genproto/googleapis/rpc/errdetails": // google.rpc error details
+			case path == "google.golang.org/protobuf/types/known/timestamppb": // in hookdv1's messages already
 			case !strings.Contains(first, "."): // the standard library
 			default:
-				t.Errorf("%s imports %s: the client may import only hookdv1, gRPC, errdetails and the standard library", name, path)
+				t.Errorf("%s imports %s: the client may import only hookdv1, gRPC, errdetails, timestamppb and the standard library", name, path)
 			}
 		}
 	}

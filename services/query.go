@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -59,6 +60,10 @@ const (
 	maxPageBytes = 3 << 20
 )
 
+// maxTypeLen bounds ListEventsRequest.type: Stripe's longest event types
+// are under 60 bytes.
+const maxTypeLen = 200
+
 // ListEvents lists stored events, newest first, in pages bounded by count
 // and by the bytes of their payloads (see event.proto).
 func (s *EventServer) ListEvents(ctx context.Context, req *hookdv1.ListEventsRequest) (*hookdv1.ListEventsResponse, error) {
@@ -71,13 +76,31 @@ func (s *EventServer) ListEvents(ctx context.Context, req *hookdv1.ListEventsReq
 	case size > maxPageSize:
 		size = maxPageSize
 	}
-	events, next, err := s.store.ListEvents(ctx, store.ListEventsFilter{
+	f := store.ListEventsFilter{
 		CustomerID: req.GetCustomerId(),
 		Status:     listStatus(req.GetStatus()),
+		Type:       req.GetType(),
 		PageSize:   size,
 		PageToken:  req.GetPageToken(),
 		MaxBytes:   maxPageBytes,
-	})
+	}
+	if len(f.Type) > maxTypeLen {
+		return nil, toStatus(fmt.Errorf("%w: type is %d bytes, at most %d", ErrInvalid, len(f.Type), maxTypeLen))
+	}
+	for _, b := range []struct {
+		name string
+		ts   *timestamppb.Timestamp
+		to   *time.Time
+	}{{"received_from", req.GetReceivedFrom(), &f.ReceivedFrom}, {"received_before", req.GetReceivedBefore(), &f.ReceivedBefore}} {
+		if b.ts == nil {
+			continue
+		}
+		if err := b.ts.CheckValid(); err != nil {
+			return nil, toStatus(fmt.Errorf("%w: %s: %v", ErrInvalid, b.name, err))
+		}
+		*b.to = b.ts.AsTime()
+	}
+	events, next, err := s.store.ListEvents(ctx, f)
 	if err != nil {
 		return nil, toStatus(fmt.Errorf("list events: %w", err))
 	}

@@ -160,13 +160,45 @@ type Write struct {
 type ListEventsFilter struct {
 	CustomerID string // empty: all customers
 	Status     Status // empty: all statuses
-	PageSize   int    // > 0
-	PageToken  string // from a previous page; empty for the first
+	Type       string // the event's type, exactly; empty: all types
+	// ReceivedFrom and ReceivedBefore bound the time hookd received the
+	// event (ReceivedFrom <= ReceivedAt < ReceivedBefore); zero: unbounded.
+	// Neither has an index of its own: the listing walks the newest events
+	// (of the customer or status, when those are set) and keeps those in
+	// range, so a narrow window far in the past reads many rows.
+	ReceivedFrom, ReceivedBefore time.Time
+	PageSize                     int    // > 0
+	PageToken                    string // from a previous page; empty for the first
 	// MaxBytes, when positive, bounds a page by its events' payloads as
 	// well: the page ends before the event that would take their total
 	// past MaxBytes (see PageLength); a page holds at least one event
 	// however large. 0: pages are bounded by PageSize alone.
 	MaxBytes int64
+}
+
+// EventCounter is implemented by the backends that can count their events
+// by status; both of hookd's do.
+type EventCounter interface {
+	// CountEvents returns how many events are stored with each status
+	// (statuses without events are absent), counted over the whole table
+	// in one snapshot.
+	CountEvents(ctx context.Context) (map[Status]int64, error)
+}
+
+// Counter returns the EventCounter of s: s itself, or the store a wrapper
+// (such as store/batch) wraps.
+func Counter(s Store) (EventCounter, bool) {
+	for s != nil {
+		if c, ok := s.(EventCounter); ok {
+			return c, true
+		}
+		w, ok := s.(interface{ Inner() Store })
+		if !ok {
+			break
+		}
+		s = w.Inner()
+	}
+	return nil, false
 }
 
 // Store is implemented by every backend. All methods are safe for

@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hookd/hookd/internal/cliflag"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
@@ -273,6 +276,36 @@ func TestEventsCLIListGetReplay(t *testing.T) {
 	out, err = runCLI(t, append([]string{"events", "list", "--limit", "2"}, addr...)...)
 	if err != nil || strings.Count(out, "evt_cli_") != 2 {
 		t.Errorf("--limit 2: %v\n%s", err, out)
+	}
+
+	// By type and received time (the gRPC filter under the flags).
+	out, err = runCLI(t, append([]string{"events", "list", "--type", "customer.created", "--json"}, addr...)...)
+	if err != nil || strings.Count(out, "\n") != 2 || !strings.Contains(out, "evt_cli_1") || !strings.Contains(out, "evt_cli_3") {
+		t.Errorf("--type customer.created: %v, want evt_cli_1 and evt_cli_3 only:\n%s", err, out)
+	}
+	if out, err = runCLI(t, append([]string{"events", "list", "--since", "1h"}, addr...)...); err != nil || strings.Count(out, "evt_cli_") != 4 {
+		t.Errorf("--since 1h: %v, want all 4:\n%s", err, out)
+	}
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	if out, err = runCLI(t, append([]string{"events", "list", "--from", future}, addr...)...); err != nil || strings.Contains(out, "evt_cli_") {
+		t.Errorf("--from an hour ahead: %v, want none:\n%s", err, out)
+	}
+	if out, err = runCLI(t, append([]string{"events", "list", "--until", future, "--type", "customer.updated", "--customer", "cus_cli_a"}, addr...)...); err != nil ||
+		strings.Count(out, "evt_cli_") != 2 || !strings.Contains(out, "evt_cli_old") {
+		t.Errorf("--until --type --customer: %v, want evt_cli_2 and evt_cli_old:\n%s", err, out)
+	}
+	for _, bad := range [][]string{{"--from", "yesterday"}, {"--since", "-1h"}, {"--since", "1h", "--from", future}} {
+		if _, err := runCLI(t, append(append([]string{"events", "list"}, bad...), addr...)...); err == nil {
+			t.Errorf("events list %v: no error", bad)
+		}
+	}
+	_, err = h.events().ListEvents(t.Context(), &hookdv1.ListEventsRequest{ReceivedFrom: &timestamppb.Timestamp{Seconds: 1, Nanos: -1}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("ListEvents with an invalid received_from: %v, want INVALID_ARGUMENT", err)
+	}
+	_, err = h.events().ListEvents(t.Context(), &hookdv1.ListEventsRequest{Type: strings.Repeat("t", 300)})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("ListEvents with a 300-byte type: %v, want INVALID_ARGUMENT", err)
 	}
 
 	// get: flags after the ID; the payload indented.

@@ -141,7 +141,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}
-	if !strings.Contains(overview, "Counted over the 3 stored events") || !strings.Contains(overview, "1 recent") {
+	if !strings.Contains(overview, "All 3 stored events, counted at") || !strings.Contains(overview, "1 recent") {
 		t.Errorf("overview:\n%s", overview)
 	}
 	saveShot(t, "console-overview.png", overviewPNG)

@@ -25,7 +25,7 @@ import (
 // table or key-value lines by default, protojson lines with --json.
 
 var eventsCommands = []command{
-	{name: "list", args: "[--customer ID] [--status STATUS] [--limit N] [--json]", summary: "list stored events, newest first (token: read scope)",
+	{name: "list", args: "[--customer ID] [--status STATUS] [--type TYPE] [--since D | --from T] [--until T] [--limit N] [--json]", summary: "list stored events, newest first (token: read scope)",
 		run: func(ctx context.Context, args []string, e cliEnv) error {
 			return eventsList(ctx, args, e.getenv, e.stdout)
 		}},
@@ -112,6 +112,10 @@ func eventsList(ctx context.Context, args []string, getenv func(string) string, 
 	fs, cf, asJSON := eventsFlags("list", "read")
 	customer := fs.String("customer", "", "only this customer's events")
 	statusFlag := fs.String("status", "", "only events with this status: "+strings.Join(statusNames, ", "))
+	typ := fs.String("type", "", "only events of this type (invoice.paid)")
+	since := fs.Duration("since", 0, "only events received in this past duration (1h)")
+	from := fs.String("from", "", "only events received at or after this RFC 3339 time")
+	until := fs.String("until", "", "only events received before this RFC 3339 time")
 	limit := fs.Int("limit", 50, "at most this many events (0: all)")
 	if err := cliflag.Parse(fs, args); err != nil {
 		return err
@@ -119,6 +123,28 @@ func eventsList(ctx context.Context, args []string, getenv func(string) string, 
 	st, err := parseStatus(*statusFlag)
 	if err != nil {
 		return err
+	}
+	req := &hookdv1.ListEventsRequest{CustomerId: *customer, Status: st, Type: *typ}
+	for _, b := range []struct {
+		name, v string
+		to      **timestamppb.Timestamp
+	}{{"--from", *from, &req.ReceivedFrom}, {"--until", *until, &req.ReceivedBefore}} {
+		if b.v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, b.v)
+		if err != nil {
+			return &usageError{fmt.Sprintf("%s %q: want an RFC 3339 time such as 2026-12-01T10:00:00Z", b.name, b.v)}
+		}
+		*b.to = timestamppb.New(t)
+	}
+	switch {
+	case *since < 0:
+		return &usageError{"--since must be positive"}
+	case *since > 0 && *from != "":
+		return &usageError{"--since and --from both set where the listing starts: give one"}
+	case *since > 0:
+		req.ReceivedFrom = timestamppb.New(time.Now().Add(-*since))
 	}
 	if fs.NArg() > 0 {
 		return &usageError{fmt.Sprintf("unexpected argument %q (--customer ID selects a customer)", fs.Arg(0))}
@@ -143,7 +169,8 @@ func eventsList(ctx context.Context, args []string, getenv func(string) string, 
 		if *limit > 0 && *limit-n < 500 {
 			size = int32(*limit - n)
 		}
-		resp, err := events.ListEvents(ctx, &hookdv1.ListEventsRequest{CustomerId: *customer, Status: st, PageSize: size, PageToken: token})
+		req.PageSize, req.PageToken = size, token
+		resp, err := events.ListEvents(ctx, req)
 		if err != nil {
 			return rpcError("events list", err)
 		}

@@ -2,6 +2,7 @@ package console
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
 	"sort"
 
@@ -25,8 +26,8 @@ type bulkStatusCount struct {
 }
 
 type replayMatchingData struct {
-	Status   string
-	Customer string
+	Query    eventQuery
+	BackQS   template.URL // the events page's query string for this filter (see eventsData.MatchQS)
 	Count    int
 	AtLimit  bool // Count reached bulkReplayLimit: "10,000 or more"
 	Limit    string
@@ -38,21 +39,22 @@ type replayMatchingData struct {
 	Error    string // listing the events failed part way
 }
 
-// bulkFilter reads and checks the filter of a "Replay all matching"
-// request (query or form); ok false: a page was rendered.
-func (c *Console) bulkFilter(w http.ResponseWriter, r *http.Request, se *reqSession, status, customer string) (store.ListEventsFilter, bool) {
-	f := store.ListEventsFilter{CustomerID: customer, Status: store.Status(status), PageSize: bulkPageSize, MaxBytes: statePageBytes}
+// bulkFilter checks the filter of a "Replay all matching" request (query
+// or form); ok false: a page was rendered.
+func (c *Console) bulkFilter(w http.ResponseWriter, r *http.Request, se *reqSession, q eventQuery) (store.ListEventsFilter, bool) {
+	f, err := q.filter()
+	f.PageSize, f.MaxBytes = bulkPageSize, statePageBytes
 	if c.cfg.Replay == nil {
 		c.render(w, r, http.StatusNotImplemented, "error", se, errorData{Title: "Replay unavailable", Message: "this process cannot replay events"})
 		return f, false
 	}
-	if status == "" && customer == "" {
+	if !q.any() {
 		c.render(w, r, http.StatusBadRequest, "error", se, errorData{Title: "Filter too broad",
-			Message: "replaying every stored event is refused: filter by a status or a customer (or both) first"})
+			Message: "replaying every stored event is refused: filter by a status, customer, type or time first"})
 		return f, false
 	}
-	if status != "" && !validStatus(f.Status) {
-		c.render(w, r, http.StatusBadRequest, "error", se, errorData{Title: "Bad request", Message: "unknown status " + status})
+	if err != nil {
+		c.render(w, r, http.StatusBadRequest, "error", se, errorData{Title: "Bad request", Message: err.Error()})
 		return f, false
 	}
 	return f, true
@@ -94,9 +96,9 @@ func listError(err error) (int, string) {
 
 // replayMatchingConfirm counts the matching events and asks to confirm.
 func (c *Console) replayMatchingConfirm(w http.ResponseWriter, r *http.Request, se *reqSession) {
-	q := r.URL.Query()
-	d := replayMatchingData{Status: q.Get("status"), Customer: q.Get("customer"), Limit: "10,000"}
-	f, ok := c.bulkFilter(w, r, se, d.Status, d.Customer)
+	d := replayMatchingData{Query: readEventQuery(r.URL.Query().Get), Limit: "10,000"}
+	d.BackQS = template.URL(d.Query.values().Encode())
+	f, ok := c.bulkFilter(w, r, se, d.Query)
 	if !ok {
 		return
 	}
@@ -114,8 +116,9 @@ func (c *Console) replayMatchingConfirm(w http.ResponseWriter, r *http.Request, 
 // one after the other, and shows what became of them. The IDs are listed
 // first: a replay may change an event's status, and so the listing.
 func (c *Console) replayMatching(w http.ResponseWriter, r *http.Request, se *reqSession) {
-	d := replayMatchingData{Status: r.PostFormValue("status"), Customer: r.PostFormValue("customer"), Limit: "10,000", Done: true}
-	f, ok := c.bulkFilter(w, r, se, d.Status, d.Customer)
+	d := replayMatchingData{Query: readEventQuery(r.PostFormValue), Limit: "10,000", Done: true}
+	d.BackQS = template.URL(d.Query.values().Encode())
+	f, ok := c.bulkFilter(w, r, se, d.Query)
 	if !ok {
 		return
 	}
@@ -147,7 +150,8 @@ func (c *Console) replayMatching(w http.ResponseWriter, r *http.Request, se *req
 	}
 	sort.Slice(d.ByStatus, func(i, j int) bool { return d.ByStatus[i].Status < d.ByStatus[j].Status })
 	d.Count, d.AtLimit = len(ids), len(ids) >= bulkReplayLimit
-	c.cfg.Logger.InfoContext(ctx, "console: replay matching", "status", d.Status, "customer_id", d.Customer,
+	c.cfg.Logger.InfoContext(ctx, "console: replay matching", "status", d.Query.Status, "customer_id", d.Query.Customer,
+		"type", d.Query.Type, "from", d.Query.From, "until", d.Query.Until,
 		"events", d.Replayed, "failed", d.Failed)
 	c.render(w, r, http.StatusOK, "replaymatching", se, d)
 }

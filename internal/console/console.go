@@ -83,6 +83,7 @@ type Console struct {
 	mux      *http.ServeMux
 	// eventMeter keeps the samples of the overview's events/s.
 	eventMeter rateMeter
+	counts     countCache
 }
 
 const cookieName = "hookd_console"

@@ -646,3 +646,148 @@ func TestOverviewNotificationLag(t *testing.T) {
 		t.Fatalf("overview lag:\n%s\nwant p50 ≤ 5 ms, p99 ≤ 25 ms", body)
 	}
 }
+
+// TestEventsFilterByTypeAndTime: the type and received-time filters
+// select events, carry over to the next page and to "Replay all
+// matching", and bad values are a 400.
+func TestEventsFilterByTypeAndTime(t *testing.T) {
+	f := newFixture(t, true)
+	csrf := f.login(t)
+	ctx := context.Background()
+	for i := range 120 {
+		typ := "invoice.paid"
+		if i%2 == 1 {
+			typ = "customer.updated"
+		}
+		err := f.st.RecordEvent(ctx, store.Event{Source: "stripe", EventID: fmt.Sprintf("evt_t%02d", i), Type: typ, CustomerID: "cus_t",
+			Status: store.StatusIgnored, Routing: "object.id", Created: time.Unix(1700000000, 0), Payload: []byte(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, _, err := f.st.ListEvents(ctx, store.ListEventsFilter{PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(body string) []string {
+		var out []string
+		for _, m := range regexp.MustCompile(`href="/console/events/(evt_[a-z0-9]+)"`).FindAllStringSubmatch(body, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+
+	// By type: 60 invoices, over a full page and a next one whose link
+	// keeps the filter.
+	_, body := f.do(t, "GET", "/console/events?type=invoice.paid", nil)
+	first := ids(body)
+	if len(first) != eventsPerPage || strings.Contains(body, "<td>customer.updated</td>") {
+		t.Fatalf("type filter: %d events, want %d invoices only", len(first), eventsPerPage)
+	}
+	next := regexp.MustCompile(`href="/console/events\?([^"]+)" id="next"`).FindStringSubmatch(body)
+	if next == nil {
+		t.Fatalf("no next page link:\n%s", body)
+	}
+	q, err := url.ParseQuery(strings.ReplaceAll(next[1], "&amp;", "&"))
+	if err != nil || q.Get("type") != "invoice.paid" || q.Get("page") == "" {
+		t.Fatalf("next page link %q: %v, %v; want the type filter and a page", next[1], q, err)
+	}
+	_, body = f.do(t, "GET", "/console/events?"+q.Encode(), nil)
+	rest := ids(body)
+	if len(first)+len(rest) != 60 || strings.Contains(body, "<td>customer.updated</td>") {
+		t.Fatalf("type filter over two pages: %d + %d events, want 60 invoices", len(first), len(rest))
+	}
+
+	// By received time: the window of the 10th to the 20th newest.
+	from, until := all[20].ReceivedAt, all[10].ReceivedAt
+	v := url.Values{"from": {from.UTC().Format(time.RFC3339Nano)}, "until": {until.UTC().Format(time.RFC3339Nano)}}
+	var want []string
+	for _, e := range all {
+		if !e.ReceivedAt.Before(from) && e.ReceivedAt.Before(until) {
+			want = append(want, e.EventID)
+		}
+	}
+	_, body = f.do(t, "GET", "/console/events?"+v.Encode(), nil)
+	if got := ids(body); strings.Join(got, ",") != strings.Join(want, ",") || len(want) == 0 {
+		t.Errorf("time filter: got %v, want %v", got, want)
+	}
+	v.Set("type", "customer.updated")
+	resp, body := f.do(t, "GET", "/console/replay-matching?"+v.Encode(), nil)
+	wantReplay := 0
+	for _, e := range all {
+		if !e.ReceivedAt.Before(from) && e.ReceivedAt.Before(until) && e.Type == "customer.updated" {
+			wantReplay++
+		}
+	}
+	if resp.StatusCode != 200 || !strings.Contains(body, fmt.Sprintf("Replay %d events?", wantReplay)) {
+		t.Fatalf("replay matching type and time: %d, want %d events:\n%s", resp.StatusCode, wantReplay, body)
+	}
+	post := url.Values{"csrf": {csrf}}
+	for k := range v {
+		post.Set(k, v.Get(k))
+	}
+	f.mu.Lock()
+	f.replays = nil
+	f.mu.Unlock()
+	if resp, body := f.do(t, "POST", "/console/replay-matching", post); resp.StatusCode != 200 || !strings.Contains(body, fmt.Sprintf("Replayed %d events", wantReplay)) {
+		t.Fatalf("replay matching POST: %d\n%s", resp.StatusCode, body)
+	}
+	f.mu.Lock()
+	for _, id := range f.replays {
+		var e store.Event
+		for _, x := range all {
+			if x.EventID == id {
+				e = x
+			}
+		}
+		if e.Type != "customer.updated" || e.ReceivedAt.Before(from) || !e.ReceivedAt.Before(until) {
+			t.Errorf("replayed %s (%s, received %v): outside the filter", id, e.Type, e.ReceivedAt)
+		}
+	}
+	f.mu.Unlock()
+
+	// A datetime-local value (UTC) is accepted; bad ones are a 400.
+	if resp, _ := f.do(t, "GET", "/console/events?from=2026-12-01T10:00", nil); resp.StatusCode != 200 {
+		t.Errorf("datetime-local from: %d", resp.StatusCode)
+	}
+	for _, bad := range []string{"from=yesterday", "until=2026-13-01T00:00", "from=2026-12-02T00:00&until=2026-12-01T00:00", "type=" + strings.Repeat("x", 300)} {
+		if resp, _ := f.do(t, "GET", "/console/events?"+bad, nil); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET /console/events?%s: %d, want 400", bad, resp.StatusCode)
+		}
+	}
+}
+
+// TestOverviewCountsEveryEvent: the overview counts every stored event by
+// status, not a window of the newest, and recounts after countTTL.
+func TestOverviewCountsEveryEvent(t *testing.T) {
+	now := time.Now()
+	var mu sync.Mutex
+	f := newFixtureWith(t, true, func(st store.Store, cfg *Config) {
+		recordEvents(t, st, "p", "cus_c", store.StatusParked, 7)
+		recordEvents(t, st, "a", "cus_c", store.StatusApplied, 1200)
+		cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	})
+	f.login(t)
+	cell := regexp.MustCompile(`(?s)<table class="counts" id="counts">.*?</table>`)
+	counts := func() string {
+		_, body := f.do(t, "GET", "/console/", nil)
+		return cell.FindString(body)
+	}
+	got := counts()
+	// applied, duplicate, parked, ignored (evt_1 of the fixture), superseded
+	for _, want := range []string{`status=applied">1200<`, `status=parked">7<`, `status=ignored">1<`, `status=duplicate">0<`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("overview counts: no %s in\n%s", want, got)
+		}
+	}
+	recordEvents(t, f.st, "q", "cus_c", store.StatusParked, 3)
+	if got := counts(); !strings.Contains(got, `status=parked">7<`) {
+		t.Errorf("within countTTL the count is reused; got\n%s", got)
+	}
+	mu.Lock()
+	now = now.Add(countTTL)
+	mu.Unlock()
+	if got := counts(); !strings.Contains(got, `status=parked">10<`) {
+		t.Errorf("after countTTL: want 10 parked, got\n%s", got)
+	}
+}

@@ -2,11 +2,14 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/hookd/hookd/provider/stripe"
@@ -16,8 +19,11 @@ import (
 // Bounds on what one page reads from the store.
 const (
 	// overviewWindow is how many of the newest events the overview counts
-	// by status (the store has no count query).
+	// by status when the store has no count query.
 	overviewWindow = 1000
+	// countTTL is how long the overview reuses its count of events by
+	// status: counting reads the whole events index.
+	countTTL = 10 * time.Second
 	// parkedLimit bounds the parked count and list.
 	parkedLimit   = 500
 	eventsPerPage = 50
@@ -33,13 +39,17 @@ var statuses = []store.Status{store.StatusApplied, store.StatusDuplicate, store.
 
 type statusCount struct {
 	Status store.Status
-	Count  int
+	Count  int64
 }
 
 type overviewData struct {
-	Window     int // events counted
-	WindowFull bool
+	// Counts are every stored event's, by status (of the newest
+	// overviewWindow only when Windowed: a store without a count query),
+	// as counted at CountedAt (at most countTTL ago).
 	Counts     []statusCount
+	Total      int64
+	CountedAt  time.Time
+	Windowed   bool
 	Parked     []store.Event
 	ParkedMore bool
 	// ParkedCustomers are the customers of Parked, in order, each once;
@@ -61,30 +71,67 @@ type overviewData struct {
 	Errors          []string
 }
 
+// statusCounts is one count of the events by status.
+type statusCounts struct {
+	byStatus map[store.Status]int64
+	at       time.Time
+	windowed bool
+}
+
+// countCache keeps the overview's count for countTTL, so that a page
+// reloaded (or several operators) do not each scan the events index; one
+// count runs at a time.
+type countCache struct {
+	mu   sync.Mutex
+	last statusCounts
+}
+
+func (cc *countCache) get(ctx context.Context, st store.Store, now time.Time) (statusCounts, error) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.last.byStatus != nil && now.Sub(cc.last.at) < countTTL {
+		return cc.last, nil
+	}
+	c := statusCounts{byStatus: map[store.Status]int64{}, at: now}
+	if counter, ok := store.Counter(st); ok {
+		m, err := counter.CountEvents(ctx)
+		if err != nil {
+			return c, err
+		}
+		c.byStatus = m
+	} else {
+		c.windowed = true
+		for n, token := 0, ""; n < overviewWindow; {
+			evs, next, err := st.ListEvents(ctx, store.ListEventsFilter{PageSize: min(500, overviewWindow-n), PageToken: token, MaxBytes: statePageBytes})
+			if err != nil {
+				return c, err
+			}
+			for _, e := range evs {
+				c.byStatus[e.Status]++
+			}
+			n += len(evs)
+			if next == "" {
+				break
+			}
+			token = next
+		}
+	}
+	cc.last = c
+	return c, nil
+}
+
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, se *reqSession) {
 	ctx := r.Context()
 	var d overviewData
-	counts := map[store.Status]int{}
-	token := ""
-	for d.Window < overviewWindow {
-		evs, next, err := c.cfg.Store.ListEvents(ctx, store.ListEventsFilter{PageSize: min(500, overviewWindow-d.Window), PageToken: token, MaxBytes: statePageBytes})
-		if err != nil {
-			d.Errors = append(d.Errors, "list events: "+err.Error())
-			break
-		}
-		for _, e := range evs {
-			counts[e.Status]++
-		}
-		d.Window += len(evs)
-		if next == "" {
-			break
-		}
-		token = next
+	counts, err := c.counts.get(ctx, c.cfg.Store, c.cfg.Now())
+	if err != nil {
+		d.Errors = append(d.Errors, "count events: "+err.Error())
 	}
-	d.WindowFull = d.Window >= overviewWindow
 	for _, s := range statuses {
-		d.Counts = append(d.Counts, statusCount{s, counts[s]})
+		d.Counts = append(d.Counts, statusCount{s, counts.byStatus[s]})
+		d.Total += counts.byStatus[s]
 	}
+	d.CountedAt, d.Windowed = counts.at, counts.windowed
 	parked, next, err := c.cfg.Store.ListEvents(ctx, store.ListEventsFilter{Status: store.StatusParked, PageSize: parkedLimit, MaxBytes: statePageBytes})
 	if err != nil {
 		d.Errors = append(d.Errors, "list parked events: "+err.Error())
@@ -118,23 +165,28 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, se *reqSessio
 }
 
 type eventsData struct {
-	Status    string
-	Customer  string
-	Statuses  []store.Status
-	Events    []store.Event
-	NextQuery string // query string of the next page, "" on the last
+	Query    eventQuery
+	Statuses []store.Status
+	Events   []store.Event
+	Filtered bool // some filter is set: "Replay all matching" is offered
+	// NextQuery is the next page's query string ("" on the last):
+	// template.URL, or html/template would escape its "=" and "&" (it
+	// comes from url.Values.Encode).
+	NextQuery template.URL
 	CanReplay bool
 	Error     string
 }
 
 func (c *Console) events(w http.ResponseWriter, r *http.Request, se *reqSession) {
 	q := r.URL.Query()
-	d := eventsData{Status: q.Get("status"), Customer: q.Get("customer"), Statuses: statuses, CanReplay: c.cfg.Replay != nil}
-	f := store.ListEventsFilter{CustomerID: d.Customer, Status: store.Status(d.Status), PageSize: eventsPerPage, PageToken: q.Get("page"), MaxBytes: statePageBytes}
-	if d.Status != "" && !validStatus(f.Status) {
-		c.render(w, r, http.StatusBadRequest, "error", se, errorData{Title: "Bad request", Message: "unknown status " + d.Status})
+	d := eventsData{Query: readEventQuery(q.Get), Statuses: statuses, CanReplay: c.cfg.Replay != nil}
+	d.Filtered = d.Query.any()
+	f, err := d.Query.filter()
+	if err != nil {
+		c.render(w, r, http.StatusBadRequest, "error", se, errorData{Title: "Bad request", Message: err.Error()})
 		return
 	}
+	f.PageSize, f.PageToken, f.MaxBytes = eventsPerPage, q.Get("page"), statePageBytes
 	evs, next, err := c.cfg.Store.ListEvents(r.Context(), f)
 	if err != nil {
 		code := http.StatusInternalServerError
@@ -146,14 +198,9 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, se *reqSession)
 	}
 	d.Events = evs
 	if next != "" {
-		v := url.Values{"page": {next}}
-		if d.Status != "" {
-			v.Set("status", d.Status)
-		}
-		if d.Customer != "" {
-			v.Set("customer", d.Customer)
-		}
-		d.NextQuery = v.Encode()
+		v := d.Query.values()
+		v.Set("page", next)
+		d.NextQuery = template.URL(v.Encode())
 	}
 	c.render(w, r, http.StatusOK, "events", se, d)
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -41,6 +42,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"PayloadRoundTrip", testPayloadRoundTrip},
 		{"ListEvents", testListEvents},
 		{"ListEventsByBytes", testListEventsByBytes},
+		{"ListEventsByTypeAndTime", testListEventsByTypeAndTime},
+		{"CountEvents", testCountEvents},
 		{"NotificationsConcurrent", testNotificationsConcurrent},
 		{"CanceledContext", testCanceledContext},
 		{"ReleaseParked", testReleaseParked},
@@ -676,6 +679,111 @@ func testListEvents(t *testing.T, s store.Store) {
 	}
 	if _, _, err := s.ListEvents(t.Context(), store.ListEventsFilter{PageSize: 2, PageToken: "garbage!"}); err == nil {
 		t.Errorf("ListEvents with a malformed page token: got nil error, want one")
+	}
+}
+
+func testListEventsByTypeAndTime(t *testing.T, s store.Store) {
+	// Twelve events, oldest first, a few milliseconds apart: types cycle
+	// through three, customers alternate.
+	types := []string{"customer.updated", "invoice.paid", "customer.subscription.updated"}
+	for i := range 12 {
+		e := Event(fmt.Sprintf("evt_%02d", i), fmt.Sprintf("cus_%d", i%2))
+		e.Type = types[i%3]
+		if err := s.RecordEvent(t.Context(), e); err != nil {
+			t.Fatalf("RecordEvent: %v", err)
+		}
+		time.Sleep(3 * time.Millisecond)
+	}
+	stored, _, err := s.ListEvents(t.Context(), store.ListEventsFilter{PageSize: 100})
+	if err != nil || len(stored) != 12 {
+		t.Fatalf("ListEvents: %d events, %v; want 12", len(stored), err)
+	}
+	// stored is newest first: the window holds the 4th to the 9th oldest
+	// by the times the store gave them.
+	from, before := stored[8].ReceivedAt, stored[2].ReceivedAt
+	if !from.Before(before) {
+		t.Fatalf("received times %v and %v: want the older first", from, before)
+	}
+	want := func(keep func(e store.Event) bool) []string {
+		var ids []string
+		for _, e := range stored {
+			if keep(e) {
+				ids = append(ids, e.EventID)
+			}
+		}
+		return ids
+	}
+	inWindow := func(e store.Event) bool { return !e.ReceivedAt.Before(from) && e.ReceivedAt.Before(before) }
+	tests := []struct {
+		f    store.ListEventsFilter
+		want []string
+	}{
+		{store.ListEventsFilter{Type: "invoice.paid"}, want(func(e store.Event) bool { return e.Type == "invoice.paid" })},
+		{store.ListEventsFilter{Type: "invoice.paid", CustomerID: "cus_1"},
+			want(func(e store.Event) bool { return e.Type == "invoice.paid" && e.CustomerID == "cus_1" })},
+		{store.ListEventsFilter{Type: "charge.succeeded"}, nil},
+		{store.ListEventsFilter{ReceivedFrom: from}, want(func(e store.Event) bool { return !e.ReceivedAt.Before(from) })},
+		{store.ListEventsFilter{ReceivedBefore: before}, want(func(e store.Event) bool { return e.ReceivedAt.Before(before) })},
+		{store.ListEventsFilter{ReceivedFrom: from, ReceivedBefore: before}, want(inWindow)},
+		{store.ListEventsFilter{ReceivedFrom: from, ReceivedBefore: before, Type: "customer.updated", CustomerID: "cus_0", Status: store.StatusApplied},
+			want(func(e store.Event) bool {
+				return inWindow(e) && e.Type == "customer.updated" && e.CustomerID == "cus_0"
+			})},
+		{store.ListEventsFilter{ReceivedFrom: before, ReceivedBefore: from}, nil},
+	}
+	for _, tt := range tests {
+		for _, size := range []int{1, 2, 100} {
+			f := tt.f
+			f.PageSize = size
+			var got []string
+			for page := 0; ; page++ {
+				es, next, err := s.ListEvents(t.Context(), f)
+				if err != nil {
+					t.Fatalf("ListEvents(%+v): %v", f, err)
+				}
+				for _, e := range es {
+					got = append(got, e.EventID)
+				}
+				if next == "" {
+					break
+				}
+				if page > 20 {
+					t.Fatalf("ListEvents(%+v): more pages than events", f)
+				}
+				f.PageToken = next
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("ListEvents(%+v): got %v, want %v", f, got, tt.want)
+			}
+			// The same listing bounded by bytes reads the same events.
+			f.PageToken, f.MaxBytes = "", 1<<20
+			if es, _, err := s.ListEvents(t.Context(), f); err != nil || (len(tt.want) > 0 && (len(es) == 0 || es[0].EventID != tt.want[0])) {
+				t.Errorf("ListEvents(%+v) by bytes: first page %d events, %v; want it to start at %v", f, len(es), err, tt.want)
+			}
+		}
+	}
+}
+
+func testCountEvents(t *testing.T, s store.Store) {
+	c, ok := store.Counter(s)
+	if !ok {
+		t.Fatalf("%T is not a store.EventCounter", s)
+	}
+	counts, err := c.CountEvents(t.Context())
+	if err != nil || len(counts) != 0 {
+		t.Fatalf("CountEvents of an empty store: %v, %v; want no counts", counts, err)
+	}
+	want := map[store.Status]int64{}
+	for i := range 17 {
+		e := Event(fmt.Sprintf("evt_%02d", i), "cus_1")
+		e.Status = []store.Status{store.StatusApplied, store.StatusIgnored, store.StatusParked}[i%3]
+		if err := s.RecordEvent(t.Context(), e); err != nil {
+			t.Fatalf("RecordEvent: %v", err)
+		}
+		want[e.Status]++
+	}
+	if counts, err = c.CountEvents(t.Context()); err != nil || !maps.Equal(counts, want) {
+		t.Errorf("CountEvents: %v, %v; want %v", counts, err, want)
 	}
 }
 

@@ -83,16 +83,12 @@ func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]sto
 			return nil, "", fmt.Errorf("list events: %w", err)
 		}
 	}
-	args := []any{below, size + 1} // one more, to learn whether a next page exists
-	if f.CustomerID != "" {
-		args = append(args, f.CustomerID)
+	listArgs := func(query string, filters []any) (string, []any) {
+		return query, append([]any{below, size + 1}, filters...) // one more, to learn whether a next page exists
 	}
-	if f.Status != "" {
-		args = append(args, string(f.Status))
-	}
-	byCustomer, byStatus := f.CustomerID != "", f.Status != ""
 	if f.MaxBytes <= 0 {
-		rows, _ := s.pool.Query(ctx, sqlListEvents(byCustomer, byStatus), args...)
+		query, args := listArgs(sqlListEvents(f))
+		rows, _ := s.pool.Query(ctx, query, args...)
 		events, seqs, err := collectEvents(rows)
 		if err != nil {
 			return nil, "", unavailable("list events", err)
@@ -105,7 +101,8 @@ func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]sto
 
 	// Bounded by bytes: measure the candidates first, then read the
 	// payloads of only those that make the page.
-	rows, _ := s.pool.Query(ctx, sqlListEventSizes(byCustomer, byStatus), args...)
+	query, args := listArgs(sqlListEventSizes(f))
+	rows, _ := s.pool.Query(ctx, query, args...)
 	var (
 		seqs, sizes []int64
 		seq, n      int64
@@ -121,8 +118,9 @@ func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]sto
 	if k == 0 {
 		return nil, "", nil
 	}
+	query, args = listArgs(sqlListEventRange(f))
 	args[1] = seqs[k-1]
-	rows, _ = s.pool.Query(ctx, sqlListEventRange(byCustomer, byStatus), args...)
+	rows, _ = s.pool.Query(ctx, query, args...)
 	events, got, err := collectEvents(rows)
 	if err != nil {
 		return nil, "", unavailable("list events", err)
@@ -132,6 +130,24 @@ func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]sto
 		return events, "", nil
 	}
 	return events, pageToken(seqs[k-1]), nil
+}
+
+// CountEvents returns how many events are stored with each status.
+func (s *Store) CountEvents(ctx context.Context) (map[store.Status]int64, error) {
+	rows, _ := s.pool.Query(ctx, sqlCountEvents)
+	counts := map[store.Status]int64{}
+	var (
+		status string
+		n      int64
+	)
+	_, err := pgx.ForEachRow(rows, []any{&status, &n}, func() error {
+		counts[store.Status(status)] = n
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable("count events", err)
+	}
+	return counts, nil
 }
 
 // collectEvents collects rows of seq and eventColumns.

@@ -3,6 +3,8 @@ package postgres
 import (
 	"fmt"
 	"strings"
+
+	"github.com/hookd/hookd/store"
 )
 
 // This file holds every SQL statement the store runs outside migrations.
@@ -206,39 +208,61 @@ const eventColumns = `source, event_id, type, customer_id, status, reason, routi
 const sqlGetEvent = `SELECT ` + eventColumns + ` FROM events WHERE source = $1 AND event_id = $2`
 
 // sqlListEvents returns the ListEvents query: events with seq < $1, newest
-// first, at most $2 rows, optionally filtered by customer ($3) and status
-// ($4 or $3). Each filter combination is its own statement so that each
-// gets a plan using its index.
-func sqlListEvents(byCustomer, byStatus bool) string {
-	return listEventsSQL(`seq, `+eventColumns, ` ORDER BY seq DESC LIMIT $2`, byCustomer, byStatus)
+// first, at most $2 rows, filtered as listEventsWhere says. Each filter
+// combination is its own statement, so that each gets its own plan (the
+// customer's or the status's index, or events_seq_key).
+func sqlListEvents(f store.ListEventsFilter) (string, []any) {
+	return listEventsSQL(`seq, `+eventColumns, ` ORDER BY seq DESC LIMIT $2`, f)
 }
 
 // sqlListEventSizes is sqlListEvents reading only each event's seq and its
 // payload's size, which PostgreSQL knows without reading (or detoasting)
 // the payload: ListEvents decides with it where a page bounded by bytes
 // ends before it reads the page's payloads.
-func sqlListEventSizes(byCustomer, byStatus bool) string {
-	return listEventsSQL(`seq, octet_length(payload)`, ` ORDER BY seq DESC LIMIT $2`, byCustomer, byStatus)
+func sqlListEventSizes(f store.ListEventsFilter) (string, []any) {
+	return listEventsSQL(`seq, octet_length(payload)`, ` ORDER BY seq DESC LIMIT $2`, f)
 }
 
 // sqlListEventRange is sqlListEvents for the events with $2 <= seq < $1,
 // however many: the page that sqlListEventSizes measured.
-func sqlListEventRange(byCustomer, byStatus bool) string {
-	return listEventsSQL(`seq, `+eventColumns, ` AND seq >= $2 ORDER BY seq DESC`, byCustomer, byStatus)
+func sqlListEventRange(f store.ListEventsFilter) (string, []any) {
+	return listEventsSQL(`seq, `+eventColumns, ` AND seq >= $2 ORDER BY seq DESC`, f)
 }
 
-func listEventsSQL(columns, tail string, byCustomer, byStatus bool) string {
-	q := `SELECT ` + columns + ` FROM events WHERE seq < $1`
-	switch {
-	case byCustomer && byStatus:
-		q += ` AND customer_id = $3 AND status = $4`
-	case byCustomer:
-		q += ` AND customer_id = $3`
-	case byStatus:
-		q += ` AND status = $3`
+// listEventsSQL builds a listing statement and the arguments of its
+// filters, numbered from $3 on in a fixed order (customer, status, type,
+// received from, received before), each present only when set; the
+// caller puts $1 and $2 first.
+func listEventsSQL(columns, tail string, f store.ListEventsFilter) (string, []any) {
+	var b strings.Builder
+	b.WriteString(`SELECT ` + columns + ` FROM events WHERE seq < $1`)
+	var args []any
+	cond := func(sql string, v any) {
+		args = append(args, v)
+		fmt.Fprintf(&b, sql, len(args)+2)
 	}
-	return q + tail
+	if f.CustomerID != "" {
+		cond(` AND customer_id = $%d`, f.CustomerID)
+	}
+	if f.Status != "" {
+		cond(` AND status = $%d`, string(f.Status))
+	}
+	if f.Type != "" {
+		cond(` AND type = $%d`, f.Type)
+	}
+	if !f.ReceivedFrom.IsZero() {
+		cond(` AND received_at >= $%d`, f.ReceivedFrom)
+	}
+	if !f.ReceivedBefore.IsZero() {
+		cond(` AND received_at < $%d`, f.ReceivedBefore)
+	}
+	b.WriteString(tail)
+	return b.String(), args
 }
+
+// sqlCountEvents counts events by status: an index-only scan of
+// events_status_seq_idx where the visibility map allows.
+const sqlCountEvents = `SELECT status, count(*) FROM events GROUP BY status`
 
 const sqlGetCustomer = `SELECT customer_id, version, state, updated_at FROM customers WHERE customer_id = $1`
 

@@ -91,18 +91,12 @@ func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]sto
 			return nil, "", fmt.Errorf("list events: %w", err)
 		}
 	}
-	// One more row than the page, to learn whether a next page exists.
-	// The statement numbers its parameters: pass as many as it names.
-	args := []any{below, size + 1}
-	byCustomer, byStatus := f.CustomerID != "", f.Status != ""
-	if byCustomer || byStatus {
-		args = append(args, f.CustomerID)
-	}
-	if byStatus {
-		args = append(args, string(f.Status))
+	listArgs := func(query string, filters []any) (string, []any) {
+		return query, append([]any{below, size + 1}, filters...) // one more, to learn whether a next page exists
 	}
 	if f.MaxBytes <= 0 {
-		events, seqs, err := s.queryEvents(ctx, sqlListEvents(byCustomer, byStatus), args)
+		query, args := listArgs(sqlListEvents(f))
+		events, seqs, err := s.queryEvents(ctx, query, args)
 		if err != nil {
 			return nil, "", unavailable("list events", err)
 		}
@@ -114,7 +108,8 @@ func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]sto
 
 	// Bounded by bytes: measure the candidates first, then read the
 	// payloads of only those that make the page.
-	seqs, sizes, err := s.queryEventSizes(ctx, sqlListEventSizes(byCustomer, byStatus), args)
+	query, args := listArgs(sqlListEventSizes(f))
+	seqs, sizes, err := s.queryEventSizes(ctx, query, args)
 	if err != nil {
 		return nil, "", unavailable("list events", err)
 	}
@@ -122,8 +117,9 @@ func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]sto
 	if k == 0 {
 		return nil, "", nil
 	}
+	query, args = listArgs(sqlListEventRange(f))
 	args[1] = seqs[k-1]
-	events, got, err := s.queryEvents(ctx, sqlListEventRange(byCustomer, byStatus), args)
+	events, got, err := s.queryEvents(ctx, query, args)
 	if err != nil {
 		return nil, "", unavailable("list events", err)
 	}
@@ -132,6 +128,30 @@ func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]sto
 		return events, "", nil
 	}
 	return events, pageToken(seqs[k-1]), nil
+}
+
+// CountEvents returns how many events are stored with each status.
+func (s *Store) CountEvents(ctx context.Context) (map[store.Status]int64, error) {
+	rows, err := s.rdb.QueryContext(ctx, sqlCountEvents)
+	if err != nil {
+		return nil, unavailable("count events", err)
+	}
+	defer rows.Close()
+	counts := map[store.Status]int64{}
+	for rows.Next() {
+		var (
+			status string
+			n      int64
+		)
+		if err := rows.Scan(&status, &n); err != nil {
+			return nil, unavailable("count events", err)
+		}
+		counts[store.Status(status)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable("count events", err)
+	}
+	return counts, nil
 }
 
 // queryEvents reads rows of seq and eventColumns.

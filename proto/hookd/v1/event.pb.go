@@ -361,9 +361,17 @@ type ListEventsRequest struct {
 	// From a previous response's next_page_token.
 	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only events with this status; unspecified lists all.
-	Status        EventStatus `protobuf:"varint,4,opt,name=status,proto3,enum=hookd.v1.EventStatus" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Status EventStatus `protobuf:"varint,4,opt,name=status,proto3,enum=hookd.v1.EventStatus" json:"status,omitempty"`
+	// Only events of this type (exactly, for example "invoice.paid"); empty
+	// lists all.
+	Type string `protobuf:"bytes,5,opt,name=type,proto3" json:"type,omitempty"`
+	// Only events hookd received at or after received_from and before
+	// received_before; either unset leaves that side open. These have no
+	// index of their own: a narrow window far in the past reads many events.
+	ReceivedFrom   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=received_from,json=receivedFrom,proto3" json:"received_from,omitempty"`
+	ReceivedBefore *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=received_before,json=receivedBefore,proto3" json:"received_before,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListEventsRequest) Reset() {
@@ -422,6 +430,27 @@ func (x *ListEventsRequest) GetStatus() EventStatus {
 		return x.Status
 	}
 	return EventStatus_EVENT_STATUS_UNSPECIFIED
+}
+
+func (x *ListEventsRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetReceivedFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedFrom
+	}
+	return nil
+}
+
+func (x *ListEventsRequest) GetReceivedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedBefore
+	}
+	return nil
 }
 
 type ListEventsResponse struct {
@@ -560,14 +589,17 @@ const file_hookd_v1_event_proto_rawDesc = "" +
 	"\x06source\x18\x02 \x01(\tR\x06source\"k\n" +
 	"\x13ReplayEventResponse\x12-\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x15.hookd.v1.EventStatusR\x06status\x12%\n" +
-	"\x05event\x18\x02 \x01(\v2\x0f.hookd.v1.EventR\x05event\"\x9f\x01\n" +
+	"\x05event\x18\x02 \x01(\v2\x0f.hookd.v1.EventR\x05event\"\xb9\x02\n" +
 	"\x11ListEventsRequest\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\x12-\n" +
-	"\x06status\x18\x04 \x01(\x0e2\x15.hookd.v1.EventStatusR\x06status\"e\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x15.hookd.v1.EventStatusR\x06status\x12\x12\n" +
+	"\x04type\x18\x05 \x01(\tR\x04type\x12?\n" +
+	"\rreceived_from\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\freceivedFrom\x12C\n" +
+	"\x0freceived_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0ereceivedBefore\"e\n" +
 	"\x12ListEventsResponse\x12'\n" +
 	"\x06events\x18\x01 \x03(\v2\x0f.hookd.v1.EventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"D\n" +
@@ -618,18 +650,20 @@ var file_hookd_v1_event_proto_depIdxs = []int32{
 	0,  // 3: hookd.v1.ReplayEventResponse.status:type_name -> hookd.v1.EventStatus
 	1,  // 4: hookd.v1.ReplayEventResponse.event:type_name -> hookd.v1.Event
 	0,  // 5: hookd.v1.ListEventsRequest.status:type_name -> hookd.v1.EventStatus
-	1,  // 6: hookd.v1.ListEventsResponse.events:type_name -> hookd.v1.Event
-	4,  // 7: hookd.v1.EventService.ListEvents:input_type -> hookd.v1.ListEventsRequest
-	6,  // 8: hookd.v1.EventService.GetEvent:input_type -> hookd.v1.GetEventRequest
-	2,  // 9: hookd.v1.EventService.ReplayEvent:input_type -> hookd.v1.ReplayEventRequest
-	5,  // 10: hookd.v1.EventService.ListEvents:output_type -> hookd.v1.ListEventsResponse
-	1,  // 11: hookd.v1.EventService.GetEvent:output_type -> hookd.v1.Event
-	3,  // 12: hookd.v1.EventService.ReplayEvent:output_type -> hookd.v1.ReplayEventResponse
-	10, // [10:13] is the sub-list for method output_type
-	7,  // [7:10] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	7,  // 6: hookd.v1.ListEventsRequest.received_from:type_name -> google.protobuf.Timestamp
+	7,  // 7: hookd.v1.ListEventsRequest.received_before:type_name -> google.protobuf.Timestamp
+	1,  // 8: hookd.v1.ListEventsResponse.events:type_name -> hookd.v1.Event
+	4,  // 9: hookd.v1.EventService.ListEvents:input_type -> hookd.v1.ListEventsRequest
+	6,  // 10: hookd.v1.EventService.GetEvent:input_type -> hookd.v1.GetEventRequest
+	2,  // 11: hookd.v1.EventService.ReplayEvent:input_type -> hookd.v1.ReplayEventRequest
+	5,  // 12: hookd.v1.EventService.ListEvents:output_type -> hookd.v1.ListEventsResponse
+	1,  // 13: hookd.v1.EventService.GetEvent:output_type -> hookd.v1.Event
+	3,  // 14: hookd.v1.EventService.ReplayEvent:output_type -> hookd.v1.ReplayEventResponse
+	12, // [12:15] is the sub-list for method output_type
+	9,  // [9:12] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_hookd_v1_event_proto_init() }
