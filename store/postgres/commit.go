@@ -14,8 +14,7 @@ import (
 	"github.com/hookd/hookd/store"
 )
 
-// Commit applies the writes in one transaction, each under its own
-// savepoint, and returns one result per write, in order: nil, the
+// Commit applies the writes in one transaction and returns one result per write, in order: nil, the
 // sentinel [store.ErrDuplicate] or [store.ErrFenced], an error wrapping
 // [ErrInvalidArgument] for a write PostgreSQL can never store, or an error
 // wrapping [store.ErrUnavailable]; and [store.ErrSkipped] for a write
@@ -33,10 +32,13 @@ import (
 // record was lost with the transaction. Retrying them gives the true
 // answer.
 //
-// When nothing conflicts, the whole batch is one pipelined round trip.
-// Each savepoint that writes takes a subtransaction ID and PostgreSQL
-// caches only 64 of them per transaction, so keep batches to about 64
-// writes: beyond that, every other session's snapshots get slower.
+// When nothing conflicts, the whole batch is one pipelined round trip with
+// no savepoints (commitOptimistic). When a write fails, that transaction
+// is rolled back and the batch committed again with each write under its
+// own savepoint. Each savepoint that writes takes a subtransaction ID and
+// PostgreSQL caches only 64 of them per transaction, so keep batches to
+// about 64 writes: beyond that, every other session's snapshots get
+// slower.
 //
 // One write never fails the others for a reason of its own. A statement
 // error is pinned on the write whose savepoint it happened under: data
@@ -211,6 +213,22 @@ func (s *Store) commit(ctx context.Context, writes []store.Write, errs []error) 
 		}
 	}()
 
+	if s.fastCommits.Load() <= 0 {
+		s.fastCommits.Add(1) // after a failed optimistic attempt: count back up
+	} else {
+		done, err := s.commitOptimistic(ctx, conn, writes, errs)
+		if done || err != nil {
+			return err
+		}
+		// A write failed: nothing was committed. Start over with a
+		// savepoint per write, which tells the failed write from the
+		// others, and stay with savepoints for the next few commits.
+		if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+			return err
+		}
+		s.fastCommits.Store(1 - optimisticBackoff)
+	}
+
 	begun := false
 	next := 0         // the first write not yet sent
 	resume := -1      // a write rolled back to its savepoint, still open
@@ -286,6 +304,68 @@ func (s *Store) commit(ctx context.Context, writes []store.Write, errs []error) 
 		// too, the write keeps that failure's outcome.
 		dupFirst = st.kind == stepWrite && dedup
 	}
+}
+
+// optimisticBackoff is how many commits after a failed optimistic attempt
+// take savepoints from the start, so that a stream of conflicting writes
+// (a replay, or duplicates by the thousand) does not run every batch
+// twice.
+const optimisticBackoff = 16
+
+// commitOptimistic runs the transaction with no savepoints: BEGIN, every
+// write's statements, COMMIT, in one pipeline. Most batches have no write
+// that fails (duplicates by event ID are caught by the actors before they
+// commit, fences fail only when two writers race for one customer), and a
+// savepoint per write costs PostgreSQL two more statements and a
+// subtransaction (its own XID, a pg_subtrans entry) each.
+//
+// done reports that every write committed. When a write's statement
+// fails, PostgreSQL aborts the transaction and skips the rest, so nothing
+// was committed: commitOptimistic returns done false and a nil error for
+// a failure that belongs to one write (a duplicate, a fence, data it
+// cannot store, an unexpected error of its own), and the caller rolls
+// back and commits again with savepoints, which pins the failure on its
+// write. A failure of the transaction as a whole (a lost connection, a
+// refused COMMIT) is returned as err, as from commit.
+func (s *Store) commitOptimistic(ctx context.Context, conn *pgx.Conn, writes []store.Write, errs []error) (done bool, err error) {
+	b := &pgx.Batch{}
+	var steps []step
+	queue := func(kind stepKind, write int, sql string, args ...any) {
+		b.Queue(sql, args...)
+		steps = append(steps, step{kind, write})
+	}
+	queue(stepBegin, -1, "BEGIN")
+	queue(stepBegin, -1, sqlGenericPlans)
+	for i := range writes {
+		if errs[i] != nil {
+			continue
+		}
+		if writes[i].Replace {
+			queue(stepWrite, i, sqlDeleteIgnored, writes[i].Event.Source, writes[i].Event.EventID)
+		}
+		sql, args := writeStatement(writes[i])
+		queue(stepWrite, i, sql, args...)
+		for _, rel := range writes[i].Released {
+			queue(stepWrite, i, sqlReleaseParked, rel.Source, rel.EventID, rel.Version, rel.Reason)
+		}
+	}
+	if writesNotifications(writes, errs) {
+		queue(stepNotify, -1, sqlNotifyOutbox)
+	}
+	queue(stepCommit, -1, "COMMIT")
+
+	failed, err := runPipeline(ctx, conn, b)
+	if failed < 0 {
+		return true, nil
+	}
+	st := steps[failed]
+	if st.kind != stepWrite {
+		return false, err
+	}
+	if outcome, _ := writeOutcome(writes[st.write].Event.EventID, err); outcome == nil {
+		return false, err // transient: fail the transaction
+	}
+	return false, nil
 }
 
 // writesNotifications reports whether a write that has succeeded so far

@@ -23,3 +23,6 @@ func WriteStatements() []string {
 	}
 	return all
 }
+
+// OptimisticBackoff is optimisticBackoff, for the tests.
+const OptimisticBackoff = optimisticBackoff

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -38,6 +39,10 @@ type Store struct {
 	pool      *pgxpool.Pool
 	log       *slog.Logger
 	closeOnce sync.Once
+	// fastCommits is positive while commits try the optimistic path
+	// first; a failed attempt sets it to 1-optimisticBackoff, and each
+	// commit counts it back up.
+	fastCommits atomic.Int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -64,7 +69,9 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*Store, error) 
 		pool.Close()
 		return nil, unavailable("open postgres", err)
 	}
-	return &Store{pool: pool, log: logger}, nil
+	s := &Store{pool: pool, log: logger}
+	s.fastCommits.Store(1)
+	return s, nil
 }
 
 // Close closes the connection pool, waiting for connections in use to be

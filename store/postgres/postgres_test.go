@@ -397,3 +397,72 @@ func TestWriteStatementsPrepare(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitWithoutSavepointsUnlessAWriteFails: a batch in which every
+// write succeeds commits with no savepoint, so all its rows carry the
+// transaction's own XID; a batch with a failing write is committed again
+// with a savepoint per write (each row then has its subtransaction's
+// XID), with the same answers as ever; and after optimisticBackoff
+// commits the optimistic path is taken again.
+func TestCommitWithoutSavepointsUnlessAWriteFails(t *testing.T) {
+	t.Parallel()
+	s, url := setup(t)
+	conn := connect(t, url)
+	xids := func(prefix string) (rows, distinct int) {
+		t.Helper()
+		err := conn.QueryRow(t.Context(), `SELECT count(*), count(DISTINCT xmin::text) FROM events WHERE event_id LIKE $1 || '%'`, prefix).Scan(&rows, &distinct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows, distinct
+	}
+	batch := func(prefix string, n int) []store.Write {
+		var ws []store.Write
+		for i := range n {
+			ws = append(ws, storetest.StateWrite(fmt.Sprintf("%s_%d", prefix, i), fmt.Sprintf("cus_%s_%d", prefix, i), 0))
+		}
+		return ws
+	}
+
+	// Nothing conflicts: one XID for the batch.
+	for _, err := range s.Commit(t.Context(), batch("evt_fast", 10)) {
+		if err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+	}
+	if rows, distinct := xids("evt_fast"); rows != 10 || distinct != 1 {
+		t.Errorf("conflict-free batch: %d rows with %d distinct XIDs, want 10 rows with 1 (no savepoints)", rows, distinct)
+	}
+
+	// One duplicate among ten: the others commit, each under a savepoint.
+	ws := batch("evt_mixed", 10)
+	ws[4] = storetest.StateWrite("evt_fast_3", "cus_fast_3", 1) // the event ID is stored already
+	errs := s.Commit(t.Context(), ws)
+	for i, err := range errs {
+		want := error(nil)
+		if i == 4 {
+			want = store.ErrDuplicate
+		}
+		if !errors.Is(err, want) || (want == nil && err != nil) {
+			t.Errorf("write %d: %v, want %v", i, err, want)
+		}
+	}
+	if rows, distinct := xids("evt_mixed"); rows != 9 || distinct != 9 {
+		t.Errorf("batch with a duplicate: %d rows with %d distinct XIDs, want 9 rows under 9 savepoints", rows, distinct)
+	}
+
+	// The next commits take savepoints from the start, then the fast path
+	// is back.
+	for k := range postgres.OptimisticBackoff + 1 {
+		if err := s.Commit(t.Context(), batch(fmt.Sprintf("evt_after%02d", k), 2))[0]; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, distinct := xids("evt_after00"); distinct != 2 {
+		t.Errorf("first commit after a failed optimistic attempt: %d XIDs, want 2 (savepoints)", distinct)
+	}
+	last := fmt.Sprintf("evt_after%02d", postgres.OptimisticBackoff)
+	if _, distinct := xids(last); distinct != 1 {
+		t.Errorf("%s: %d XIDs, want 1 (optimistic again)", last, distinct)
+	}
+}
