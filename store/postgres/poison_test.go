@@ -28,17 +28,16 @@ func incompressible(n int) string {
 
 // poisonWrites returns one write of each kind PostgreSQL can never store,
 // their event IDs unique to tag: a 3 KB event ID (54000: index row too
-// large), a 3 KB dedup key (54000), a NUL byte in the customer ID and
+// large), a NUL byte in the customer ID and
 // invalid UTF-8 in the type (22021), a 3 KB customer ID (54000 on the
 // customers key), a 3 KB route object ID (54000).
 func poisonWrites(tag string) map[string]store.Write {
 	p := map[string]store.Write{}
 	p["long event ID"] = storetest.StateWrite("evt_"+incompressible(3000), "cus_p1_"+tag, 0)
-	w := storetest.StateWrite("evt_pdedup_"+tag, "cus_p2_"+tag, 0)
-	w.Event.DedupKey = incompressible(3000)
-	p["long dedup key"] = w
+	// (A 3 KB dedup key was one too, until 0006 indexed the key's digest:
+	// see TestLongDedupKeyIsStoredAndDeduplicates.)
 	p["NUL in customer ID"] = storetest.StateWrite("evt_pnul_"+tag, "cus_\x00_"+tag, 0)
-	w = storetest.StateWrite("evt_putf8_"+tag, "cus_p4_"+tag, 0)
+	w := storetest.StateWrite("evt_putf8_"+tag, "cus_p4_"+tag, 0)
 	w.Event.Type = "customer.\xff\xfe"
 	p["invalid UTF-8"] = w
 	p["long customer ID"] = storetest.StateWrite("evt_plongcus_"+tag, "cus_"+incompressible(3000), 0)
@@ -341,5 +340,33 @@ func TestGetCustomersPoisonedID(t *testing.T) {
 	}
 	if _, err := s.GetCustomers(t.Context(), []string{"cus_a"}); err != nil {
 		t.Errorf("GetCustomers: got %v, want nil", err)
+	}
+}
+
+// TestLongDedupKeyIsStoredAndDeduplicates: the dedup index holds the key's
+// MD5 (migration 0006), so a key longer than a btree entry may be is
+// stored, and a second event with the same key is still a duplicate
+// while one differing in its last byte is not.
+func TestLongDedupKeyIsStoredAndDeduplicates(t *testing.T) {
+	t.Parallel()
+	s, url := setup(t)
+	conn := connect(t, url)
+	key := incompressible(3000)
+	for i, tt := range []struct {
+		key  string
+		want error
+	}{{key, nil}, {key, store.ErrDuplicate}, {key[:2999] + "x", nil}} {
+		w := storetest.StateWrite(fmt.Sprintf("evt_longkey_%d", i), fmt.Sprintf("cus_longkey_%d", i), 0)
+		w.Event.DedupKey = tt.key
+		if tt.key[2999] == 'x' && key[2999] == 'x' {
+			w.Event.DedupKey = tt.key[:2999] + "y"
+		}
+		if err := s.Commit(t.Context(), []store.Write{w})[0]; !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+			t.Errorf("event %d: %v, want %v", i, err, tt.want)
+		}
+	}
+	var reason string
+	if err := conn.QueryRow(t.Context(), `SELECT reason FROM events WHERE event_id = 'evt_longkey_1'`).Scan(&reason); err != nil || reason != "duplicate of evt_longkey_0" {
+		t.Errorf("the duplicate's reason: %q (%v), want \"duplicate of evt_longkey_0\"", reason, err)
 	}
 }

@@ -196,7 +196,7 @@ INSERT INTO events (source, event_id, type, customer_id, status, reason, routing
                     created, api_version, object_id, dedup_key, version, payload, account)
 VALUES ($1, $2, $3, $4, 'duplicate',
         'duplicate of ' || coalesce(
-            (SELECT e.event_id FROM events e WHERE e.source = $1 AND e.dedup_key = $9),
+            (SELECT e.event_id FROM events e WHERE e.source = $1 AND md5(e.dedup_key) COLLATE "C" = md5($9::text) AND e.dedup_key = $9),
             'an event with the same dedup key'),
         $5, $6, $7, $8, NULL, 0, $10, $11)`
 )
