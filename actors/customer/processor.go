@@ -545,7 +545,7 @@ func parkedNotes(st State, eventID string) []string {
 
 // fill sets the write's state and the notifications of its changes.
 func (p *Processor) fill(w *store.Write, next State, changes []Change) error {
-	state, err := json.Marshal(next)
+	state, err := encodeState(next)
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
-	"strconv"
 	"unicode/utf8"
 )
 
@@ -73,75 +72,80 @@ func (m smallMap[V]) goMap() map[string]V {
 	return out
 }
 
-// MarshalJSON writes a JSON object, keys in order. Strings that need no
-// escaping and marks are written directly (a state is encoded for every
-// applied event); anything else goes through encoding/json.
+// MarshalJSON writes a JSON object, keys in order (see appendJSON).
 func (m smallMap[V]) MarshalJSON() ([]byte, error) {
 	if m == nil {
 		return []byte("null"), nil
 	}
-	b := make([]byte, 0, 2+len(m)*32)
+	return m.appendJSON(make([]byte, 0, 2+len(m)*32))
+}
+
+// appendJSON appends m as a JSON object, keys in order. Strings and marks
+// are written directly (a state is encoded for every applied event);
+// values of other types go through encoding/json.
+func (m smallMap[V]) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, '{')
 	for i, e := range m {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		var err error
-		if b, err = appendJSON(b, e.Key); err != nil {
-			return nil, err
-		}
+		b = appendString(b, e.Key)
 		b = append(b, ':')
-		if b, err = appendJSON(b, e.Value); err != nil {
+		var err error
+		if b, err = appendValue(b, e.Value); err != nil {
 			return nil, err
 		}
 	}
 	return append(b, '}'), nil
 }
 
-// appendJSON appends v's JSON encoding, as encoding/json writes it.
-func appendJSON(b []byte, v any) ([]byte, error) {
-	switch v := v.(type) {
+// appendValue appends v's JSON encoding, as encoding/json writes it. It is
+// generic rather than taking an any so that a string or a mark is not
+// copied to the heap to be passed: only the fallback converts v.
+func appendValue[V any](b []byte, v V) ([]byte, error) {
+	switch x := any(v).(type) {
 	case string:
-		if plainJSONString(v) {
-			b = append(b, '"')
-			b = append(b, v...)
-			return append(b, '"'), nil
-		}
+		return appendString(b, x), nil
 	case Mark:
-		b = append(b, `{"c":`...)
-		b = strconv.AppendInt(b, v.Created, 10)
-		b = append(b, `,"r":`...)
-		b = strconv.AppendInt(b, int64(v.Rank), 10)
-		if len(v.IDs) > 0 {
-			b = append(b, `,"i":[`...)
-			for i, id := range v.IDs {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				var err error
-				if b, err = appendJSON(b, id); err != nil {
-					return nil, err
-				}
-			}
-			b = append(b, ']')
-		}
-		return append(b, '}'), nil
+		return x.appendJSON(b), nil
 	}
 	enc, err := json.Marshal(v)
 	return append(b, enc...), err
+}
+
+// appendString appends s as encoding/json writes it: a string that needs
+// no escaping as it is, between quotes; any other through encoding/json,
+// which escapes it HTML-safe and replaces invalid UTF-8.
+func appendString(b []byte, s string) []byte {
+	if plainJSONString(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	enc, _ := json.Marshal(s) // a string always encodes
+	return append(b, enc...)
 }
 
 // plainJSONString reports whether encoding/json writes s as it is, between
 // quotes: printable ASCII with no quote, backslash or HTML-escaped byte.
 func plainJSONString(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !plainJSONByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// plainJSONByte says which bytes plainJSONString lets through: one load a
+// byte instead of seven comparisons (most of the bytes of a state are in
+// its strings).
+var plainJSONByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 // UnmarshalJSON reads a JSON object (or null); a key given twice keeps its
 // last value, as with a map.
