@@ -37,9 +37,9 @@ func poisoned(k int, tag string) store.Write {
 		w := storetest.StateWrite("evt_putf8_"+tag, "cus_putf8_"+tag, 0)
 		w.Event.Reason = "\xc3\x28"
 		return w
-	default: // 54000 on the dedup key
-		w := storetest.StateWrite("evt_pdedup_"+tag, "cus_pdedup_"+tag, 0)
-		w.Event.DedupKey = longHex(3000)
+	default: // 54000 on a route's object ID (a long dedup key is stored since migration 0006 indexes its digest)
+		w := storetest.StateWrite("evt_proute_"+tag, "cus_proute_"+tag, 0)
+		w.Routes = []string{"sub_" + longHex(3000)}
 		return w
 	}
 }
