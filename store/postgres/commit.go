@@ -169,6 +169,7 @@ const (
 	stepDuplicate          // record a dedup-key duplicate (sqlWriteDuplicate)
 	stepRelease            // RELEASE SAVEPOINT after a write
 	stepNotify             // pg_notify for other members' subscribers
+	stepSetBased           // a statement of a set-based batch (setbased.go)
 	stepCommit
 )
 
@@ -336,6 +337,38 @@ func (s *Store) commitOptimistic(ctx context.Context, conn *pgx.Conn, writes []s
 	}
 	queue(stepBegin, -1, "BEGIN")
 	queue(stepBegin, -1, sqlGenericPlans)
+	if n := b.Len(); s.setBased && queueSetBased(b, writes, errs) {
+		for range b.Len() - n {
+			steps = append(steps, step{stepSetBased, -1})
+		}
+	} else {
+		s.queueWrites(queue, writes, errs)
+	}
+	if writesNotifications(writes, errs) {
+		queue(stepNotify, -1, sqlNotifyOutbox)
+	}
+	queue(stepCommit, -1, "COMMIT")
+
+	failed, err := runPipeline(ctx, conn, b)
+	if failed < 0 {
+		return true, nil
+	}
+	st := steps[failed]
+	if st.kind != stepWrite && st.kind != stepSetBased {
+		return false, err
+	}
+	id := "(a set-based write)"
+	if st.write >= 0 {
+		id = writes[st.write].Event.EventID
+	}
+	if outcome, _ := writeOutcome(id, err); outcome == nil {
+		return false, err // transient: fail the transaction
+	}
+	return false, nil
+}
+
+// queueWrites queues each live write's own statements, in order.
+func (s *Store) queueWrites(queue func(kind stepKind, write int, sql string, args ...any), writes []store.Write, errs []error) {
 	for i := range writes {
 		if errs[i] != nil {
 			continue
@@ -349,23 +382,6 @@ func (s *Store) commitOptimistic(ctx context.Context, conn *pgx.Conn, writes []s
 			queue(stepWrite, i, sqlReleaseParked, rel.Source, rel.EventID, rel.Version, rel.Reason)
 		}
 	}
-	if writesNotifications(writes, errs) {
-		queue(stepNotify, -1, sqlNotifyOutbox)
-	}
-	queue(stepCommit, -1, "COMMIT")
-
-	failed, err := runPipeline(ctx, conn, b)
-	if failed < 0 {
-		return true, nil
-	}
-	st := steps[failed]
-	if st.kind != stepWrite {
-		return false, err
-	}
-	if outcome, _ := writeOutcome(writes[st.write].Event.EventID, err); outcome == nil {
-		return false, err // transient: fail the transaction
-	}
-	return false, nil
 }
 
 // writesNotifications reports whether a write that has succeeded so far

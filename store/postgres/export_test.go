@@ -26,3 +26,6 @@ func WriteStatements() []string {
 
 // OptimisticBackoff is optimisticBackoff, for the tests.
 const OptimisticBackoff = optimisticBackoff
+
+// SetBased turns the set-based writing of batches on or off.
+func (s *Store) SetBased(on bool) { s.setBased = on }

@@ -43,6 +43,9 @@ type Store struct {
 	// first; a failed attempt sets it to 1-optimisticBackoff, and each
 	// commit counts it back up.
 	fastCommits atomic.Int64
+	// setBased: the optimistic path writes a batch set-based
+	// (setbased.go) when it can; false, a statement per write.
+	setBased bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -69,7 +72,7 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*Store, error) 
 		pool.Close()
 		return nil, unavailable("open postgres", err)
 	}
-	s := &Store{pool: pool, log: logger}
+	s := &Store{pool: pool, log: logger, setBased: true}
 	s.fastCommits.Store(1)
 	return s, nil
 }
