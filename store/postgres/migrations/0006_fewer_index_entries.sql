@@ -25,9 +25,11 @@
 -- a duplicate change from a duplicate event ID.
 --
 -- Building the indexes reads the whole events table and blocks writes to
--- it meanwhile: on a large table, create it by hand first with CREATE
--- INDEX CONCURRENTLY events_status_seq_partial_idx ... and this
--- migration only drops the old one (see docs/performance.md).
+-- it meanwhile (not measured on a large table here): on a large
+-- table, upgrade at a quiet time. The partial index may be made first by
+-- hand, with CREATE INDEX CONCURRENTLY events_status_seq_partial_idx ON
+-- events (status, seq) WHERE status <> 'applied'; this migration then
+-- skips it (see docs/performance.md#cpu-per-event-stop-21-issue-18).
 DROP INDEX events_dedup_key_key;
 CREATE UNIQUE INDEX events_dedup_key_key ON events (source, (md5(dedup_key)) COLLATE "C")
     WHERE dedup_key IS NOT NULL;
