@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -477,24 +476,11 @@ func writeStatement(w store.Write) (string, []any) {
 		args = append(args, cmp.Or(no.CustomerID, e.CustomerID), no.Kind, cmp.Or(no.EventID, e.EventID),
 			no.OccurredAt, no.Customer, no.Version)
 	case 2:
-		n := len(w.Notifications)
-		var (
-			customerIDs = make([]string, n)
-			kinds       = make([]string, n)
-			eventIDs    = make([]string, n)
-			occurredAt  = make([]time.Time, n)
-			customers   = make([][]byte, n)
-			versions    = make([]int64, n)
-		)
-		for i, no := range w.Notifications {
-			customerIDs[i] = cmp.Or(no.CustomerID, e.CustomerID)
-			kinds[i] = no.Kind
-			eventIDs[i] = cmp.Or(no.EventID, e.EventID)
-			occurredAt[i] = no.OccurredAt
-			customers[i] = no.Customer
-			versions[i] = no.Version
+		var notes noteColumns
+		for _, no := range w.Notifications {
+			notes.add(no, e)
 		}
-		args = append(args, customerIDs, kinds, eventIDs, occurredAt, customers, versions)
+		args = append(args, notes.args()...)
 	}
 	switch sh.routes {
 	case 1:

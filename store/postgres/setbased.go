@@ -133,37 +133,24 @@ func queueSetBased(b *pgx.Batch, writes []store.Write, errs []error) bool {
 	}
 
 	var (
-		eSource, eID, eType, eCustomer, eStatus, eReason, eRouting = make([]string, 0, live), make([]string, 0, live), make([]string, 0, live), make([]string, 0, live), make([]string, 0, live), make([]string, 0, live), make([]string, 0, live)
-		eCreated                                                   = make([]time.Time, 0, live)
-		eAPI, eObject, eDedup, eAccount                            = make([]string, 0, live), make([]string, 0, live), make([]string, 0, live), make([]string, 0, live)
-		eVersion                                                   = make([]int64, 0, live)
-		ePayload                                                   = make([][]byte, 0, live)
-		nCustomer, nKind, nEvent                                   []string
-		nAt                                                        []time.Time
-		nSnapshot                                                  [][]byte
-		nVersion                                                   []int64
-		rObject, rCustomer                                         []string
+		ev     = newEventArrays(live)
+		notes  noteColumns
+		routes struct{ objects, customers []string }
 	)
 	for i, w := range writes {
 		if errs[i] != nil {
 			continue
 		}
-		e := w.Event
-		eSource, eID, eType, eCustomer = append(eSource, e.Source), append(eID, e.EventID), append(eType, e.Type), append(eCustomer, e.CustomerID)
-		eStatus, eReason, eRouting = append(eStatus, string(e.Status)), append(eReason, e.Reason), append(eRouting, e.Routing)
-		eCreated, eAPI, eObject, eDedup = append(eCreated, e.Created), append(eAPI, e.APIVersion), append(eObject, e.ObjectID), append(eDedup, e.DedupKey)
-		eVersion, ePayload, eAccount = append(eVersion, e.Version), append(ePayload, payload(e.Payload)), append(eAccount, e.Account)
+		ev.add(w.Event)
 		for _, no := range w.Notifications {
-			nCustomer, nKind, nEvent = append(nCustomer, cmp.Or(no.CustomerID, e.CustomerID)), append(nKind, no.Kind), append(nEvent, cmp.Or(no.EventID, e.EventID))
-			nAt, nSnapshot, nVersion = append(nAt, no.OccurredAt), append(nSnapshot, no.Customer), append(nVersion, no.Version)
+			notes.add(no, w.Event)
 		}
 		for _, r := range w.Routes {
-			rObject, rCustomer = append(rObject, r), append(rCustomer, e.CustomerID)
+			routes.objects, routes.customers = append(routes.objects, r), append(routes.customers, w.Event.CustomerID)
 		}
 	}
 	b.Queue(sqlSetJoinPlans)
-	b.Queue(sqlSetEvents, eSource, eID, eType, eCustomer, eStatus, eReason, eRouting,
-		eCreated, eAPI, eObject, eDedup, eVersion, ePayload, eAccount)
+	b.Queue(sqlSetEvents, ev.args()...)
 	var (
 		cID, uID       []string
 		cVer, uRead, n []int64
@@ -182,11 +169,65 @@ func queueSetBased(b *pgx.Batch, writes []store.Write, errs []error) bool {
 	if len(uID) > 0 {
 		b.Queue(sqlSetUpdate, uID, uRead, uState, n, int64(len(uID)))
 	}
-	if len(nKind) > 0 {
-		b.Queue(sqlSetOutbox, nCustomer, nKind, nEvent, nAt, nSnapshot, nVersion)
+	if len(notes.kinds) > 0 {
+		b.Queue(sqlSetOutbox, notes.args()...)
 	}
-	if len(rObject) > 0 {
-		b.Queue(sqlSetRoutes, rObject, rCustomer)
+	if len(routes.objects) > 0 {
+		b.Queue(sqlSetRoutes, routes.objects, routes.customers)
 	}
 	return true
+}
+
+// eventArrays are events rows as parallel arrays, in sqlSetEvents'
+// parameter order.
+type eventArrays struct {
+	source, eventID, typ, customerID, status, reason, routing []string
+	created                                                   []time.Time
+	apiVersion, objectID, dedupKey                            []string
+	version                                                   []int64
+	payload                                                   [][]byte
+	account                                                   []string
+}
+
+func newEventArrays(n int) *eventArrays {
+	strs := func() []string { return make([]string, 0, n) }
+	return &eventArrays{
+		source: strs(), eventID: strs(), typ: strs(), customerID: strs(), status: strs(), reason: strs(), routing: strs(),
+		created: make([]time.Time, 0, n), apiVersion: strs(), objectID: strs(), dedupKey: strs(),
+		version: make([]int64, 0, n), payload: make([][]byte, 0, n), account: strs(),
+	}
+}
+
+func (c *eventArrays) add(e store.Event) {
+	c.source, c.eventID, c.typ = append(c.source, e.Source), append(c.eventID, e.EventID), append(c.typ, e.Type)
+	c.customerID, c.status = append(c.customerID, e.CustomerID), append(c.status, string(e.Status))
+	c.reason, c.routing, c.created = append(c.reason, e.Reason), append(c.routing, e.Routing), append(c.created, e.Created)
+	c.apiVersion, c.objectID, c.dedupKey = append(c.apiVersion, e.APIVersion), append(c.objectID, e.ObjectID), append(c.dedupKey, e.DedupKey)
+	c.version, c.payload, c.account = append(c.version, e.Version), append(c.payload, payload(e.Payload)), append(c.account, e.Account)
+}
+
+func (c *eventArrays) args() []any {
+	return []any{c.source, c.eventID, c.typ, c.customerID, c.status, c.reason, c.routing,
+		c.created, c.apiVersion, c.objectID, c.dedupKey, c.version, c.payload, c.account}
+}
+
+// noteColumns are outbox rows as parallel arrays, in the order of the
+// outbox statements' unnest (sqlSetOutbox, and writeSQL's shape with
+// several notifications). A notification's customer and event default to
+// its event's.
+type noteColumns struct {
+	customerIDs, kinds, eventIDs []string
+	occurredAt                   []time.Time
+	customers                    [][]byte
+	versions                     []int64
+}
+
+func (c *noteColumns) add(no store.Notification, e store.Event) {
+	c.customerIDs, c.kinds = append(c.customerIDs, cmp.Or(no.CustomerID, e.CustomerID)), append(c.kinds, no.Kind)
+	c.eventIDs, c.occurredAt = append(c.eventIDs, cmp.Or(no.EventID, e.EventID)), append(c.occurredAt, no.OccurredAt)
+	c.customers, c.versions = append(c.customers, no.Customer), append(c.versions, no.Version)
+}
+
+func (c *noteColumns) args() []any {
+	return []any{c.customerIDs, c.kinds, c.eventIDs, c.occurredAt, c.customers, c.versions}
 }
