@@ -249,16 +249,9 @@ func TestBenchSteadyMixIsAllApplied(t *testing.T) {
 		var st customer.State
 		for _, n := range order {
 			_, body := benchEventFor(benchMixSteady, "run", cu, n, benchTestBase)
-			env, err := stripe.DecodeEnvelope(body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev, err := customer.DecodeEvent(env)
-			if err != nil {
-				t.Fatal(err)
-			}
+			var ev customer.Event
 			var eff customer.Effect
-			st, eff = customer.Apply(st, ev, 0)
+			st, ev, eff = applyBenchEvent(t, st, body)
 			if eff.Outcome != customer.Applied {
 				t.Fatalf("customer %d, order %v: event %d (%s): outcome %v (%s), want applied", cu, order, n, ev.Type, eff.Outcome, eff.Reason)
 			}
@@ -300,16 +293,8 @@ func TestBenchStripeMixOutOfOrderOutcomes(t *testing.T) {
 		outcomes := map[string]int{}
 		for _, n := range order {
 			_, body := benchStripeEvent("run", 1, n, benchTestBase)
-			env, err := stripe.DecodeEnvelope(body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev, err := customer.DecodeEvent(env)
-			if err != nil {
-				t.Fatal(err)
-			}
 			var eff customer.Effect
-			st, eff = customer.Apply(st, ev, 0)
+			st, _, eff = applyBenchEvent(t, st, body)
 			switch eff.Outcome {
 			case customer.Applied:
 				outcomes["applied"]++
@@ -726,4 +711,20 @@ func TestProcTreeCPUCountsChildren(t *testing.T) {
 	if after-before < used-0.03 {
 		t.Errorf("the tree's CPU grew %.3fs while a child used %.3fs and exited", after-before, used)
 	}
+}
+
+// applyBenchEvent runs a rendered event through hookd's own decoding and
+// reducer, as a customer actor would.
+func applyBenchEvent(t *testing.T, st customer.State, body []byte) (customer.State, customer.Event, customer.Effect) {
+	t.Helper()
+	env, err := stripe.DecodeEnvelope(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := customer.DecodeEvent(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, eff := customer.Apply(st, ev, 0)
+	return st, ev, eff
 }
