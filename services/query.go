@@ -60,10 +60,6 @@ const (
 	maxPageBytes = 3 << 20
 )
 
-// maxTypeLen bounds ListEventsRequest.type: Stripe's longest event types
-// are under 60 bytes.
-const maxTypeLen = 200
-
 // ListEvents lists stored events, newest first, in pages bounded by count
 // and by the bytes of their payloads (see event.proto).
 func (s *EventServer) ListEvents(ctx context.Context, req *hookdv1.ListEventsRequest) (*hookdv1.ListEventsResponse, error) {
@@ -83,9 +79,6 @@ func (s *EventServer) ListEvents(ctx context.Context, req *hookdv1.ListEventsReq
 		PageSize:   size,
 		PageToken:  req.GetPageToken(),
 		MaxBytes:   maxPageBytes,
-	}
-	if len(f.Type) > maxTypeLen {
-		return nil, toStatus(fmt.Errorf("%w: type is %d bytes, at most %d", ErrInvalid, len(f.Type), maxTypeLen))
 	}
 	for _, b := range []struct {
 		name string

@@ -16,6 +16,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -174,6 +175,26 @@ type ListEventsFilter struct {
 	// past MaxBytes (see PageLength); a page holds at least one event
 	// however large. 0: pages are bounded by PageSize alone.
 	MaxBytes int64
+}
+
+// MaxFilterLen bounds ListEventsFilter's CustomerID and Type (Stripe's
+// IDs and event types are far shorter): a longer one is refused rather
+// than looked up.
+const MaxFilterLen = 200
+
+// Validate checks the parts of f every backend treats alike: an error
+// wrapping ErrInvalidArgument names the first bad one. (The page token is
+// the backend's own.)
+func (f ListEventsFilter) Validate() error {
+	switch {
+	case f.PageSize <= 0:
+		return fmt.Errorf("%w: page size %d, want > 0", ErrInvalidArgument, f.PageSize)
+	case len(f.CustomerID) > MaxFilterLen:
+		return fmt.Errorf("%w: customer ID of %d bytes, at most %d", ErrInvalidArgument, len(f.CustomerID), MaxFilterLen)
+	case len(f.Type) > MaxFilterLen:
+		return fmt.Errorf("%w: type of %d bytes, at most %d", ErrInvalidArgument, len(f.Type), MaxFilterLen)
+	}
+	return nil
 }
 
 // EventCounter is implemented by the backends that can count their events

@@ -10,10 +10,6 @@ import (
 	"github.com/hookd/hookd/store"
 )
 
-// maxTypeLen bounds the type filter (Stripe's event types are under 60
-// bytes).
-const maxTypeLen = 200
-
 // timeInputLayout is what an <input type="datetime-local"> sends; the
 // console reads and shows it as UTC.
 const timeInputLayout = "2006-01-02T15:04"
@@ -61,9 +57,6 @@ func (q eventQuery) filter() (store.ListEventsFilter, error) {
 	f := store.ListEventsFilter{CustomerID: q.Customer, Status: store.Status(q.Status), Type: q.Type}
 	if q.Status != "" && !validStatus(f.Status) {
 		return f, fmt.Errorf("%w: unknown status %s", errBadFilter, q.Status)
-	}
-	if len(q.Type) > maxTypeLen || len(q.Customer) > maxTypeLen {
-		return f, fmt.Errorf("%w: a type or customer of more than %d bytes", errBadFilter, maxTypeLen)
 	}
 	var err error
 	if f.ReceivedFrom, err = parseFilterTime("from", q.From); err != nil {

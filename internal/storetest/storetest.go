@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,6 +45,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ListEventsByBytes", testListEventsByBytes},
 		{"ListEventsByTypeAndTime", testListEventsByTypeAndTime},
 		{"CountEvents", testCountEvents},
+		{"ListEventsRefusesLongFilters", testListEventsRefusesLongFilters},
 		{"NotificationsConcurrent", testNotificationsConcurrent},
 		{"CanceledContext", testCanceledContext},
 		{"ReleaseParked", testReleaseParked},
@@ -760,6 +762,15 @@ func testListEventsByTypeAndTime(t *testing.T, s store.Store) {
 			if es, _, err := s.ListEvents(t.Context(), f); err != nil || (len(tt.want) > 0 && (len(es) == 0 || es[0].EventID != tt.want[0])) {
 				t.Errorf("ListEvents(%+v) by bytes: first page %d events, %v; want it to start at %v", f, len(es), err, tt.want)
 			}
+		}
+	}
+}
+
+func testListEventsRefusesLongFilters(t *testing.T, s store.Store) {
+	long := strings.Repeat("x", store.MaxFilterLen+1)
+	for _, f := range []store.ListEventsFilter{{PageSize: 1, Type: long}, {PageSize: 1, CustomerID: long}} {
+		if _, _, err := s.ListEvents(t.Context(), f); !errors.Is(err, store.ErrInvalidArgument) {
+			t.Errorf("ListEvents with a %d-byte filter: %v, want ErrInvalidArgument", len(long), err)
 		}
 	}
 }

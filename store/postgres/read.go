@@ -72,8 +72,8 @@ func scanEvent(row pgx.CollectableRow) (store.Event, error) {
 // page was read (or, with MaxBytes, while its own page was read) can be
 // missed by that listing.
 func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]store.Event, string, error) {
-	if f.PageSize <= 0 {
-		return nil, "", fmt.Errorf("list events: %w: page size %d, want > 0", ErrInvalidArgument, f.PageSize)
+	if err := f.Validate(); err != nil {
+		return nil, "", fmt.Errorf("list events: %w", err)
 	}
 	size := min(f.PageSize, maxPageSize)
 	below := int64(math.MaxInt64)

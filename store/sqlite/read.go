@@ -80,8 +80,8 @@ func scanEvent(row interface{ Scan(...any) error }, withSeq bool) (store.Event, 
 // Paging is by keyset, so pages neither repeat nor skip events as new ones
 // arrive.
 func (s *Store) ListEvents(ctx context.Context, f store.ListEventsFilter) ([]store.Event, string, error) {
-	if f.PageSize <= 0 {
-		return nil, "", fmt.Errorf("list events: %w: page size %d, want > 0", store.ErrInvalidArgument, f.PageSize)
+	if err := f.Validate(); err != nil {
+		return nil, "", fmt.Errorf("list events: %w", err)
 	}
 	size := min(f.PageSize, maxPageSize)
 	below := int64(math.MaxInt64)
