@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,22 +38,46 @@ func init() {
 var handedOut sync.Map
 
 // freeAddr returns a loopback address free now and not returned before in
-// this test binary.
+// this test binary. Its port is below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), so that no outgoing connection takes it
+// as its source port while the test has the listener down: a restarted
+// member once found its port taken that way ("bind: address already in
+// use", TestClusterRollingRestart in CI).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, hi := 10000, ephemeralLow()-1
+	for range 1000 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+mrand.IntN(hi-lo+1)))
+		if _, taken := handedOut.LoadOrStore(addr, true); taken {
+			continue
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			continue // someone else's
 		}
-		addr := l.Addr().String()
 		l.Close()
-		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
-			return addr
-		}
+		return addr
 	}
-	t.Fatal("no loopback port that was not handed out before")
+	t.Fatal("no free loopback port below the ephemeral range")
 	return ""
+}
+
+// ephemeralLow returns the first port of the kernel's ephemeral range
+// (32768 when it cannot be read, Linux's default).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= 11000 {
+		return 32768
+	}
+	return n
 }
 
 // process is a hookd child process.
