@@ -540,24 +540,43 @@ func (s *System) Reproject(ctx context.Context, customerID string, dryRun bool) 
 }
 
 // send delivers queued events to their customer's grain: one as Apply,
-// several as ApplyBatch. It returns one answer per event.
+// several as ApplyBatch, or, when the grain lives in this process, as one
+// customer.LocalApply (see localPID). It returns one answer per event.
+//
+// It runs in the customer's drain goroutine and calls the grain from
+// there, not from an attempt goroutine of its own as request does: every
+// caller waiting for these events already returns when its own context
+// ends, and each attempt ends by its timeout, which never outlasts ctx's
+// deadline.
 func (s *System) send(ctx context.Context, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {
 	c := s.current()
 	if c == nil {
 		return nil, ErrNotStarted
 	}
 	client := grainpb.GetCustomerGrainGrainClient(c, customerID)
-	resps, err := request(ctx, &s.life, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) ([]*grainpb.ApplyResponse, error) {
-		if len(reqs) == 1 {
+	resps, err := requestInline(ctx, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) ([]*grainpb.ApplyResponse, error) {
+		var resp *grainpb.ApplyBatchResponse
+		switch pid := localPID(c, customerID); {
+		case pid != nil:
+			r, err := c.ActorSystem.Root.RequestFuture(pid, &customer.LocalApply{Requests: reqs}, timeout).Result()
+			if err != nil {
+				return nil, err
+			}
+			var ok bool
+			if resp, ok = r.(*grainpb.ApplyBatchResponse); !ok {
+				return nil, fmt.Errorf("grain answered %T to a local apply", r)
+			}
+		case len(reqs) == 1:
 			resp, err := client.Apply(reqs[0], callOptions(timeout)...)
 			if err != nil {
 				return nil, err
 			}
 			return []*grainpb.ApplyResponse{resp}, nil
-		}
-		resp, err := client.ApplyBatch(&grainpb.ApplyBatchRequest{Requests: reqs}, callOptions(timeout)...)
-		if err != nil {
-			return nil, err
+		default:
+			var err error
+			if resp, err = client.ApplyBatch(&grainpb.ApplyBatchRequest{Requests: reqs}, callOptions(timeout)...); err != nil {
+				return nil, err
+			}
 		}
 		if len(resp.GetResponses()) != len(reqs) {
 			return nil, fmt.Errorf("grain answered %d of %d events", len(resp.GetResponses()), len(reqs))
@@ -568,6 +587,56 @@ func (s *System) send(ctx context.Context, customerID string, reqs []*grainpb.Ap
 		return nil, fmt.Errorf("request customer %s: %w", customerID, err)
 	}
 	return resps, nil
+}
+
+// localPID returns the PID of the customer's grain when its activation is
+// in this process, as far as the PID cache knows (the cache is filled by
+// every generated-client call, which also activates the grain); nil
+// otherwise. A request to a PID that has meanwhile passivated ends as a
+// dead letter or a timeout, and requestInline then drops the cached PID
+// and tries again.
+//
+// The generated grain client encodes every request to bytes and the grain
+// decodes them again even in one process: for an event, its whole payload
+// copied twice. A local grain takes the requests as they are instead.
+func localPID(c *cluster.Cluster, customerID string) *actor.PID {
+	pid, ok := c.PidCache.Get(customerID, customer.KindName)
+	if !ok || pid == nil || pid.Address != c.ActorSystem.Address() {
+		return nil
+	}
+	return pid
+}
+
+// requestInline is request without the attempt goroutine, for a caller
+// that may block until an attempt times out (see send): each attempt runs
+// here, at most AttemptTimeout and never past ctx's deadline or
+// RequestTimeout, and a failed one is retried after dropping the cached
+// placement until time runs out or ctx ends.
+func requestInline[T any](ctx context.Context, c *cluster.Cluster, identity string, overall, attempt time.Duration, call func(timeout time.Duration) (T, error)) (T, error) {
+	var zero T
+	deadline := time.Now().Add(overall)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	var lastErr error
+	for {
+		if err := ctx.Err(); err != nil {
+			return zero, err
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			if lastErr == nil {
+				lastErr = context.DeadlineExceeded
+			}
+			return zero, lastErr
+		}
+		v, err := call(min(attempt, remaining))
+		if err == nil {
+			return v, nil
+		}
+		lastErr = err
+		c.PidCache.Remove(identity, customer.KindName)
+	}
 }
 
 // request calls a customer's grain so that the call never outlives ctx:

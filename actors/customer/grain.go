@@ -98,7 +98,25 @@ func (g *grain) Terminate(cluster.GrainContext) {
 	}
 }
 
-func (g *grain) ReceiveDefault(cluster.GrainContext) {}
+// LocalApply is an ApplyBatch sent by a caller in the grain's own process
+// (see actors.System): the requests as Go values, which the generated
+// client would encode to bytes for the grain to decode again. It is not a
+// protobuf message and never leaves the process; the grain answers it
+// with an *grainpb.ApplyBatchResponse, exactly as ApplyBatch. The grain
+// reads the requests and never modifies them; neither may the sender
+// while the request may still be in the grain's mailbox.
+type LocalApply struct {
+	Requests []*grainpb.ApplyRequest
+}
+
+// ReceiveDefault takes the messages that are not generated grain calls:
+// LocalApply; anything else is ignored.
+func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
+	if m, ok := ctx.Message().(*LocalApply); ok {
+		resp, _ := g.ApplyBatch(&grainpb.ApplyBatchRequest{Requests: m.Requests}, ctx) // never an error
+		ctx.Respond(resp)
+	}
+}
 
 // Apply never returns an error: a failure to make the event durable is an
 // answer (ApplyResponse.Error), which the ingest service maps to
