@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -490,4 +491,21 @@ func TestIsJSONContentType(t *testing.T) {
 			t.Errorf("isJSONContentType(%q): got %v, want %v", ct, got, want)
 		}
 	}
+}
+
+// FuzzIngestResultJSON: the webhook answer written by hand is what
+// json.Marshal writes for it, whatever the IDs and reason hold.
+func FuzzIngestResultJSON(f *testing.F) {
+	f.Add("evt_1", "applied", "cus_1", "")
+	f.Add("evt_<&>", "duplicate", "cus_\"q\"", "already received\n\xff")
+	f.Fuzz(func(t *testing.T, eventID, status, customerID, reason string) {
+		r := ingestResult{EventID: eventID, Status: status, CustomerID: customerID, Reason: reason}
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.appendJSON(nil); string(got) != string(want) {
+			t.Fatalf("appendJSON = %s, want %s", got, want)
+		}
+	})
 }

@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
-	"unicode/utf8"
+
+	"github.com/hookd/hookd/internal/jsonw"
 )
 
 // smallMap is a map from strings kept as a slice sorted by key. A
@@ -113,39 +114,8 @@ func appendValue[V any](b []byte, v V) ([]byte, error) {
 	return append(b, enc...), err
 }
 
-// appendString appends s as encoding/json writes it: a string that needs
-// no escaping as it is, between quotes; any other through encoding/json,
-// which escapes it HTML-safe and replaces invalid UTF-8.
-func appendString(b []byte, s string) []byte {
-	if plainJSONString(s) {
-		b = append(b, '"')
-		b = append(b, s...)
-		return append(b, '"')
-	}
-	enc, _ := json.Marshal(s) // a string always encodes
-	return append(b, enc...)
-}
-
-// plainJSONString reports whether encoding/json writes s as it is, between
-// quotes: printable ASCII with no quote, backslash or HTML-escaped byte.
-func plainJSONString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !plainJSONByte[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// plainJSONByte says which bytes plainJSONString lets through: one load a
-// byte instead of seven comparisons (most of the bytes of a state are in
-// its strings).
-var plainJSONByte = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
+// appendString appends s as json.Marshal writes it.
+func appendString(b []byte, s string) []byte { return jsonw.AppendString(b, s) }
 
 // UnmarshalJSON reads a JSON object (or null); a key given twice keeps its
 // last value, as with a map.
