@@ -56,8 +56,10 @@ type queuedAnswer struct {
 }
 
 // sendFunc delivers events to a customer's grain and returns one answer
-// per event, in order.
-type sendFunc func(ctx context.Context, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error)
+// per event, in order. It gives up when ctx ends (the queues stop) or at
+// deadline (when not zero), whichever comes first: the deadline is passed
+// beside ctx rather than in it, which would cost a timer per request.
+type sendFunc func(ctx context.Context, deadline time.Time, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error)
 
 // apply queues req for customerID, starts a sender for the customer if
 // none is running, and waits for the answer or for ctx.
@@ -142,15 +144,10 @@ func (q *applyQueues) drain(stop context.Context, customerID string, send sendFu
 		if len(live) == 0 {
 			continue
 		}
-		var ctx context.Context
-		var cancel context.CancelFunc
 		if forever {
-			ctx, cancel = context.WithCancel(stop)
-		} else {
-			ctx, cancel = context.WithDeadline(stop, deadline)
+			deadline = time.Time{}
 		}
-		resps, err := send(ctx, customerID, reqs)
-		cancel()
+		resps, err := send(stop, deadline, customerID, reqs)
 		if err != nil && stop.Err() != nil {
 			err = fmt.Errorf("request customer %s: %w", customerID, ErrNotStarted)
 		}

@@ -34,7 +34,7 @@ type fakeGrain struct {
 	release  chan struct{}
 }
 
-func (f *fakeGrain) send(_ context.Context, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {
+func (f *fakeGrain) send(_ context.Context, _ time.Time, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {
 	var ids []string
 	for _, r := range reqs {
 		ids = append(ids, r.GetEnvelope().GetEventId())
@@ -198,7 +198,7 @@ func startedQueues(t *testing.T) *applyQueues {
 func TestApplyQueueStop(t *testing.T) {
 	q := startedQueues(t)
 	sent := make(chan struct{})
-	send := func(ctx context.Context, _ string, _ []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {
+	send := func(ctx context.Context, _ time.Time, _ string, _ []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {
 		close(sent)
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -222,4 +222,57 @@ func TestApplyQueueStop(t *testing.T) {
 		t.Errorf("apply after Stop: got %v, want ErrNotStarted", err)
 	}
 	q.Stop()
+}
+
+// A batch's request lasts as long as its most patient caller: until the
+// latest of their deadlines, or with none when one caller has none.
+func TestApplyQueueBatchDeadlineIsTheMostPatientCallers(t *testing.T) {
+	q := startedQueues(t)
+	g := &fakeGrain{release: make(chan struct{})}
+	var mu sync.Mutex
+	var deadlines []time.Time
+	send := func(ctx context.Context, deadline time.Time, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {
+		mu.Lock()
+		deadlines = append(deadlines, deadline)
+		mu.Unlock()
+		return g.send(ctx, deadline, customerID, reqs)
+	}
+	base := time.Now().Add(time.Hour)
+	// e0 holds the grain; each later group waits behind it, then goes as
+	// one batch.
+	for i, group := range [][]time.Duration{{time.Minute, 3 * time.Minute, 2 * time.Minute}, {time.Minute, -1}} {
+		done := make(chan error, 4)
+		go func() {
+			_, err := q.apply(context.Background(), "cus_1", req(fmt.Sprint("hold", i)), send)
+			done <- err
+		}()
+		waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.requests) == 2*i+1 })
+		for j, d := range group {
+			ctx := context.Background()
+			if d >= 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, base.Add(d))
+				defer cancel()
+			}
+			go func() { _, err := q.apply(ctx, "cus_1", req(fmt.Sprint("e", i, j)), send); done <- err }()
+		}
+		waitFor(t, func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.byCust["cus_1"]) == len(group) })
+		g.release <- struct{}{}
+		waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.requests) == 2*i+2 })
+		g.release <- struct{}{}
+		for range len(group) + 1 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := []time.Time{{}, base.Add(3 * time.Minute), {}, {}}
+	if len(deadlines) != len(want) {
+		t.Fatalf("%d requests, want %d", len(deadlines), len(want))
+	}
+	for i := range want {
+		if !deadlines[i].Equal(want[i]) {
+			t.Errorf("request %d had deadline %v, want %v", i, deadlines[i], want[i])
+		}
+	}
 }

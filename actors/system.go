@@ -548,13 +548,13 @@ func (s *System) Reproject(ctx context.Context, customerID string, dryRun bool) 
 // caller waiting for these events already returns when its own context
 // ends, and each attempt ends by its timeout, which never outlasts ctx's
 // deadline.
-func (s *System) send(ctx context.Context, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {
+func (s *System) send(ctx context.Context, deadline time.Time, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {
 	c := s.current()
 	if c == nil {
 		return nil, ErrNotStarted
 	}
 	client := grainpb.GetCustomerGrainGrainClient(c, customerID)
-	resps, err := requestInline(ctx, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) ([]*grainpb.ApplyResponse, error) {
+	resps, err := requestInline(ctx, deadline, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) ([]*grainpb.ApplyResponse, error) {
 		var resp *grainpb.ApplyBatchResponse
 		switch pid := localPID(c, customerID); {
 		case pid != nil:
@@ -609,14 +609,14 @@ func localPID(c *cluster.Cluster, customerID string) *actor.PID {
 
 // requestInline is request without the attempt goroutine, for a caller
 // that may block until an attempt times out (see send): each attempt runs
-// here, at most AttemptTimeout and never past ctx's deadline or
+// here, at most AttemptTimeout and never past until (when not zero) or
 // RequestTimeout, and a failed one is retried after dropping the cached
 // placement until time runs out or ctx ends.
-func requestInline[T any](ctx context.Context, c *cluster.Cluster, identity string, overall, attempt time.Duration, call func(timeout time.Duration) (T, error)) (T, error) {
+func requestInline[T any](ctx context.Context, until time.Time, c *cluster.Cluster, identity string, overall, attempt time.Duration, call func(timeout time.Duration) (T, error)) (T, error) {
 	var zero T
 	deadline := time.Now().Add(overall)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
+	if !until.IsZero() && until.Before(deadline) {
+		deadline = until
 	}
 	var lastErr error
 	for {
