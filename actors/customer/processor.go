@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/store"
@@ -550,11 +548,22 @@ func (p *Processor) fill(w *store.Write, next State, changes []Change) error {
 		return fmt.Errorf("encode state: %w", err)
 	}
 	w.State = state
+	// The snapshots of all changes share one allocation of their total
+	// length; each is its own slice of it, with its length as capacity,
+	// so that an append to one never writes into the next.
+	size, notes := 0, 0
 	for _, c := range changes {
-		snapshot, err := proto.Marshal(c.State.Proto())
-		if err != nil {
+		size += customerProtoSize(c.State)
+		notes += len(c.Kinds)
+	}
+	buf := make([]byte, 0, size)
+	w.Notifications = slices.Grow(w.Notifications, notes)
+	for _, c := range changes {
+		start := len(buf)
+		if buf, err = appendCustomerProto(buf, c.State); err != nil {
 			return fmt.Errorf("encode customer: %w", err)
 		}
+		snapshot := buf[start:len(buf):len(buf)]
 		for _, kind := range c.Kinds {
 			w.Notifications = append(w.Notifications, store.Notification{
 				CustomerID: p.id,

@@ -507,7 +507,9 @@ func (st State) clone() State {
 	return c
 }
 
-// Proto renders the state as the public hookd.v1.Customer.
+// Proto renders the state as the public hookd.v1.Customer. Notifications
+// carry the same message written by appendCustomerProto, without building
+// it; customerproto_test.go holds the two to the same bytes.
 func (st State) Proto() *hookdv1.Customer {
 	c := &hookdv1.Customer{
 		CustomerId: st.CustomerID,
