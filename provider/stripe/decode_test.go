@@ -4,11 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
-	"slices"
-	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/prototext"
@@ -17,66 +13,6 @@ import (
 	"github.com/hookd/hookd/internal/fixtures"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 )
-
-// fixturePayload is one shared fixture as the body of a webhook.
-type fixturePayload struct {
-	name string
-	raw  []byte
-}
-
-// recipe reports whether the fixture is one of the stripe CLI's trigger
-// recipes: API calls, not objects (see PROVENANCE.md), so nothing Stripe
-// sends, though still a body to decode.
-func (p fixturePayload) recipe() bool { return strings.Contains(p.name, "/stripe-cli-triggers/") }
-
-// fixturePayloads returns every shared fixture (../shared/fixtures) as the
-// body of a webhook: the events as they are, the bare objects
-// (stripe-openapi) and the data blocks (pay) wrapped in an event of the
-// current API version, named after the object. It skips tb, as
-// fixtures.Dir does, when the fixtures are absent.
-func fixturePayloads(tb testing.TB) []fixturePayload {
-	tb.Helper()
-	var out []fixturePayload
-	for _, set := range []string{"stripe", "stripe-modern"} {
-		paths, err := filepath.Glob(filepath.Join(fixtures.Dir(tb, set), "*", "*.json"))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		slices.Sort(paths)
-		for _, p := range paths {
-			raw, err := os.ReadFile(p)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			name := set + "/" + filepath.Base(filepath.Dir(p)) + "/" + filepath.Base(p)
-			out = append(out, fixturePayload{name, asEvent(tb, name, raw)})
-		}
-	}
-	return out
-}
-
-// asEvent returns a fixture as a webhook body: as it is when it is an
-// event, else wrapped in one.
-func asEvent(tb testing.TB, name string, raw []byte) []byte {
-	tb.Helper()
-	ev := fixtures.StripeEvent{ID: "evt_fixture_" + strings.TrimSuffix(filepath.Base(name), ".json"),
-		APIVersion: "2026-07-29.dahlia", Created: 1750000000}
-	if strings.HasSuffix(name, ".data.json") {
-		ev.Type, ev.Data = "fixture.updated", raw
-		return ev.JSON(tb)
-	}
-	var head struct {
-		Object string `json:"object"`
-	}
-	if err := json.Unmarshal(raw, &head); err != nil {
-		tb.Fatalf("fixture %s: %v", name, err)
-	}
-	if head.Object == "event" || head.Object == ThinObject {
-		return raw
-	}
-	ev.Type, ev.Object = head.Object+".updated", raw
-	return ev.JSON(tb)
-}
 
 // BenchmarkDecodeEnvelopeThenObject is what hookd did per event before
 // Decode: the gateway's DecodeEnvelope, then the grain's DecodeObject of
@@ -97,9 +33,9 @@ func BenchmarkDecodeEnvelopeThenObject(b *testing.B) {
 // accepted are left out.
 func benchmarkDecode(b *testing.B, decode func(raw []byte) error) {
 	var corpus [][]byte
-	for _, p := range fixturePayloads(b) {
-		if !p.recipe() && decode(p.raw) == nil {
-			corpus = append(corpus, p.raw)
+	for _, p := range fixtures.Payloads(b) {
+		if !p.Recipe() && decode(p.Raw) == nil {
+			corpus = append(corpus, p.Raw)
 		}
 	}
 	b.ReportAllocs()
@@ -294,10 +230,10 @@ func TestDecodeMatchesTwoPass(t *testing.T) {
 			checkDecode(t, tt.event(t))
 		})
 	}
-	for _, p := range fixturePayloads(t) {
-		t.Run(p.name, func(t *testing.T) {
+	for _, p := range fixtures.Payloads(t) {
+		t.Run(p.Name, func(t *testing.T) {
 			t.Parallel()
-			checkDecode(t, p.raw)
+			checkDecode(t, p.Raw)
 		})
 	}
 }
@@ -306,16 +242,16 @@ func TestDecodeMatchesTwoPass(t *testing.T) {
 // the one pass, not the two-pass fallback, or Decode would save nothing.
 func TestDecodeRealEventsInOnePass(t *testing.T) {
 	t.Parallel()
-	payloads := fixturePayloads(t)
+	payloads := fixtures.Payloads(t)
 	for _, tt := range modernCases() {
-		payloads = append(payloads, fixturePayload{tt.name, tt.event(t)})
+		payloads = append(payloads, fixtures.Payload{Name: tt.name, Raw: tt.event(t)})
 	}
 	for _, p := range payloads {
-		if p.recipe() {
+		if p.Recipe() {
 			continue
 		}
-		if _, _, ok, err := decodeOnce(p.raw); !ok || err != nil {
-			t.Errorf("%s: one pass got ok %v, error %v; want it decoded in one pass", p.name, ok, err)
+		if _, _, ok, err := decodeOnce(p.Raw); !ok || err != nil {
+			t.Errorf("%s: one pass got ok %v, error %v; want it decoded in one pass", p.Name, ok, err)
 		}
 	}
 }
@@ -327,8 +263,8 @@ func FuzzDecodeMatchesTwoPass(f *testing.F) {
 		f.Add([]byte(raw))
 	}
 	if _, err := fixtures.Find("stripe"); err == nil {
-		for _, p := range fixturePayloads(f) {
-			f.Add(p.raw)
+		for _, p := range fixtures.Payloads(f) {
+			f.Add(p.Raw)
 		}
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
