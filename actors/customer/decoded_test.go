@@ -133,3 +133,67 @@ func TestDecodedConcurrent(t *testing.T) {
 		t.Fatalf("Len: got %d, want 0", n)
 	}
 }
+
+// inProcessCorpus is every fixture the gateway accepts, as the gateway
+// gets it (raw) and as its grain gets it (a copy of the envelope, as the
+// grain client's marshaling makes one).
+func inProcessCorpus(b *testing.B) (raws [][]byte, grainEnvs []*hookdv1.Envelope) {
+	for _, p := range fixtures.Payloads(b) {
+		env, err := stripe.DecodeEnvelope(p.Raw)
+		if p.Recipe() || err != nil {
+			continue
+		}
+		raws = append(raws, p.Raw)
+		grainEnvs = append(grainEnvs, proto.Clone(env).(*hookdv1.Envelope))
+	}
+	return raws, grainEnvs
+}
+
+// BenchmarkInProcessDecodeTwice is the decoding one event cost in one
+// process before stripe.Decode: the gateway's DecodeEnvelope, then the
+// grain's DecodeEvent of its copy.
+func BenchmarkInProcessDecodeTwice(b *testing.B) {
+	raws, grainEnvs := inProcessCorpus(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		k := i % len(raws)
+		i++
+		if _, err := stripe.DecodeEnvelope(raws[k]); err != nil {
+			b.Fatal(err)
+		}
+		_, _ = DecodeEvent(grainEnvs[k])
+	}
+}
+
+// BenchmarkInProcessDecodeOnce is the same with stripe.Decode in the
+// gateway, the objects carried (context, Decoded) and taken by the grain
+// (Item.event), as the in-process path does now.
+func BenchmarkInProcessDecodeOnce(b *testing.B) {
+	raws, grainEnvs := inProcessCorpus(b)
+	var d Decoded
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		k := i % len(raws)
+		i++
+		env, objs, objErr, err := stripe.Decode(raws[k])
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := b.Context()
+		if objErr == nil {
+			ctx = stripe.ContextWithObjects(ctx, env, objs)
+		}
+		remove := func() {}
+		if carried, ok := stripe.ObjectsFrom(ctx, env); ok {
+			remove = d.Add(env, carried)
+		}
+		it := Item{Envelope: grainEnvs[k]}
+		if found, ok := d.Lookup(grainEnvs[k]); ok {
+			it.Objects = &found
+		}
+		_, _ = it.event()
+		remove()
+	}
+}
