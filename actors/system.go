@@ -30,6 +30,7 @@ import (
 	"github.com/hookd/hookd/internal/grainpb"
 	"github.com/hookd/hookd/internal/startstop"
 	"github.com/hookd/hookd/internal/tracing"
+	"github.com/hookd/hookd/provider/stripe"
 	"github.com/hookd/hookd/store"
 )
 
@@ -189,6 +190,11 @@ type System struct {
 	stopOnce sync.Once
 
 	queues applyQueues // Apply calls waiting for their customer's grain; owns its drain goroutines
+
+	// decoded holds the objects of the events Apply is sending whose
+	// caller decoded them (stripe.ContextWithObjects), for this member's
+	// grains to take instead of decoding the payload again.
+	decoded customer.Decoded
 }
 
 // New returns a System; call Start to join the cluster.
@@ -233,6 +239,7 @@ func (s *System) Start(ctx context.Context) error {
 		ApplyTimeout: s.cfg.ApplyTimeout,
 		Fetcher:      s.cfg.Fetcher,
 		Objects:      s.cfg.Objects,
+		Decoded:      &s.decoded,
 	}
 	s.unregister = customer.Register(system, s.deps)
 	startMu.Lock()
@@ -474,9 +481,18 @@ func (s *System) stop() {
 // grain; events for the customer that arrive meanwhile wait and go
 // together in one ApplyBatch (see applyQueues), which the grain commits
 // in one transaction.
+//
+// When ctx carries the objects of req's envelope (stripe.ContextWithObjects:
+// the gateway of this process decoded them), a grain of this member
+// takes them instead of decoding the payload again, until Apply returns; a
+// grain elsewhere decodes it.
 func (s *System) Apply(ctx context.Context, customerID string, req *grainpb.ApplyRequest) (*grainpb.ApplyResponse, error) {
 	if s.current() == nil {
 		return nil, ErrNotStarted
+	}
+	if objs, ok := stripe.ObjectsFrom(ctx, req.GetEnvelope()); ok {
+		remove := s.decoded.Add(req.GetEnvelope(), objs)
+		defer remove()
 	}
 	if !tracing.Enabled() {
 		return s.queues.apply(ctx, customerID, req, s.send)

@@ -5,9 +5,12 @@
 // gateway limits the body, checks the content type, has the provider's
 // package (provider/stripe) verify the signature against every active
 // secret within a timestamp tolerance (in both directions) and decode the
-// envelope, and hands the envelope with the raw bytes to
-// hookd.v1.IngestService/Ingest over gRPC. It answers the sender from the
-// outcome:
+// envelope and its object (one JSON pass, stripe.Decode), and hands the
+// envelope with the raw bytes to hookd.v1.IngestService/Ingest, over gRPC
+// or in-process. In-process the decoded object goes along in the context
+// (stripe.ContextWithObjects), so that the customer's actor need not
+// decode the payload again; over gRPC it stays behind. It answers the
+// sender from the outcome:
 //
 //   - 200 once Ingest reports the event durable (applied, duplicate, parked,
 //     ignored or superseded);

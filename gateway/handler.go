@@ -241,7 +241,10 @@ func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		h.reject(ctx, w, http.StatusBadRequest, reason, err.Error(), nil)
 		return
 	}
-	env, err := stripe.DecodeEnvelope(body)
+	// One JSON pass for the envelope and the object: an object that does
+	// not decode is no reason to refuse the event (its actor records why
+	// it ignores it), so objErr only keeps the object from going along.
+	env, objs, objErr, err := stripe.Decode(body)
 	if err != nil {
 		h.reject(ctx, w, http.StatusBadRequest, rejectMalformed, err.Error(), nil)
 		return
@@ -264,6 +267,12 @@ func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	ictx, cancel := context.WithTimeout(ctx, h.cfg.IngestTimeout)
 	defer cancel()
+	if objErr == nil {
+		// An Ingest in this process hands the objects to the customer's
+		// actor, which then need not decode the payload again; over gRPC
+		// they stay behind.
+		ictx = stripe.ContextWithObjects(ictx, env, objs)
+	}
 	resp, err := h.cfg.Ingest.Ingest(ictx, &hookdv1.IngestRequest{Envelope: env})
 	if err != nil {
 		h.ingestFailed(ctx, w, env, err)

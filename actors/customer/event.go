@@ -47,7 +47,31 @@ type Event struct {
 // decoded; for other types, and for a thin event (which has no snapshot
 // of its object), the returned Event has no object.
 func DecodeEvent(env *hookdv1.Envelope) (Event, error) {
-	ev := Event{
+	ev := eventHead(env)
+	if env.GetThin() {
+		return ev, nil
+	}
+	objs, err := stripe.DecodeObject(ev.ObjectType, env.GetPayload())
+	if err != nil {
+		return ev, fmt.Errorf("event %s: %w", ev.ID, err)
+	}
+	ev.setObjects(objs)
+	return ev, nil
+}
+
+// eventWith returns the Event DecodeEvent returns for env when its payload
+// decodes to objs: stripe.Decode decoded them already (see Decoded).
+func eventWith(env *hookdv1.Envelope, objs stripe.Objects) Event {
+	ev := eventHead(env)
+	if !env.GetThin() {
+		ev.setObjects(objs)
+	}
+	return ev
+}
+
+// eventHead returns the Event of env without its object.
+func eventHead(env *hookdv1.Envelope) Event {
+	return Event{
 		ID:         env.GetEventId(),
 		Type:       env.GetType(),
 		Created:    env.GetCreated(),
@@ -56,13 +80,9 @@ func DecodeEvent(env *hookdv1.Envelope) (Event, error) {
 		Livemode:   env.GetLivemode(),
 		Account:    env.GetAccount(),
 	}
-	if env.GetThin() {
-		return ev, nil
-	}
-	objs, err := stripe.DecodeObject(ev.ObjectType, env.GetPayload())
-	if err != nil {
-		return ev, fmt.Errorf("event %s: %w", ev.ID, err)
-	}
+}
+
+// setObjects sets the event's object and the notes of its decoding.
+func (ev *Event) setObjects(objs stripe.Objects) {
 	ev.Customer, ev.Subscription, ev.Invoice, ev.Notes = objs.Customer, objs.Subscription, objs.Invoice, objs.Notes
-	return ev, nil
 }

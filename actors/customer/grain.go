@@ -39,6 +39,10 @@ type Deps struct {
 	// created in one second does not decide their order; nil applies them
 	// in arrival order.
 	Objects ObjectFetcher
+	// Decoded holds the objects of events the process decoded already,
+	// which grains take instead of decoding the payload; nil: grains
+	// decode every event.
+	Decoded *Decoded
 
 	resident, activations atomic.Int64 // counted by the grains
 }
@@ -141,6 +145,9 @@ func (g *grain) ApplyBatch(req *grainpb.ApplyBatchRequest, _ cluster.GrainContex
 	items := make([]Item, len(req.GetRequests()))
 	for i, r := range req.GetRequests() {
 		items[i] = Item{Envelope: r.GetEnvelope(), Routing: r.GetRouting(), Replay: r.GetReplay()}
+		if objs, ok := g.deps.Decoded.Lookup(r.GetEnvelope()); ok {
+			items[i].Objects = &objs
+		}
 	}
 	if tracing.Enabled() {
 		var span trace.Span

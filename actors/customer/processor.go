@@ -123,6 +123,20 @@ type Item struct {
 	Envelope *hookdv1.Envelope
 	Routing  string
 	Replay   bool // see Replay
+	// Objects, when not nil, are the envelope's payload decoded already
+	// (stripe.Decode, see Decoded): ApplyBatch takes them instead of
+	// decoding the payload. They must be what DecodeEvent would decode;
+	// nil (the zero value) decodes.
+	Objects *stripe.Objects
+}
+
+// event returns the item's Event: DecodeEvent's, or the same built from
+// the objects it carries.
+func (it *Item) event() (Event, error) {
+	if it.Objects == nil {
+		return DecodeEvent(it.Envelope)
+	}
+	return eventWith(it.Envelope, *it.Objects), nil
 }
 
 // Answer is what ApplyBatch did with one Item, as Apply would answer it.
@@ -186,7 +200,7 @@ func (p *Processor) ApplyBatch(ctx context.Context, items []Item) []Answer {
 				continue
 			}
 			first[id] = i
-			ev, decodeErr := DecodeEvent(it.Envelope)
+			ev, decodeErr := it.event()
 			if decodeErr == nil {
 				p.prepareOrder(ctx, state, &ev, it.Envelope, payloads)
 			}

@@ -36,7 +36,9 @@ const (
 var ErrMalformed = errors.New("malformed stripe event")
 
 // stripeEvent is the part of a Stripe Event that hookd reads. Everything
-// else stays in the raw payload.
+// else stays in the raw payload. (Its fields are not an embedded struct
+// shared with Decode's oneEvent: encoding/json would name the embedded
+// struct in the field paths of its errors.)
 type stripeEvent struct {
 	ID         string  `json:"id"`
 	Object     *string `json:"object"`
@@ -48,6 +50,23 @@ type stripeEvent struct {
 	Data       struct {
 		Object *stripeObject `json:"object"`
 	} `json:"data"`
+}
+
+// fields returns the envelope's fields of the event.
+func (ev *stripeEvent) fields() eventFields {
+	return eventFields{ev.ID, ev.Object, ev.Type, ev.Created, ev.APIVersion, ev.Livemode, ev.Account}
+}
+
+// eventFields are the fields of a Stripe Event's envelope, however it was
+// decoded (DecodeEnvelope, Decode).
+type eventFields struct {
+	ID         string
+	Object     *string
+	Type       string
+	Created    int64
+	APIVersion string
+	Livemode   bool
+	Account    string
 }
 
 // stripeObject is the part of data.object that hookd reads. The
@@ -101,66 +120,96 @@ func DecodeEnvelope(raw []byte) (*hookdv1.Envelope, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformed, describeJSONError(err))
 	}
-	switch {
-	case ev.Object != nil && *ev.Object != "event":
-		return nil, fmt.Errorf("%w: object is %q, not \"event\" or %q", ErrMalformed, truncate(*ev.Object), ThinObject)
-	case ev.ID == "":
-		return nil, fmt.Errorf("%w: missing id", ErrMalformed)
-	case ev.Type == "":
-		return nil, fmt.Errorf("%w: missing type", ErrMalformed)
-	case ev.Data.Object == nil:
-		return nil, fmt.Errorf("%w: missing data.object", ErrMalformed)
+	f := ev.fields()
+	if err := f.check(ev.Data.Object != nil); err != nil {
+		return nil, err
 	}
 	obj := ev.Data.Object
-
-	env := &hookdv1.Envelope{
-		Source:     Source,
-		EventId:    ev.ID,
-		Type:       ev.Type,
-		Created:    ev.Created,
-		ApiVersion: ev.APIVersion,
-		Livemode:   ev.Livemode,
-		Account:    ev.Account,
-		ObjectId:   obj.ID,
-		ObjectType: obj.Object,
-		Payload:    raw,
-	}
-
-	customer, err := refID("customer", obj.Customer)
+	refs, err := obj.refs()
 	if err != nil {
 		return nil, err
 	}
-	customerAccount, err := refID("customer_account", obj.CustomerAcct)
-	if err != nil {
-		return nil, err
-	}
+	return f.envelope(obj.ID, obj.Object, refs, raw), nil
+}
+
+// check says why a v1 event that decoded as JSON is not a Stripe Event,
+// if it is not; hasObject is whether it has a data.object.
+func (f *eventFields) check(hasObject bool) error {
 	switch {
-	case obj.Object == "customer" && obj.ID != "":
-		env.CustomerId, env.Routing = obj.ID, RoutingObjectID
-	case customer != "":
-		env.CustomerId, env.Routing = customer, RoutingObjectCustomer
-	case customerAccount != "":
-		env.CustomerId, env.Routing = customerAccount, RoutingObjectCustomerAccount
+	case f.Object != nil && *f.Object != "event":
+		return fmt.Errorf("%w: object is %q, not \"event\" or %q", ErrMalformed, truncate(*f.Object), ThinObject)
+	case f.ID == "":
+		return fmt.Errorf("%w: missing id", ErrMalformed)
+	case f.Type == "":
+		return fmt.Errorf("%w: missing type", ErrMalformed)
+	case !hasObject:
+		return fmt.Errorf("%w: missing data.object", ErrMalformed)
 	}
+	return nil
+}
 
-	for _, r := range [...]struct {
+// objectRefs are the references of data.object that an envelope is
+// routed by, resolved to IDs ("" when absent or null).
+type objectRefs struct {
+	customer, customerAccount                    string
+	charge, invoice, paymentIntent, subscription string
+}
+
+// refs resolves the object's references, failing on the first malformed
+// one in the order DecodeEnvelope documents.
+func (o *stripeObject) refs() (objectRefs, error) {
+	var r objectRefs
+	for _, f := range [...]struct {
 		name string
 		raw  json.RawMessage
+		id   *string
 	}{
-		{"charge", obj.Charge},
-		{"invoice", obj.Invoice},
-		{"payment_intent", obj.PaymentIntent},
-		{"subscription", obj.Subscription},
+		{"customer", o.Customer, &r.customer},
+		{"customer_account", o.CustomerAcct, &r.customerAccount},
+		{"charge", o.Charge, &r.charge},
+		{"invoice", o.Invoice, &r.invoice},
+		{"payment_intent", o.PaymentIntent, &r.paymentIntent},
+		{"subscription", o.Subscription, &r.subscription},
 	} {
-		id, err := refID(r.name, r.raw)
+		id, err := refID(f.name, f.raw)
 		if err != nil {
-			return nil, err
+			return objectRefs{}, err
 		}
+		*f.id = id
+	}
+	return r, nil
+}
+
+// envelope builds the Envelope of a checked v1 event whose data.object
+// has the given id, type and references, routed as DecodeEnvelope
+// documents.
+func (f *eventFields) envelope(objectID, objectType string, refs objectRefs, raw []byte) *hookdv1.Envelope {
+	env := &hookdv1.Envelope{
+		Source:     Source,
+		EventId:    f.ID,
+		Type:       f.Type,
+		Created:    f.Created,
+		ApiVersion: f.APIVersion,
+		Livemode:   f.Livemode,
+		Account:    f.Account,
+		ObjectId:   objectID,
+		ObjectType: objectType,
+		Payload:    raw,
+	}
+	switch {
+	case objectType == "customer" && objectID != "":
+		env.CustomerId, env.Routing = objectID, RoutingObjectID
+	case refs.customer != "":
+		env.CustomerId, env.Routing = refs.customer, RoutingObjectCustomer
+	case refs.customerAccount != "":
+		env.CustomerId, env.Routing = refs.customerAccount, RoutingObjectCustomerAccount
+	}
+	for _, id := range [...]string{refs.charge, refs.invoice, refs.paymentIntent, refs.subscription} {
 		if id != "" {
 			env.RelatedObjectIds = append(env.RelatedObjectIds, id)
 		}
 	}
-	return env, nil
+	return env
 }
 
 // refID resolves a Stripe reference field of data.object: a string ID, an
@@ -171,6 +220,9 @@ func refID(field string, raw json.RawMessage) (string, error) {
 	case 0, 'n': // absent or null (json.Unmarshal already validated the JSON)
 		return "", nil
 	case '"':
+		if id, ok := plainString(raw); ok {
+			return id, nil
+		}
 		var id string
 		if err := json.Unmarshal(raw, &id); err != nil {
 			return "", fmt.Errorf("%w: data.object.%s: %s", ErrMalformed, field, describeJSONError(err))

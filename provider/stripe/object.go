@@ -21,6 +21,10 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 		*id = ""
 		return nil
 	case '"':
+		if s, ok := plainString(b); ok {
+			*id = ID(s)
+			return nil
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
@@ -38,6 +42,24 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	return fmt.Errorf("a Stripe reference must be a string, an object or null, not %s", truncate(string(b)))
+}
+
+// plainString returns the string a JSON string literal b holds when b is
+// one without escapes, of printable ASCII: its bytes between the quotes,
+// which is what json.Unmarshal would return, without its cost (Stripe IDs
+// are such strings). ok is false for anything else, which is then left to
+// json.Unmarshal.
+func plainString(b []byte) (s string, ok bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	inner := b[1 : len(b)-1]
+	for _, c := range inner {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(inner), true
 }
 
 // Customer is the part of a Stripe Customer hookd projects. It is the same
@@ -114,17 +136,24 @@ type wireSubscription struct {
 
 type wireInvoice struct {
 	Invoice
-	Customer        ID `json:"customer"`
-	CustomerAccount ID `json:"customer_account"` // from clover on
-	Parent          *struct {
-		Type                string `json:"type"`
-		SubscriptionDetails *struct {
-			Subscription ID `json:"subscription"`
-		} `json:"subscription_details"`
-	} `json:"parent"` // from basil on
-	Lines struct {
-		Data []wireInvoiceLine `json:"data"`
-	} `json:"lines"`
+	Customer        ID                 `json:"customer"`
+	CustomerAccount ID                 `json:"customer_account"` // from clover on
+	Parent          *wireInvoiceParent `json:"parent"`           // from basil on
+	Lines           wireInvoiceLines   `json:"lines"`
+}
+
+// wireInvoiceParent is an invoice's parent (from basil on): what it was
+// created for, and the subscription when that was one.
+type wireInvoiceParent struct {
+	Type                string `json:"type"`
+	SubscriptionDetails *struct {
+		Subscription ID `json:"subscription"`
+	} `json:"subscription_details"`
+}
+
+// wireInvoiceLines is an invoice's list of lines, as far as hookd reads it.
+type wireInvoiceLines struct {
+	Data []wireInvoiceLine `json:"data"`
 }
 
 type wireInvoiceLine struct {
