@@ -14,11 +14,13 @@ import (
 // event's objects before it sends the event and removes them once it is
 // answered (Add), and the grain looks each event it applies up (Lookup).
 //
-// A grain does not get the envelope the system sent, even in one process:
-// the grain client marshals every request, and the grain gets a copy. So
-// events are found by ID and taken only when the copy has the payload and
-// object type the objects were decoded from: the objects are then exactly
-// what DecodeEvent would decode from it, whichever request they came with.
+// A grain of this process usually gets the very envelope the system sent
+// (LocalApply), but not always: a customer's first event, which activates
+// its grain, goes through the generated client, which marshals the request
+// and hands the grain a copy. So events are found by ID and taken only
+// when the envelope has the payload and object type the objects were
+// decoded from: the objects are then exactly what DecodeEvent would decode
+// from it, whichever request they came with.
 // An event not found (from another member, a replay, the gRPC
 // IngestService, one whose object failed to decode) is decoded as before.
 //
