@@ -10,9 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
-	"github.com/hookd/hookd/internal/outbox"
 	"github.com/hookd/hookd/internal/tracing"
 	"github.com/hookd/hookd/store"
 )
@@ -112,18 +109,4 @@ func (s *sender) do(req *http.Request) (response, []byte, error) {
 	// The status counts even when reading the body failed: the receiver
 	// answered.
 	return response{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}, start, nil
-}
-
-// payload is the body of a delivery: the notification as hookd.v1's
-// Notification in protojson (lowerCamelCase names, as grpcurl prints it).
-func payload(n store.Notification) ([]byte, error) {
-	msg, err := outbox.Proto(n)
-	if err != nil {
-		return nil, err
-	}
-	b, err := protojson.MarshalOptions{}.Marshal(msg)
-	if err != nil {
-		return nil, fmt.Errorf("encode notification %s: %w", n.Cursor, err)
-	}
-	return b, nil
 }
