@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/hookd/hookd/internal/outbox"
-	"github.com/hookd/hookd/internal/startstop"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
+	"github.com/hookd/hookd/internal/startstop"
 	"github.com/hookd/hookd/store"
 )
 
@@ -69,8 +69,10 @@ type Broadcaster struct {
 }
 
 // entry is one notification in a Broadcaster's window. msg is shared by
-// every stream that sends it and must not be modified; err is set instead
-// when the stored row does not decode.
+// every stream that sends it and must not be modified (it holds the
+// notification in wire format, outbox.Message: it is for sending, its
+// fields read empty); err is set instead when the stored row does not
+// decode.
 type entry struct {
 	ord        uint64
 	size       int64 // the bytes of the customer's state, what the window mostly holds
@@ -199,7 +201,7 @@ func (b *Broadcaster) append(notes []store.Notification, n uint64, caughtUp bool
 	defer b.mu.Unlock()
 	for _, note := range notes {
 		e := entry{ord: b.base + uint64(len(b.ring)) + 1, size: int64(len(note.Customer)), cursor: note.Cursor, customerID: note.CustomerID, woke: woke}
-		e.msg, e.err = outbox.Proto(note)
+		e.msg, e.err = outbox.Message(note)
 		b.ring = append(b.ring, e)
 		b.ringBytes += e.size
 		b.index[e.cursor] = e.ord

@@ -149,7 +149,7 @@ func (s *NotificationServer) readStore(ctx context.Context, stream hookdv1.Notif
 		return 0, cursor, toStatus(fmt.Errorf("read notifications: %w", err))
 	}
 	for _, n := range notes {
-		msg, err := outbox.Proto(n)
+		msg, err := outbox.Message(n)
 		if err != nil {
 			return 0, cursor, toStatus(err)
 		}
