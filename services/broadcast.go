@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/hookd/hookd/internal/outbox"
-	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/internal/startstop"
+	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
 
