@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/hookd/hookd/internal/pbwire"
 )
 
 // errInvalidUTF8 is what appendCustomerProto answers for a state with a
@@ -13,40 +15,6 @@ import (
 // is proto.Marshal's for the same state, so the reason of an event whose
 // snapshot does not encode reads as before.
 var errInvalidUTF8 = errors.New("string field contains invalid UTF-8")
-
-// Field numbers of proto/hookd/v1/customer.proto, and of
-// google.protobuf.Timestamp and of a map entry.
-const (
-	customerCustomerID    protowire.Number = 1
-	customerVersion       protowire.Number = 2
-	customerEmail         protowire.Number = 3
-	customerName          protowire.Number = 4
-	customerDeleted       protowire.Number = 5
-	customerMetadata      protowire.Number = 6
-	customerSubscriptions protowire.Number = 7
-	customerInvoices      protowire.Number = 8
-	customerUpdatedAt     protowire.Number = 9
-	customerLivemode      protowire.Number = 10
-	customerAccount       protowire.Number = 11
-
-	subscriptionSubscriptionID    protowire.Number = 1
-	subscriptionStatus            protowire.Number = 2
-	subscriptionCancelAtPeriodEnd protowire.Number = 3
-	subscriptionCurrentPeriodEnd  protowire.Number = 4
-	subscriptionPriceIDs          protowire.Number = 5
-
-	invoiceInvoiceID       protowire.Number = 1
-	invoiceSubscriptionID  protowire.Number = 2
-	invoiceStatus          protowire.Number = 3
-	invoiceAmountPaid      protowire.Number = 4
-	invoiceAmountDue       protowire.Number = 5
-	invoiceCurrency        protowire.Number = 6
-	invoicePaymentFailures protowire.Number = 7
-
-	timestampSeconds protowire.Number = 1
-	mapEntryKey      protowire.Number = 1
-	mapEntryValue    protowire.Number = 2
-)
 
 // encodeCustomer returns st as hookd.v1.Customer in wire format, byte for
 // byte proto.MarshalOptions{Deterministic: true}.Marshal(st.Proto()), in
@@ -77,18 +45,18 @@ func appendCustomerProto(b []byte, st State) ([]byte, error) {
 	start := len(b)
 	valid := utf8.ValidString(st.CustomerID) && utf8.ValidString(st.Email) &&
 		utf8.ValidString(st.Name) && utf8.ValidString(st.Account)
-	b = appendProtoString(b, customerCustomerID, st.CustomerID)
-	b = appendProtoInt(b, customerVersion, st.Version)
-	b = appendProtoString(b, customerEmail, st.Email)
-	b = appendProtoString(b, customerName, st.Name)
-	b = appendProtoBool(b, customerDeleted, st.Deleted)
+	b = appendProtoString(b, pbwire.CustomerCustomerID, st.CustomerID)
+	b = appendProtoInt(b, pbwire.CustomerVersion, st.Version)
+	b = appendProtoString(b, pbwire.CustomerEmail, st.Email)
+	b = appendProtoString(b, pbwire.CustomerName, st.Name)
+	b = appendProtoBool(b, pbwire.CustomerDeleted, st.Deleted)
 	for _, e := range st.Metadata {
 		valid = valid && utf8.ValidString(e.Key) && utf8.ValidString(e.Value)
-		b = appendTag(b, customerMetadata, protowire.BytesType)
+		b = appendTag(b, pbwire.CustomerMetadata, protowire.BytesType)
 		b = appendVarint(b, uint64(mapEntryProtoSize(e.Key, e.Value)))
-		b = appendTag(b, mapEntryKey, protowire.BytesType)
+		b = appendTag(b, pbwire.MapEntryKey, protowire.BytesType)
 		b = protowire.AppendString(b, e.Key)
-		b = appendTag(b, mapEntryValue, protowire.BytesType)
+		b = appendTag(b, pbwire.MapEntryValue, protowire.BytesType)
 		b = protowire.AppendString(b, e.Value)
 	}
 	// A customer has a few subscriptions and invoices: sort them on the
@@ -98,7 +66,7 @@ func appendCustomerProto(b []byte, st State) ([]byte, error) {
 	for _, e := range subs {
 		s := valueOrZero(e.Value)
 		valid = valid && s.validUTF8(e.Key)
-		b = appendTag(b, customerSubscriptions, protowire.BytesType)
+		b = appendTag(b, pbwire.CustomerSubscriptions, protowire.BytesType)
 		b = appendVarint(b, uint64(s.protoSize(e.Key)))
 		b = s.appendProto(b, e.Key)
 	}
@@ -107,13 +75,13 @@ func appendCustomerProto(b []byte, st State) ([]byte, error) {
 	for _, e := range invoices {
 		in := valueOrZero(e.Value)
 		valid = valid && in.validUTF8(e.Key)
-		b = appendTag(b, customerInvoices, protowire.BytesType)
+		b = appendTag(b, pbwire.CustomerInvoices, protowire.BytesType)
 		b = appendVarint(b, uint64(in.protoSize(e.Key)))
 		b = in.appendProto(b, e.Key)
 	}
-	b = appendProtoTimestamp(b, customerUpdatedAt, st.UpdatedAt)
-	b = appendProtoBool(b, customerLivemode, st.Livemode)
-	b = appendProtoString(b, customerAccount, st.Account)
+	b = appendProtoTimestamp(b, pbwire.CustomerUpdatedAt, st.UpdatedAt)
+	b = appendProtoBool(b, pbwire.CustomerLivemode, st.Livemode)
+	b = appendProtoString(b, pbwire.CustomerAccount, st.Account)
 	if !valid {
 		return b[:start], errInvalidUTF8
 	}
@@ -123,22 +91,22 @@ func appendCustomerProto(b []byte, st State) ([]byte, error) {
 // customerProtoSize returns the length of appendCustomerProto's encoding
 // of st.
 func customerProtoSize(st State) int {
-	n := protoStringSize(customerCustomerID, st.CustomerID) +
-		protoIntSize(customerVersion, st.Version) +
-		protoStringSize(customerEmail, st.Email) +
-		protoStringSize(customerName, st.Name) +
-		protoBoolSize(customerDeleted, st.Deleted) +
-		protoTimestampSize(customerUpdatedAt, st.UpdatedAt) +
-		protoBoolSize(customerLivemode, st.Livemode) +
-		protoStringSize(customerAccount, st.Account)
+	n := protoStringSize(pbwire.CustomerCustomerID, st.CustomerID) +
+		protoIntSize(pbwire.CustomerVersion, st.Version) +
+		protoStringSize(pbwire.CustomerEmail, st.Email) +
+		protoStringSize(pbwire.CustomerName, st.Name) +
+		protoBoolSize(pbwire.CustomerDeleted, st.Deleted) +
+		protoTimestampSize(pbwire.CustomerUpdatedAt, st.UpdatedAt) +
+		protoBoolSize(pbwire.CustomerLivemode, st.Livemode) +
+		protoStringSize(pbwire.CustomerAccount, st.Account)
 	for _, e := range st.Metadata {
-		n += protowire.SizeTag(customerMetadata) + protowire.SizeBytes(mapEntryProtoSize(e.Key, e.Value))
+		n += protowire.SizeTag(pbwire.CustomerMetadata) + protowire.SizeBytes(mapEntryProtoSize(e.Key, e.Value))
 	}
 	for id, s := range st.Subscriptions {
-		n += protowire.SizeTag(customerSubscriptions) + protowire.SizeBytes(valueOrZero(s).protoSize(id))
+		n += protowire.SizeTag(pbwire.CustomerSubscriptions) + protowire.SizeBytes(valueOrZero(s).protoSize(id))
 	}
 	for id, in := range st.Invoices {
-		n += protowire.SizeTag(customerInvoices) + protowire.SizeBytes(valueOrZero(in).protoSize(id))
+		n += protowire.SizeTag(pbwire.CustomerInvoices) + protowire.SizeBytes(valueOrZero(in).protoSize(id))
 	}
 	return n
 }
@@ -146,8 +114,8 @@ func customerProtoSize(st State) int {
 // mapEntryProtoSize returns the length of a map<string, string> entry,
 // whose key and value are written even when empty.
 func mapEntryProtoSize(key, value string) int {
-	return protowire.SizeTag(mapEntryKey) + protowire.SizeBytes(len(key)) +
-		protowire.SizeTag(mapEntryValue) + protowire.SizeBytes(len(value))
+	return protowire.SizeTag(pbwire.MapEntryKey) + protowire.SizeBytes(len(key)) +
+		protowire.SizeTag(pbwire.MapEntryValue) + protowire.SizeBytes(len(value))
 }
 
 // sortedEntries appends m's entries to buf, sorted by key.
@@ -171,25 +139,25 @@ func valueOrZero[V any](v *V) V {
 // appendProto appends the fields of hookd.v1.Subscription for the
 // subscription id (without its tag and length).
 func (s Subscription) appendProto(b []byte, id string) []byte {
-	b = appendProtoString(b, subscriptionSubscriptionID, id)
-	b = appendProtoString(b, subscriptionStatus, s.Status)
-	b = appendProtoBool(b, subscriptionCancelAtPeriodEnd, s.CancelAtPeriodEnd)
-	b = appendProtoTimestamp(b, subscriptionCurrentPeriodEnd, s.CurrentPeriodEnd)
+	b = appendProtoString(b, pbwire.SubscriptionSubscriptionID, id)
+	b = appendProtoString(b, pbwire.SubscriptionStatus, s.Status)
+	b = appendProtoBool(b, pbwire.SubscriptionCancelAtPeriodEnd, s.CancelAtPeriodEnd)
+	b = appendProtoTimestamp(b, pbwire.SubscriptionCurrentPeriodEnd, s.CurrentPeriodEnd)
 	for _, p := range s.PriceIDs {
 		// A repeated string writes every element, empty ones too.
-		b = appendTag(b, subscriptionPriceIDs, protowire.BytesType)
+		b = appendTag(b, pbwire.SubscriptionPriceIDs, protowire.BytesType)
 		b = protowire.AppendString(b, p)
 	}
 	return b
 }
 
 func (s Subscription) protoSize(id string) int {
-	n := protoStringSize(subscriptionSubscriptionID, id) +
-		protoStringSize(subscriptionStatus, s.Status) +
-		protoBoolSize(subscriptionCancelAtPeriodEnd, s.CancelAtPeriodEnd) +
-		protoTimestampSize(subscriptionCurrentPeriodEnd, s.CurrentPeriodEnd)
+	n := protoStringSize(pbwire.SubscriptionSubscriptionID, id) +
+		protoStringSize(pbwire.SubscriptionStatus, s.Status) +
+		protoBoolSize(pbwire.SubscriptionCancelAtPeriodEnd, s.CancelAtPeriodEnd) +
+		protoTimestampSize(pbwire.SubscriptionCurrentPeriodEnd, s.CurrentPeriodEnd)
 	for _, p := range s.PriceIDs {
-		n += protowire.SizeTag(subscriptionPriceIDs) + protowire.SizeBytes(len(p))
+		n += protowire.SizeTag(pbwire.SubscriptionPriceIDs) + protowire.SizeBytes(len(p))
 	}
 	return n
 }
@@ -209,25 +177,25 @@ func (s Subscription) validUTF8(id string) bool {
 // appendProto appends the fields of hookd.v1.Invoice for the invoice id
 // (without its tag and length).
 func (in Invoice) appendProto(b []byte, id string) []byte {
-	b = appendProtoString(b, invoiceInvoiceID, id)
-	b = appendProtoString(b, invoiceSubscriptionID, in.SubscriptionID)
-	b = appendProtoString(b, invoiceStatus, in.Status)
-	b = appendProtoInt(b, invoiceAmountPaid, in.AmountPaid)
-	b = appendProtoInt(b, invoiceAmountDue, in.AmountDue)
-	b = appendProtoString(b, invoiceCurrency, in.Currency)
+	b = appendProtoString(b, pbwire.InvoiceInvoiceID, id)
+	b = appendProtoString(b, pbwire.InvoiceSubscriptionID, in.SubscriptionID)
+	b = appendProtoString(b, pbwire.InvoiceStatus, in.Status)
+	b = appendProtoInt(b, pbwire.InvoiceAmountPaid, in.AmountPaid)
+	b = appendProtoInt(b, pbwire.InvoiceAmountDue, in.AmountDue)
+	b = appendProtoString(b, pbwire.InvoiceCurrency, in.Currency)
 	// An int32 is written as the int64 it extends to: a negative one
 	// takes ten bytes.
-	return appendProtoInt(b, invoicePaymentFailures, int64(in.PaymentFailures))
+	return appendProtoInt(b, pbwire.InvoicePaymentFailures, int64(in.PaymentFailures))
 }
 
 func (in Invoice) protoSize(id string) int {
-	return protoStringSize(invoiceInvoiceID, id) +
-		protoStringSize(invoiceSubscriptionID, in.SubscriptionID) +
-		protoStringSize(invoiceStatus, in.Status) +
-		protoIntSize(invoiceAmountPaid, in.AmountPaid) +
-		protoIntSize(invoiceAmountDue, in.AmountDue) +
-		protoStringSize(invoiceCurrency, in.Currency) +
-		protoIntSize(invoicePaymentFailures, int64(in.PaymentFailures))
+	return protoStringSize(pbwire.InvoiceInvoiceID, id) +
+		protoStringSize(pbwire.InvoiceSubscriptionID, in.SubscriptionID) +
+		protoStringSize(pbwire.InvoiceStatus, in.Status) +
+		protoIntSize(pbwire.InvoiceAmountPaid, in.AmountPaid) +
+		protoIntSize(pbwire.InvoiceAmountDue, in.AmountDue) +
+		protoStringSize(pbwire.InvoiceCurrency, in.Currency) +
+		protoIntSize(pbwire.InvoicePaymentFailures, int64(in.PaymentFailures))
 }
 
 func (in Invoice) validUTF8(id string) bool {
@@ -311,13 +279,13 @@ func appendProtoTimestamp(b []byte, num protowire.Number, sec int64) []byte {
 		return b
 	}
 	b = appendTag(b, num, protowire.BytesType)
-	b = appendVarint(b, uint64(protoIntSize(timestampSeconds, sec)))
-	return appendProtoInt(b, timestampSeconds, sec)
+	b = appendVarint(b, uint64(protoIntSize(pbwire.TimestampSeconds, sec)))
+	return appendProtoInt(b, pbwire.TimestampSeconds, sec)
 }
 
 func protoTimestampSize(num protowire.Number, sec int64) int {
 	if sec <= 0 {
 		return 0
 	}
-	return protowire.SizeTag(num) + protowire.SizeBytes(protoIntSize(timestampSeconds, sec))
+	return protowire.SizeTag(num) + protowire.SizeBytes(protoIntSize(pbwire.TimestampSeconds, sec))
 }

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/hookd/hookd/internal/pbwire"
 	"github.com/hookd/hookd/store"
 )
 
@@ -42,43 +43,6 @@ func payload(n store.Notification) ([]byte, error) {
 	payloadBuffers.Put(buf)
 	return out, err
 }
-
-// Field numbers of hookd.v1.Customer, Subscription and Invoice
-// (proto/hookd/v1/customer.proto), of google.protobuf.Timestamp and of a
-// map entry: what the stored snapshot is made of.
-const (
-	customerCustomerID    protowire.Number = 1
-	customerVersion       protowire.Number = 2
-	customerEmail         protowire.Number = 3
-	customerName          protowire.Number = 4
-	customerDeleted       protowire.Number = 5
-	customerMetadata      protowire.Number = 6
-	customerSubscriptions protowire.Number = 7
-	customerInvoices      protowire.Number = 8
-	customerUpdatedAt     protowire.Number = 9
-	customerLivemode      protowire.Number = 10
-	customerAccount       protowire.Number = 11
-
-	subscriptionSubscriptionID    protowire.Number = 1
-	subscriptionStatus            protowire.Number = 2
-	subscriptionCancelAtPeriodEnd protowire.Number = 3
-	subscriptionCurrentPeriodEnd  protowire.Number = 4
-	subscriptionPriceIDs          protowire.Number = 5
-
-	invoiceInvoiceID       protowire.Number = 1
-	invoiceSubscriptionID  protowire.Number = 2
-	invoiceStatus          protowire.Number = 3
-	invoiceAmountPaid      protowire.Number = 4
-	invoiceAmountDue       protowire.Number = 5
-	invoiceCurrency        protowire.Number = 6
-	invoicePaymentFailures protowire.Number = 7
-
-	timestampSeconds protowire.Number = 1
-	timestampNanos   protowire.Number = 2
-
-	mapEntryKey   protowire.Number = 1
-	mapEntryValue protowire.Number = 2
-)
 
 // wireError is a stored customer that proto.Unmarshal rejects. The texts
 // are proto.Unmarshal's, so that an attempt's error reads as before.
@@ -202,22 +166,22 @@ func scanCustomer(b []byte, entries []mapEntry) (customerFields, error) {
 		i += n
 		var err error
 		switch {
-		case typ == protowire.BytesType && num <= customerAccount:
+		case typ == protowire.BytesType && num <= pbwire.CustomerAccount:
 			v, n := protowire.ConsumeBytes(b[i:])
 			if n < 0 {
 				return c, errMalformed
 			}
 			i += n
 			switch num {
-			case customerCustomerID:
+			case pbwire.CustomerCustomerID:
 				c.id, err = validString(v)
-			case customerEmail:
+			case pbwire.CustomerEmail:
 				c.email, err = validString(v)
-			case customerName:
+			case pbwire.CustomerName:
 				c.name, err = validString(v)
-			case customerAccount:
+			case pbwire.CustomerAccount:
 				c.account, err = validString(v)
-			case customerMetadata:
+			case pbwire.CustomerMetadata:
 				var e mapEntry
 				if e, err = scanMapEntry(v); err == nil {
 					if k := len(c.metadata); k > 0 && bytes.Compare(c.metadata[k-1].key, e.key) >= 0 {
@@ -225,32 +189,32 @@ func scanCustomer(b []byte, entries []mapEntry) (customerFields, error) {
 					}
 					c.metadata = append(c.metadata, e)
 				}
-			case customerSubscriptions:
+			case pbwire.CustomerSubscriptions:
 				if c.subscriptions < 0 {
 					c.subscriptions = at
 				}
-			case customerInvoices:
+			case pbwire.CustomerInvoices:
 				if c.invoices < 0 {
 					c.invoices = at
 				}
-			case customerUpdatedAt:
+			case pbwire.CustomerUpdatedAt:
 				err = scanTimestamp(v, &c.updatedAt)
 			default:
 				// A scalar field given with another wire type: proto.Unmarshal
 				// keeps it as an unknown field.
 			}
-		case typ == protowire.VarintType && (num == customerVersion || num == customerDeleted || num == customerLivemode):
+		case typ == protowire.VarintType && (num == pbwire.CustomerVersion || num == pbwire.CustomerDeleted || num == pbwire.CustomerLivemode):
 			v, n := protowire.ConsumeVarint(b[i:])
 			if n < 0 {
 				return c, errMalformed
 			}
 			i += n
 			switch num {
-			case customerVersion:
+			case pbwire.CustomerVersion:
 				c.version = int64(v)
-			case customerDeleted:
+			case pbwire.CustomerDeleted:
 				c.deleted = v != 0
-			case customerLivemode:
+			case pbwire.CustomerLivemode:
 				c.livemode = v != 0
 			}
 		default:
@@ -294,7 +258,7 @@ func scanMapEntry(b []byte) (mapEntry, error) {
 			return e, errMalformed
 		}
 		i += n
-		if typ == protowire.BytesType && (num == mapEntryKey || num == mapEntryValue) {
+		if typ == protowire.BytesType && (num == pbwire.MapEntryKey || num == pbwire.MapEntryValue) {
 			v, n := protowire.ConsumeBytes(b[i:])
 			if n < 0 {
 				return e, errMalformed
@@ -303,7 +267,7 @@ func scanMapEntry(b []byte) (mapEntry, error) {
 			if !utf8.Valid(v) {
 				return e, errInvalidUTF8
 			}
-			if num == mapEntryKey {
+			if num == pbwire.MapEntryKey {
 				e.key = v
 			} else {
 				e.value = v
@@ -328,13 +292,13 @@ func scanTimestamp(b []byte, ts *timestamp) error {
 			return errMalformed
 		}
 		i += n
-		if typ == protowire.VarintType && (num == timestampSeconds || num == timestampNanos) {
+		if typ == protowire.VarintType && (num == pbwire.TimestampSeconds || num == pbwire.TimestampNanos) {
 			v, n := protowire.ConsumeVarint(b[i:])
 			if n < 0 {
 				return errMalformed
 			}
 			i += n
-			if num == timestampSeconds {
+			if num == pbwire.TimestampSeconds {
 				ts.seconds = int64(v)
 			} else {
 				ts.nanos = int32(v)
@@ -422,14 +386,14 @@ func (e *jsonEncoder) customer(c *customerFields) bool {
 	}
 	if c.subscriptions >= 0 {
 		e.b = append(e.b, `,"subscriptions":[`...)
-		if !e.repeated(c.raw[c.subscriptions:], customerSubscriptions) {
+		if !e.repeated(c.raw[c.subscriptions:], pbwire.CustomerSubscriptions) {
 			return false
 		}
 		e.b = append(e.b, ']')
 	}
 	if c.invoices >= 0 {
 		e.b = append(e.b, `,"invoices":[`...)
-		if !e.repeated(c.raw[c.invoices:], customerInvoices) {
+		if !e.repeated(c.raw[c.invoices:], pbwire.CustomerInvoices) {
 			return false
 		}
 		e.b = append(e.b, ']')
@@ -466,7 +430,7 @@ func (e *jsonEncoder) repeated(b []byte, num protowire.Number) bool {
 				e.b = append(e.b, ',')
 			}
 			first = false
-			if num == customerSubscriptions && !e.subscription(v) || num == customerInvoices && !e.invoice(v) {
+			if num == pbwire.CustomerSubscriptions && !e.subscription(v) || num == pbwire.CustomerInvoices && !e.invoice(v) {
 				return false
 			}
 			continue
@@ -499,7 +463,7 @@ func (e *jsonEncoder) subscription(b []byte) bool {
 		i += n
 		var err error
 		switch {
-		case typ == protowire.BytesType && num != subscriptionCancelAtPeriodEnd && num <= subscriptionPriceIDs:
+		case typ == protowire.BytesType && num != pbwire.SubscriptionCancelAtPeriodEnd && num <= pbwire.SubscriptionPriceIDs:
 			v, n := protowire.ConsumeBytes(b[i:])
 			if n < 0 {
 				e.err = errMalformed
@@ -507,19 +471,19 @@ func (e *jsonEncoder) subscription(b []byte) bool {
 			}
 			i += n
 			switch num {
-			case subscriptionSubscriptionID:
+			case pbwire.SubscriptionSubscriptionID:
 				id, err = validString(v)
-			case subscriptionStatus:
+			case pbwire.SubscriptionStatus:
 				status, err = validString(v)
-			case subscriptionCurrentPeriodEnd:
+			case pbwire.SubscriptionCurrentPeriodEnd:
 				err = scanTimestamp(v, &periodEnd)
-			case subscriptionPriceIDs:
+			case pbwire.SubscriptionPriceIDs:
 				_, err = validString(v)
 				if priceIDs < 0 {
 					priceIDs = at
 				}
 			}
-		case typ == protowire.VarintType && num == subscriptionCancelAtPeriodEnd:
+		case typ == protowire.VarintType && num == pbwire.SubscriptionCancelAtPeriodEnd:
 			v, n := protowire.ConsumeVarint(b[i:])
 			if n < 0 {
 				e.err = errMalformed
@@ -556,7 +520,7 @@ func (e *jsonEncoder) subscription(b []byte) bool {
 		for i := priceIDs; i < len(b); {
 			num, typ, n := consumeTag(b[i:])
 			i += n
-			if num == subscriptionPriceIDs && typ == protowire.BytesType {
+			if num == pbwire.SubscriptionPriceIDs && typ == protowire.BytesType {
 				v, n := protowire.ConsumeBytes(b[i:])
 				i += n
 				if !first {
@@ -590,8 +554,8 @@ func (e *jsonEncoder) invoice(b []byte) bool {
 		i += n
 		var err error
 		switch {
-		case typ == protowire.BytesType && (num == invoiceInvoiceID || num == invoiceSubscriptionID ||
-			num == invoiceStatus || num == invoiceCurrency):
+		case typ == protowire.BytesType && (num == pbwire.InvoiceInvoiceID || num == pbwire.InvoiceSubscriptionID ||
+			num == pbwire.InvoiceStatus || num == pbwire.InvoiceCurrency):
 			v, n := protowire.ConsumeBytes(b[i:])
 			if n < 0 {
 				e.err = errMalformed
@@ -599,16 +563,16 @@ func (e *jsonEncoder) invoice(b []byte) bool {
 			}
 			i += n
 			switch num {
-			case invoiceInvoiceID:
+			case pbwire.InvoiceInvoiceID:
 				id, err = validString(v)
-			case invoiceSubscriptionID:
+			case pbwire.InvoiceSubscriptionID:
 				subscriptionID, err = validString(v)
-			case invoiceStatus:
+			case pbwire.InvoiceStatus:
 				status, err = validString(v)
-			case invoiceCurrency:
+			case pbwire.InvoiceCurrency:
 				currency, err = validString(v)
 			}
-		case typ == protowire.VarintType && (num == invoiceAmountPaid || num == invoiceAmountDue || num == invoicePaymentFailures):
+		case typ == protowire.VarintType && (num == pbwire.InvoiceAmountPaid || num == pbwire.InvoiceAmountDue || num == pbwire.InvoicePaymentFailures):
 			v, n := protowire.ConsumeVarint(b[i:])
 			if n < 0 {
 				e.err = errMalformed
@@ -616,11 +580,11 @@ func (e *jsonEncoder) invoice(b []byte) bool {
 			}
 			i += n
 			switch num {
-			case invoiceAmountPaid:
+			case pbwire.InvoiceAmountPaid:
 				amountPaid = int64(v)
-			case invoiceAmountDue:
+			case pbwire.InvoiceAmountDue:
 				amountDue = int64(v)
-			case invoicePaymentFailures:
+			case pbwire.InvoicePaymentFailures:
 				paymentFailures = int32(v)
 			}
 		default:

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hookd/hookd/internal/outbox"
+	"github.com/hookd/hookd/internal/pbwire"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
@@ -507,7 +508,7 @@ func TestPayloadEdgeCases(t *testing.T) {
 		return protowire.AppendVarint(tag(b, num, protowire.VarintType), v)
 	}
 	ts := func(sec int64, nanos int32) []byte {
-		return varint(varint(nil, timestampSeconds, uint64(sec)), timestampNanos, uint64(nanos))
+		return varint(varint(nil, pbwire.TimestampSeconds, uint64(sec)), pbwire.TimestampNanos, uint64(nanos))
 	}
 	for _, tc := range []struct {
 		name     string
@@ -516,28 +517,28 @@ func TestPayloadEdgeCases(t *testing.T) {
 		wantErr  string // "" for none
 	}{
 		{name: "zero notification"},
-		{name: "empty messages", customer: msg(msg(msg(msg(nil, customerSubscriptions, nil), customerInvoices, nil), customerUpdatedAt, nil), customerMetadata, nil)},
-		{name: "last value wins", customer: str(varint(str(varint(nil, customerVersion, 3), customerEmail, "a"), customerVersion, 4), customerEmail, "b")},
-		{name: "timestamps merge", customer: msg(msg(nil, customerUpdatedAt, ts(5, 7)), customerUpdatedAt, varint(nil, timestampSeconds, 9))},
-		{name: "map keys once, sorted", customer: msg(msg(msg(nil, customerMetadata, str(str(nil, 1, "b"), 2, "x")),
-			customerMetadata, str(nil, 2, "only a value")), customerMetadata, str(str(nil, 1, "b"), 2, "y"))},
-		{name: "repeated fields between others", customer: msg(str(msg(nil, customerInvoices, str(nil, 1, "in_1")), customerName, "n"), customerInvoices, str(nil, 1, "in_2"))},
-		{name: "int32 truncated", customer: msg(nil, customerInvoices, varint(nil, invoicePaymentFailures, 1<<32+5))},
-		{name: "other wire types skipped", customer: str(protowire.AppendFixed32(tag(nil, customerVersion, protowire.Fixed32Type), 7), customerDeleted, "x")},
+		{name: "empty messages", customer: msg(msg(msg(msg(nil, pbwire.CustomerSubscriptions, nil), pbwire.CustomerInvoices, nil), pbwire.CustomerUpdatedAt, nil), pbwire.CustomerMetadata, nil)},
+		{name: "last value wins", customer: str(varint(str(varint(nil, pbwire.CustomerVersion, 3), pbwire.CustomerEmail, "a"), pbwire.CustomerVersion, 4), pbwire.CustomerEmail, "b")},
+		{name: "timestamps merge", customer: msg(msg(nil, pbwire.CustomerUpdatedAt, ts(5, 7)), pbwire.CustomerUpdatedAt, varint(nil, pbwire.TimestampSeconds, 9))},
+		{name: "map keys once, sorted", customer: msg(msg(msg(nil, pbwire.CustomerMetadata, str(str(nil, 1, "b"), 2, "x")),
+			pbwire.CustomerMetadata, str(nil, 2, "only a value")), pbwire.CustomerMetadata, str(str(nil, 1, "b"), 2, "y"))},
+		{name: "repeated fields between others", customer: msg(str(msg(nil, pbwire.CustomerInvoices, str(nil, 1, "in_1")), pbwire.CustomerName, "n"), pbwire.CustomerInvoices, str(nil, 1, "in_2"))},
+		{name: "int32 truncated", customer: msg(nil, pbwire.CustomerInvoices, varint(nil, pbwire.InvoicePaymentFailures, 1<<32+5))},
+		{name: "other wire types skipped", customer: str(protowire.AppendFixed32(tag(nil, pbwire.CustomerVersion, protowire.Fixed32Type), 7), pbwire.CustomerDeleted, "x")},
 		{name: "unknown group", customer: tag(varint(tag(nil, 20, protowire.StartGroupType), 1, 1), 20, protowire.EndGroupType)},
-		{name: "truncated", customer: str(nil, customerEmail, "abc")[:3], wantErr: "decode notification c customer: "},
+		{name: "truncated", customer: str(nil, pbwire.CustomerEmail, "abc")[:3], wantErr: "decode notification c customer: "},
 		{name: "field number 0", customer: varint(nil, 0, 1), wantErr: "decode notification c customer: "},
 		{name: "field number too large", customer: varint(nil, protowire.MaxValidNumber+1, 1), wantErr: "decode notification c customer: "},
 		{name: "end group alone", customer: tag(nil, 20, protowire.EndGroupType), wantErr: "decode notification c customer: "},
 		{name: "unbalanced group", customer: tag(tag(nil, 20, protowire.StartGroupType), 21, protowire.EndGroupType), wantErr: "decode notification c customer: "},
-		{name: "invalid UTF-8, overwritten", customer: str(str(nil, customerName, "\xff"), customerName, "ok"), wantErr: "decode notification c customer: "},
-		{name: "invalid UTF-8 in a price ID", customer: msg(nil, customerSubscriptions, str(nil, subscriptionPriceIDs, "\xff")), wantErr: "decode notification c customer: "},
-		{name: "invalid UTF-8 in a map key", customer: msg(nil, customerMetadata, str(nil, mapEntryKey, "\xff")), wantErr: "decode notification c customer: "},
-		{name: "broken invoice", customer: msg(nil, customerInvoices, []byte{0xff}), wantErr: "decode notification c customer: "},
-		{name: "timestamp out of range", customer: msg(nil, customerUpdatedAt, ts(maxTimestampSeconds+1, 0)), wantErr: "encode notification c: "},
-		{name: "nanos out of range", customer: msg(nil, customerSubscriptions, msg(nil, subscriptionCurrentPeriodEnd, ts(0, -1))), wantErr: "encode notification c: "},
-		{name: "timestamp out of range, overwritten", customer: msg(msg(nil, customerUpdatedAt, ts(maxTimestampSeconds+1, 0)), customerUpdatedAt, ts(1, 0))},
-		{name: "a snapshot that does not decode comes first", customer: msg(msg(nil, customerUpdatedAt, ts(-1<<62, 0)), customerInvoices, []byte{0xff}), wantErr: "decode notification c customer: "},
+		{name: "invalid UTF-8, overwritten", customer: str(str(nil, pbwire.CustomerName, "\xff"), pbwire.CustomerName, "ok"), wantErr: "decode notification c customer: "},
+		{name: "invalid UTF-8 in a price ID", customer: msg(nil, pbwire.CustomerSubscriptions, str(nil, pbwire.SubscriptionPriceIDs, "\xff")), wantErr: "decode notification c customer: "},
+		{name: "invalid UTF-8 in a map key", customer: msg(nil, pbwire.CustomerMetadata, str(nil, pbwire.MapEntryKey, "\xff")), wantErr: "decode notification c customer: "},
+		{name: "broken invoice", customer: msg(nil, pbwire.CustomerInvoices, []byte{0xff}), wantErr: "decode notification c customer: "},
+		{name: "timestamp out of range", customer: msg(nil, pbwire.CustomerUpdatedAt, ts(maxTimestampSeconds+1, 0)), wantErr: "encode notification c: "},
+		{name: "nanos out of range", customer: msg(nil, pbwire.CustomerSubscriptions, msg(nil, pbwire.SubscriptionCurrentPeriodEnd, ts(0, -1))), wantErr: "encode notification c: "},
+		{name: "timestamp out of range, overwritten", customer: msg(msg(nil, pbwire.CustomerUpdatedAt, ts(maxTimestampSeconds+1, 0)), pbwire.CustomerUpdatedAt, ts(1, 0))},
+		{name: "a snapshot that does not decode comes first", customer: msg(msg(nil, pbwire.CustomerUpdatedAt, ts(-1<<62, 0)), pbwire.CustomerInvoices, []byte{0xff}), wantErr: "decode notification c customer: "},
 		{name: "invalid UTF-8 in the notification", n: store.Notification{Kind: "\xff"}, wantErr: "encode notification c: "},
 		{name: "year 10000", n: store.Notification{OccurredAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, wantErr: "encode notification c: "},
 	} {

@@ -8,29 +8,13 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/hookd/hookd/internal/pbwire"
 	hookdv1 "github.com/hookd/hookd/proto/hookd/v1"
 	"github.com/hookd/hookd/store"
 )
 
-// hookd.v1.Notification's field numbers (notification.proto).
-const (
-	notificationCursor     protowire.Number = 1
-	notificationCustomerID protowire.Number = 2
-	notificationVersion    protowire.Number = 3
-	notificationKind       protowire.Number = 4
-	notificationEventID    protowire.Number = 5
-	notificationOccurredAt protowire.Number = 6
-	notificationCustomer   protowire.Number = 7
-	notificationAccount    protowire.Number = 8
-
-	timestampSeconds protowire.Number = 1
-	timestampNanos   protowire.Number = 2
-)
-
 var (
 	customerDescriptor = (&hookdv1.Customer{}).ProtoReflect().Descriptor()
-	// customerAccount is hookd.v1.Customer's account field.
-	customerAccount = customerDescriptor.Fields().ByName("account").Number()
 	// customerShape is what scanCustomer checks stored customers against.
 	customerShape = newShape(customerDescriptor, map[protoreflect.FullName]*shape{})
 )
@@ -100,28 +84,28 @@ func AppendWire(b []byte, n store.Notification) ([]byte, error) {
 	if nanos != 0 {
 		tsLen += 1 + protowire.SizeVarint(uint64(nanos))
 	}
-	b = appendString(b, notificationCursor, n.Cursor)
-	b = appendString(b, notificationCustomerID, n.CustomerID)
+	b = appendString(b, pbwire.NotificationCursor, n.Cursor)
+	b = appendString(b, pbwire.NotificationCustomerID, n.CustomerID)
 	if n.Version != 0 {
-		b = protowire.AppendTag(b, notificationVersion, protowire.VarintType)
+		b = protowire.AppendTag(b, pbwire.NotificationVersion, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(n.Version))
 	}
-	b = appendString(b, notificationKind, n.Kind)
-	b = appendString(b, notificationEventID, n.EventID)
-	b = protowire.AppendTag(b, notificationOccurredAt, protowire.BytesType)
+	b = appendString(b, pbwire.NotificationKind, n.Kind)
+	b = appendString(b, pbwire.NotificationEventID, n.EventID)
+	b = protowire.AppendTag(b, pbwire.NotificationOccurredAt, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(tsLen))
 	if seconds != 0 {
-		b = protowire.AppendTag(b, timestampSeconds, protowire.VarintType)
+		b = protowire.AppendTag(b, pbwire.TimestampSeconds, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(seconds))
 	}
 	if nanos != 0 {
-		b = protowire.AppendTag(b, timestampNanos, protowire.VarintType)
+		b = protowire.AppendTag(b, pbwire.TimestampNanos, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(nanos))
 	}
-	b = protowire.AppendTag(b, notificationCustomer, protowire.BytesType)
+	b = protowire.AppendTag(b, pbwire.NotificationCustomer, protowire.BytesType)
 	b = protowire.AppendBytes(b, n.Customer)
 	if len(account) > 0 {
-		b = protowire.AppendTag(b, notificationAccount, protowire.BytesType)
+		b = protowire.AppendTag(b, pbwire.NotificationAccount, protowire.BytesType)
 		b = protowire.AppendBytes(b, account)
 	}
 	return b, nil
@@ -165,7 +149,7 @@ var (
 // proto.Unmarshal keeps it).
 func scanCustomer(b []byte) (account []byte, err error) {
 	err = validMessage(b, customerShape, func(num protowire.Number, v []byte) {
-		if num == customerAccount {
+		if num == pbwire.CustomerAccount {
 			account = v
 		}
 	})
