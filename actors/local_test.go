@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/actors/customer"
 	"github.com/hookd/hookd/internal/grainpb"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/store/postgres/pgtest"
@@ -103,4 +104,50 @@ func TestLocalGrainTakesTheRequestAsItIs(t *testing.T) {
 		t.Fatalf("%d of %d events reached the store as a copy of their payload; want at most %d (each customer's first)", copied, len(reqs), customers)
 	}
 	t.Logf("%d of %d payloads copied on the way to the store", copied, len(reqs))
+}
+
+// TestLocalApplyAfterTheGrainStopped: a cached PID whose grain has
+// stopped is not sent a local apply that nobody would answer (a message
+// without a sender to a stopped actor is a dead letter): the next event
+// activates the grain again and is answered at once, not after an
+// attempt's timeout.
+func TestLocalApplyAfterTheGrainStopped(t *testing.T) {
+	sys, err := New(Config{Store: pgtest.NewStore(t), AttemptTimeout: 20 * time.Second, RequestTimeout: 60 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := sys.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Stop()
+
+	const customerID = "cus_stopped"
+	for i, typ := range []string{"customer.created", "customer.updated"} {
+		if _, err := sys.Apply(ctx, customerID, customerEvent(fmt.Sprint("evt_stopped_", i), typ, customerID, int64(100+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := sys.current()
+	pid := localPID(c, customerID)
+	if pid == nil {
+		t.Fatal("the grain is not cached as local after two events")
+	}
+	if err := c.ActorSystem.Root.StopFuture(pid).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.PidCache.Set(customerID, customer.KindName, pid) // a cache that has not heard yet
+	if localPID(c, customerID) != nil {
+		t.Fatal("localPID returned the PID of a stopped grain")
+	}
+	start := time.Now()
+	resp, err := sys.Apply(ctx, customerID, customerEvent("evt_stopped_2", "customer.updated", customerID, 102))
+	if err != nil || resp.GetStatus() != "applied" {
+		t.Fatalf("after the grain stopped: %v, %v; want applied", resp, err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the event took %v: it waited out an attempt", took)
+	}
 }

@@ -574,13 +574,9 @@ func (s *System) send(ctx context.Context, deadline time.Time, customerID string
 		var resp *grainpb.ApplyBatchResponse
 		switch pid := localPID(c, customerID); {
 		case pid != nil:
-			r, err := c.ActorSystem.Root.RequestFuture(pid, &customer.LocalApply{Requests: reqs}, timeout).Result()
-			if err != nil {
+			var err error
+			if resp, err = applyLocal(ctx, c, pid, reqs, timeout); err != nil {
 				return nil, err
-			}
-			var ok bool
-			if resp, ok = r.(*grainpb.ApplyBatchResponse); !ok {
-				return nil, fmt.Errorf("grain answered %T to a local apply", r)
 			}
 		case len(reqs) == 1:
 			resp, err := client.Apply(reqs[0], callOptions(timeout)...)
@@ -620,7 +616,35 @@ func localPID(c *cluster.Cluster, customerID string) *actor.PID {
 	if !ok || pid == nil || pid.Address != c.ActorSystem.Address() {
 		return nil
 	}
+	// An activation that has stopped is no longer registered: the
+	// generated client, which activates a grain, takes over. (A message
+	// sent without a sender to a PID that is not registered would become
+	// a dead letter that nobody answers.)
+	if _, ok := c.ActorSystem.ProcessRegistry.Get(pid); !ok {
+		return nil
+	}
 	return pid
+}
+
+// applyLocal sends reqs to the local grain pid as a customer.LocalApply
+// and waits at most timeout for its answer, on a channel of its own
+// rather than through a request future: a future registers a process,
+// arms a timer and is answered through the registry, for every batch.
+// A grain that stops with the request still in its mailbox never
+// answers; then the timeout ends the attempt, as it would a future's.
+func applyLocal(ctx context.Context, c *cluster.Cluster, pid *actor.PID, reqs []*grainpb.ApplyRequest, timeout time.Duration) (*grainpb.ApplyBatchResponse, error) {
+	reply := make(chan *grainpb.ApplyBatchResponse, 1) // the grain never waits
+	c.ActorSystem.Root.Send(pid, &customer.LocalApply{Requests: reqs, Reply: reply})
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case resp := <-reply:
+		return resp, nil
+	case <-timer.C:
+		return nil, actor.ErrTimeout
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // requestInline is request without the attempt goroutine, for a caller

@@ -106,11 +106,14 @@ func (g *grain) Terminate(cluster.GrainContext) {
 // (see actors.System): the requests as Go values, which the generated
 // client would encode to bytes for the grain to decode again. It is not a
 // protobuf message and never leaves the process; the grain answers it
-// with an *grainpb.ApplyBatchResponse, exactly as ApplyBatch. The grain
-// reads the requests and never modifies them; neither may the sender
-// while the request may still be in the grain's mailbox.
+// with an *grainpb.ApplyBatchResponse, exactly as ApplyBatch: on Reply
+// when it is set (a buffered channel: the grain never waits for the
+// sender), else to the sender (a request future). The grain reads the
+// requests and never modifies them; neither may the sender while the
+// request may still be in the grain's mailbox.
 type LocalApply struct {
 	Requests []*grainpb.ApplyRequest
+	Reply    chan<- *grainpb.ApplyBatchResponse
 }
 
 // ReceiveDefault takes the messages that are not generated grain calls:
@@ -118,6 +121,10 @@ type LocalApply struct {
 func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
 	if m, ok := ctx.Message().(*LocalApply); ok {
 		resp, _ := g.ApplyBatch(&grainpb.ApplyBatchRequest{Requests: m.Requests}, ctx) // never an error
+		if m.Reply != nil {
+			m.Reply <- resp
+			return
+		}
 		ctx.Respond(resp)
 	}
 }
