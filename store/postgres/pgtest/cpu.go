@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,6 +122,36 @@ func readStat(pid int) (procStat, error) {
 	return st, nil
 }
 
+// children returns the live children of pid: from
+// /proc/PID/task/PID/children when the kernel keeps it, else by scanning
+// /proc.
+func children(pid int) ([]int, error) {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
+		var out []int
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
+		}
+		return out, nil
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		if st, err := readStat(child); err == nil && st.ppid == pid {
+			out = append(out, child)
+		}
+	}
+	return out, nil
+}
+
 // treeTicks sums the CPU ticks of pid and of its children. The
 // postmaster is read first: a backend reaped between the reads is missed
 // by this sample (a tick or so).
@@ -130,27 +161,24 @@ func treeTicks(pid int) (int64, error) {
 		return 0, err
 	}
 	ticks := root.ticks
-	entries, err := os.ReadDir("/proc")
+	kids, err := children(pid)
 	if err != nil {
 		return 0, err
 	}
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil || child == pid {
-			continue
-		}
+	for _, child := range kids {
 		st, err := readStat(child)
 		if err != nil || st.ppid != pid {
-			continue // exited since the listing, or not the server's
+			continue // exited since the listing
 		}
 		ticks += st.ticks
 	}
 	return ticks, nil
 }
 
-// Settle vacuums and analyzes the tables of the database at dbURL, so that
-// a benchmark that wrote its fixtures first does not measure the
-// autovacuum they would set off.
+// Settle vacuums and analyzes the tables of the database at dbURL, then
+// takes a checkpoint, so that a benchmark that wrote its fixtures first
+// does not measure the autovacuum and the writing of dirty pages they
+// would set off.
 func Settle(t testing.TB, dbURL string, tables ...string) {
 	t.Helper()
 	u, err := url.Parse(dbURL)
@@ -166,4 +194,113 @@ func Settle(t testing.TB, dbURL string, tables ...string) {
 			t.Fatalf("pgtest: vacuum %s: %v", table, err)
 		}
 	}
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		t.Fatalf("pgtest: checkpoint: %v", err)
+	}
+}
+
+// CPUMeter measures the CPU time of the test server's processes from
+// StartCPU to Stop: the whole server's (as CPU), and that of the
+// backends serving one database alone, which other tests' and other
+// clients' work on the same server does not disturb.
+type CPUMeter struct {
+	pid    int
+	dbName string
+	start  int64 // the server's ticks at the start
+	stop   chan struct{}
+	done   chan struct{}
+	mu     sync.Mutex
+	base   map[int]int64 // a database backend's ticks when first seen at the start
+	last   map[int]int64 // its ticks when last seen
+	member map[int]bool  // whether a child serves the database
+}
+
+// sampleEvery is how often a CPUMeter reads the database's backends, so
+// that a backend that exits meanwhile (its CPU then joins the
+// postmaster's, unattributed) is missed by at most this much of its work.
+const sampleEvery = 20 * time.Millisecond
+
+// StartCPU starts measuring the CPU of the server and of the backends of
+// the database at dbURL (found by their process titles, "postgres: …
+// user database host(port) …"). It returns nil when the server is not a
+// process of this machine.
+func StartCPU(t testing.TB, dbURL string) *CPUMeter {
+	t.Helper()
+	pid, err := postmasterPID(t)
+	if err != nil {
+		return nil
+	}
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	m := &CPUMeter{pid: pid, dbName: strings.TrimPrefix(u.Path, "/"), stop: make(chan struct{}), done: make(chan struct{}),
+		base: map[int]int64{}, last: map[int]int64{}, member: map[int]bool{}}
+	if m.start, err = treeTicks(pid); err != nil {
+		return nil
+	}
+	m.sample(true)
+	go func() {
+		defer close(m.done)
+		tick := time.NewTicker(sampleEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-m.stop:
+				return
+			case <-tick.C:
+				m.sample(false)
+			}
+		}
+	}()
+	return m
+}
+
+// sample reads the ticks of the database's backends.
+func (m *CPUMeter) sample(first bool) {
+	kids, err := children(m.pid)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, child := range kids {
+		member, known := m.member[child]
+		if !known {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", child))
+			if err != nil {
+				continue
+			}
+			fields := strings.Fields(strings.ReplaceAll(string(b), "\x00", " "))
+			member = slices.Contains(fields, m.dbName)
+			m.member[child] = member
+		}
+		if !member {
+			continue
+		}
+		st, err := readStat(child)
+		if err != nil {
+			continue
+		}
+		if first {
+			m.base[child] = st.ticks
+		}
+		m.last[child] = st.ticks
+	}
+}
+
+// Stop ends the measurement and returns the CPU time of the database's
+// backends and of the whole server since StartCPU.
+func (m *CPUMeter) Stop() (database, server time.Duration) {
+	close(m.stop)
+	<-m.done
+	m.sample(false)
+	end, _ := treeTicks(m.pid)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var db int64
+	for pid, last := range m.last {
+		db += last - m.base[pid]
+	}
+	return time.Duration(db) * time.Second / userHZ, time.Duration(end-m.start) * time.Second / userHZ
 }
