@@ -341,8 +341,9 @@ SELECT EXISTS (SELECT 1 FROM endpoints WHERE id = $1)`, id, reason).Scan(&found)
 }
 
 // sqlPromote makes pending, for the endpoint $1 and each customer in $2,
-// the oldest queued delivery when the pair has no pending one. Each
-// customer is looked up on its own (LATERAL), so that every lookup is a
+// the oldest queued delivery when the pair has no pending one (Redeliver;
+// Enqueue inserts each head pending, and Complete promotes in its own
+// statement). Each customer is looked up on its own (LATERAL), so that every lookup is a
 // short range of deliveries_queue_idx whatever plan the statement cache
 // settles on: as one DISTINCT ON over "customer_id = ANY($2)", the
 // generic plan of a batch of 500 customers took 350 ms on a table of 40,000
@@ -372,11 +373,20 @@ ORDER BY outbox.txid, outbox.seq
 LIMIT $3`
 
 // sqlEnqueueInsert inserts deliveries to the endpoint $1 of the
-// notifications $2 (outbox seqs) of the customers $3, queued, in order.
+// notifications $2 (outbox seqs) of the customers $3, in order, each
+// customer's first of the batch ($4) pending when its (endpoint,
+// customer) has no pending or queued delivery (it is the head then), the
+// others queued. The statement's snapshot does not see its own rows,
+// hence $4. Under the endpoint's exclusive lock nothing else changes the
+// pair's queue meanwhile.
 const sqlEnqueueInsert = `
 INSERT INTO deliveries (endpoint_id, customer_id, outbox_seq, status)
-SELECT $1, n.customer_id, n.outbox_seq, 'queued'
-FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS n(outbox_seq, customer_id, ord)
+SELECT $1, n.customer_id, n.outbox_seq,
+       CASE WHEN n.first AND NOT EXISTS (
+                SELECT 1 FROM deliveries q
+                WHERE q.endpoint_id = $1 AND q.customer_id = n.customer_id AND q.status IN ('queued', 'pending'))
+            THEN 'pending' ELSE 'queued' END
+FROM unnest($2::bigint[], $3::text[], $4::bool[]) WITH ORDINALITY AS n(outbox_seq, customer_id, first, ord)
 ORDER BY n.ord`
 
 // Enqueue turns notifications after the endpoint's cursor into
@@ -417,15 +427,15 @@ func (s *Store) Enqueue(ctx context.Context, endpointID string, limit int) (read
 		}
 		rows, _ := tx.Query(ctx, sqlEnqueueRead, fmt.Sprint(after.txid), after.seq, limit)
 		var (
-			txid         string
-			seq          int64
-			customerID   string
-			kind         string
-			last         string
-			outboxSeqs   []int64
-			customerIDs  []string
-			affectedSeen = map[string]bool{}
-			affected     []string
+			txid        string
+			seq         int64
+			customerID  string
+			kind        string
+			last        string
+			outboxSeqs  []int64
+			customerIDs []string
+			firsts      []bool
+			seen        = map[string]bool{}
 		)
 		_, err = pgx.ForEachRow(rows, []any{&txid, &seq, &customerID, &kind}, func() error {
 			read++
@@ -435,10 +445,8 @@ func (s *Store) Enqueue(ctx context.Context, endpointID string, limit int) (read
 			}
 			outboxSeqs = append(outboxSeqs, seq)
 			customerIDs = append(customerIDs, customerID)
-			if !affectedSeen[customerID] {
-				affectedSeen[customerID] = true
-				affected = append(affected, customerID)
-			}
+			firsts = append(firsts, !seen[customerID])
+			seen[customerID] = true
 			return nil
 		})
 		if err != nil || read == 0 {
@@ -446,8 +454,9 @@ func (s *Store) Enqueue(ctx context.Context, endpointID string, limit int) (read
 		}
 		b := &pgx.Batch{}
 		if len(outboxSeqs) > 0 {
-			b.Queue(sqlEnqueueInsert, endpointID, outboxSeqs, customerIDs)
-			b.Queue(sqlPromote, endpointID, affected)
+			// Each customer's head goes in pending at once, without a
+			// promotion after the insert (sqlPromote).
+			b.Queue(sqlEnqueueInsert, endpointID, outboxSeqs, customerIDs, firsts)
 		}
 		b.Queue(`UPDATE endpoints SET cursor = $2 WHERE id = $1`, endpointID, last)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {

@@ -16,7 +16,7 @@ import (
 // (a generic plan does not depend on them).
 var planArgs = map[string]string{
 	"EnqueueRead":    `'1', 0, 500`,
-	"EnqueueInsert":  `'ep_plan', '{1,2}', '{cus_1,cus_2}'`,
+	"EnqueueInsert":  `'ep_plan', '{1,2}', '{cus_1,cus_2}', '{t,f}'`,
 	"Promote":        `'ep_plan', '{cus_1,cus_2}'`,
 	"Claim":          `'ep_plan', 'w1', 128, 60000000`,
 	"CompleteLookup": `'{msg_a,msg_b}'`,
