@@ -785,6 +785,11 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 	add("endpoint_id", f.EndpointID)
 	add("customer_id", f.CustomerID)
 	add("status", string(f.Status))
+	if f.Status != "" && f.Status != store.DeliveryDelivered {
+		// Implied, and it lets the planner use the partial
+		// deliveries_status_seq_partial_idx (0008).
+		where.WriteString(" AND d.status <> 'delivered'")
+	}
 	rows, _ := s.pool.Query(ctx, `SELECT `+deliveryColumns+`
 FROM deliveries d JOIN outbox o ON o.seq = d.outbox_seq
 WHERE d.seq < $1`+where.String()+`
