@@ -212,7 +212,7 @@ type CPUMeter struct {
 	mu     sync.Mutex
 	base   map[int]int64 // a database backend's ticks when first seen at the start
 	last   map[int]int64 // its ticks when last seen
-	member map[int]bool  // whether a child serves the database
+	member map[int]bool  // the children that serve the database
 }
 
 // sampleEvery is how often a CPUMeter reads the database's backends, so
@@ -265,18 +265,14 @@ func (m *CPUMeter) sample(first bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, child := range kids {
-		member, known := m.member[child]
-		if !known {
+		if !m.member[child] {
+			// Read again at every sample until it names the database: a
+			// backend just forked has not read its startup packet yet.
 			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", child))
-			if err != nil {
+			if err != nil || !slices.Contains(strings.Fields(strings.ReplaceAll(string(b), "\x00", " ")), m.dbName) {
 				continue
 			}
-			fields := strings.Fields(strings.ReplaceAll(string(b), "\x00", " "))
-			member = slices.Contains(fields, m.dbName)
-			m.member[child] = member
-		}
-		if !member {
-			continue
+			m.member[child] = true
 		}
 		st, err := readStat(child)
 		if err != nil {
