@@ -189,8 +189,9 @@ func buildVersion() string {
 // deliveries up to Config.Concurrency in flight for the endpoint and
 // makes one attempt per claim on its own goroutine. A completer records
 // the results in batches (Complete, retried with back-off while the store
-// is unavailable) and wakes the loop after each batch, since a delivered
-// or failed delivery makes its customer's next one pending.
+// is unavailable) and wakes the loop after each batch to claim again
+// (without enqueueing), since a delivered or failed delivery makes its
+// customer's next one pending and frees a slot.
 type Engine struct {
 	cfg  Config
 	err  error // from validate, returned by Start
@@ -301,7 +302,16 @@ func (e *Engine) loop(ctx context.Context) {
 	defer close(e.loopDone)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var listed time.Time
+	var listed, enqueued time.Time
+	// woken: whether the loop was woken by a commit or its poll (or has
+	// more to enqueue), so that the pass enqueues. A kick (results
+	// recorded) only claims: Complete makes the next queued deliveries
+	// pending itself, and what was committed meanwhile comes with a
+	// wake-up, so enqueueing after every Complete read the outbox only to
+	// find nothing, under the endpoint's exclusive lock. It still
+	// enqueues once a poll interval while kicks keep it busy, as the poll
+	// timer then never fires.
+	woken := true
 	for {
 		// Take the wake-up channel before the pass, so that a commit
 		// during it still wakes the loop.
@@ -314,11 +324,16 @@ func (e *Engine) loop(ctx context.Context) {
 				listed = time.Now()
 			}
 		}
-		more := e.pass(ctx)
+		enqueue := woken || time.Since(enqueued) >= e.cfg.PollInterval
+		if enqueue {
+			enqueued = time.Now()
+		}
+		more := e.pass(ctx, enqueue)
 		if ctx.Err() != nil {
 			return
 		}
 		if more {
+			woken = true
 			continue
 		}
 		timer.Reset(e.cfg.PollInterval)
@@ -326,8 +341,16 @@ func (e *Engine) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-wake:
+			woken = true
 		case <-e.kick:
+			woken = false
+			select { // a commit at the same time
+			case <-wake:
+				woken = true
+			default:
+			}
 		case <-timer.C:
+			woken = true
 		}
 		timer.Stop() // since Go 1.23, Stop leaves no stale tick to drain
 	}
@@ -376,9 +399,10 @@ func formatPeriod(d time.Duration) string {
 	return d.String()
 }
 
-// pass enqueues and claims for every active endpoint. It reports whether
-// an endpoint has more to enqueue than one pass takes.
-func (e *Engine) pass(ctx context.Context) (more bool) {
+// pass enqueues (when enqueue is set) and claims for every active
+// endpoint. It reports whether an endpoint has more to enqueue than one
+// pass takes.
+func (e *Engine) pass(ctx context.Context, enqueue bool) (more bool) {
 	e.mu.Lock()
 	ids := append([]string(nil), e.order...)
 	e.mu.Unlock()
@@ -389,7 +413,7 @@ func (e *Engine) pass(ctx context.Context) (more bool) {
 		if _, ok := e.activeEndpoint(id); !ok {
 			continue
 		}
-		if !e.enqueue(ctx, id) {
+		if enqueue && !e.enqueue(ctx, id) {
 			more = true
 		}
 		e.claim(ctx, id)

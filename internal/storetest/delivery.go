@@ -31,6 +31,7 @@ func RunDelivery(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EnqueueOrderAndFilter", testEnqueueOrderAndFilter},
 		{"CreatedCursorSkipsEarlier", testCreatedCursorSkipsEarlier},
 		{"PromotionInOrder", testPromotionInOrder},
+		{"EnqueueHeadsPending", testEnqueueHeadsPending},
 		{"ClaimConcurrent", testClaimConcurrent},
 		{"LeaseExpiry", testLeaseExpiry},
 		{"Redeliver", testRedeliver},
@@ -436,6 +437,70 @@ func testPromotionInOrder(t *testing.T, s DeliveryBackend) {
 	}
 	if !found {
 		t.Errorf("Backlog %v: no entry for %s", bl, e.ID)
+	}
+}
+
+// testEnqueueHeadsPending checks the queues Enqueue leaves: each
+// customer's oldest undelivered delivery pending, the rest queued, in
+// commit order, across Enqueue calls and whether or not the customer had
+// deliveries before.
+func testEnqueueHeadsPending(t *testing.T, s DeliveryBackend) {
+	e := newEndpoint(t, s, store.Endpoint{ID: "ep_heads"})
+	check := func(when string, want map[string][]store.DeliveryStatus) {
+		t.Helper()
+		for c, statuses := range want {
+			ds := listAll(t, s, store.DeliveryFilter{EndpointID: e.ID, CustomerID: c, PageSize: 100})
+			var got []store.DeliveryStatus
+			for _, d := range ds {
+				got = append(got, d.Status)
+			}
+			if !slices.Equal(got, statuses) {
+				t.Errorf("%s: %s's deliveries, oldest first: %v, want %v", when, c, got, statuses)
+			}
+		}
+	}
+	const (
+		P = store.DeliveryPending
+		Q = store.DeliveryQueued
+		D = store.DeliveryDelivered
+	)
+	// Interleaved customers in one Enqueue, and one Enqueue per note.
+	ids := CommitNotes(t, s, Note{"cus_a", "k"}, Note{"cus_b", "k"}, Note{"cus_a", "k"}, Note{"cus_c", "k"},
+		Note{"cus_b", "k"}, Note{"cus_a", "k"})
+	enqueueUntil(t, s, e.ID, len(ids))
+	check("first enqueue", map[string][]store.DeliveryStatus{"cus_a": {P, Q, Q}, "cus_b": {P, Q}, "cus_c": {P}})
+	a := listAll(t, s, store.DeliveryFilter{EndpointID: e.ID, CustomerID: "cus_a", PageSize: 100})
+	if got := deliveryEventIDs(a); !slices.Equal(got, []string{ids[0], ids[2], ids[5]}) {
+		t.Errorf("cus_a's deliveries: %v, want %v in commit order", got, []string{ids[0], ids[2], ids[5]})
+	}
+
+	// A later Enqueue: behind the pending heads, and a head again for a
+	// customer whose deliveries all ended.
+	cs := claim(t, s, e.ID, "w1", 10, time.Minute)
+	for _, c := range cs {
+		if c.CustomerID == "cus_c" {
+			complete(t, s, result(c, store.OutcomeDelivered, 200))
+		}
+	}
+	more := CommitNotes(t, s, Note{"cus_c", "k"}, Note{"cus_b", "k"}, Note{"cus_d", "k"}, Note{"cus_c", "k"})
+	for read := 0; read < len(more); {
+		// One notification per call: each is a batch of its own.
+		r, _, err := s.Enqueue(t.Context(), e.ID, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r == 0 {
+			enqueueUntil(t, s, e.ID, len(more)-read) // waits for the rest to be final
+			break
+		}
+		read += r
+	}
+	check("second enqueue", map[string][]store.DeliveryStatus{
+		"cus_a": {P, Q, Q}, "cus_b": {P, Q, Q}, "cus_c": {D, P, Q}, "cus_d": {P},
+	})
+	want := []string{ids[3], more[0], more[3]}
+	if got := deliveryEventIDs(listAll(t, s, store.DeliveryFilter{EndpointID: e.ID, CustomerID: "cus_c", PageSize: 100})); !slices.Equal(got, want) {
+		t.Errorf("cus_c's deliveries: %v, want %v in commit order", got, want)
 	}
 }
 

@@ -151,3 +151,73 @@ func BenchmarkDeliveryClaimComplete(b *testing.B) {
 	})
 	b.ReportMetric(float64(done.Load())/b.Elapsed().Seconds(), "deliveries/s")
 }
+
+// BenchmarkDeliveryCycle measures PostgreSQL's CPU per delivery over the
+// whole cycle of one endpoint: Enqueue (500 notifications a call, as the
+// engine) of b.N notifications over 1,000 customers, then Claim (128 a
+// call) and Complete as delivered until every one is, each Complete
+// promoting its customers' next deliveries. The notifications are
+// committed before the clock starts. Run it alone and with a fixed count
+// (-run '^$' -benchtime=20000x): pg-µs/delivery is the CPU of
+// the database's backends over the timed part, divided by b.N, and
+// server-µs/delivery the whole server's (see pgtest.StartCPU).
+func BenchmarkDeliveryCycle(b *testing.B) {
+	for _, claimBatch := range []int{128} {
+		b.Run(fmt.Sprintf("claim=%d", claimBatch), func(b *testing.B) {
+			const customers, enqueueBatch = 1000, 500
+			s, dbURL := pgtest.NewStoreURL(b)
+			ctx := b.Context()
+			if _, err := s.CreateEndpoint(ctx, store.Endpoint{ID: "ep_bench", URL: "https://example.com"}); err != nil {
+				b.Fatal(err)
+			}
+			n := b.N
+			notes := make([]storetest.Note, n)
+			for i := range notes {
+				notes[i] = storetest.Note{CustomerID: fmt.Sprintf("cus_%d", i%customers), Kind: "k"}
+			}
+			storetest.CommitNotes(b, s, notes...)
+			pgtest.Settle(b, dbURL, "events", "outbox", "customers")
+			cpu := pgtest.StartCPU(b, dbURL)
+			b.ResetTimer()
+			for read := 0; read < n; {
+				r, _, err := s.Enqueue(ctx, "ep_bench", enqueueBatch)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if r == 0 {
+					b.Fatalf("Enqueue read nothing after %d of %d", read, n)
+				}
+				read += r
+			}
+			for done := 0; done < n; {
+				cs, err := s.Claim(ctx, "ep_bench", "w1", claimBatch, time.Minute)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(cs) == 0 {
+					b.Fatalf("Claim found nothing after %d of %d delivered", done, n)
+				}
+				rs := make([]store.Result, len(cs))
+				for i, c := range cs {
+					rs[i] = store.Result{Lease: c.Lease, Outcome: store.OutcomeDelivered,
+						Attempt: store.Attempt{DeliveryID: c.ID, Attempt: c.Lease.Attempt, StartedAt: time.Now(), StatusCode: 200}}
+				}
+				if err := s.Complete(ctx, rs); err != nil {
+					b.Fatal(err)
+				}
+				done += len(cs)
+			}
+			b.StopTimer()
+			var db, server time.Duration
+			if cpu != nil {
+				db, server = cpu.Stop()
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "deliveries/s")
+			if cpu != nil {
+				b.ReportMetric(float64(db.Microseconds())/float64(n), "pg-µs/delivery")
+				b.ReportMetric(float64(server.Microseconds())/float64(n), "server-µs/delivery")
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}

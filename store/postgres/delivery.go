@@ -341,8 +341,9 @@ SELECT EXISTS (SELECT 1 FROM endpoints WHERE id = $1)`, id, reason).Scan(&found)
 }
 
 // sqlPromote makes pending, for the endpoint $1 and each customer in $2,
-// the oldest queued delivery when the pair has no pending one. Each
-// customer is looked up on its own (LATERAL), so that every lookup is a
+// the oldest queued delivery when the pair has no pending one (Redeliver;
+// Enqueue inserts each head pending, and Complete promotes in its own
+// statement). Each customer is looked up on its own (LATERAL), so that every lookup is a
 // short range of deliveries_queue_idx whatever plan the statement cache
 // settles on: as one DISTINCT ON over "customer_id = ANY($2)", the
 // generic plan of a batch of 500 customers took 350 ms on a table of 40,000
@@ -361,6 +362,33 @@ WHERE d.seq = p.seq AND NOT EXISTS (
     SELECT 1 FROM deliveries x
     WHERE x.endpoint_id = $1 AND x.customer_id = d.customer_id AND x.status = 'pending')`
 
+// sqlEnqueueRead reads up to $3 final notifications after the outbox
+// position ($1 txid, $2 seq), in commit order.
+const sqlEnqueueRead = `
+SELECT txid::text AS txid_text, seq, customer_id, kind
+FROM outbox
+WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
+  AND (txid, seq) > ($1::text::xid8, $2::bigint)
+ORDER BY outbox.txid, outbox.seq
+LIMIT $3`
+
+// sqlEnqueueInsert inserts deliveries to the endpoint $1 of the
+// notifications $2 (outbox seqs) of the customers $3, in order, each
+// customer's first of the batch ($4) pending when its (endpoint,
+// customer) has no pending or queued delivery (it is the head then), the
+// others queued. The statement's snapshot does not see its own rows,
+// hence $4. Under the endpoint's exclusive lock nothing else changes the
+// pair's queue meanwhile.
+const sqlEnqueueInsert = `
+INSERT INTO deliveries (endpoint_id, customer_id, outbox_seq, status)
+SELECT $1, n.customer_id, n.outbox_seq,
+       CASE WHEN n.first AND NOT EXISTS (
+                SELECT 1 FROM deliveries q
+                WHERE q.endpoint_id = $1 AND q.customer_id = n.customer_id AND q.status IN ('queued', 'pending'))
+            THEN 'pending' ELSE 'queued' END
+FROM unnest($2::bigint[], $3::text[], $4::bool[]) WITH ORDINALITY AS n(outbox_seq, customer_id, first, ord)
+ORDER BY n.ord`
+
 // Enqueue turns notifications after the endpoint's cursor into
 // deliveries. See [store.DeliveryStore].
 func (s *Store) Enqueue(ctx context.Context, endpointID string, limit int) (read, created int, err error) {
@@ -371,7 +399,7 @@ func (s *Store) Enqueue(ctx context.Context, endpointID string, limit int) (read
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		read, created = 0, 0
 		// No statement before the read assigns the transaction an ID.
-		if _, err := tx.Exec(ctx, sqlAsyncCommit); err != nil {
+		if _, err := tx.Exec(ctx, sqlDeliveryTx); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, sqlLockEndpoint, endpointLockKey(endpointID)); err != nil {
@@ -397,23 +425,17 @@ func (s *Store) Enqueue(ctx context.Context, endpointID string, limit int) (read
 		if err != nil {
 			return err
 		}
-		rows, _ := tx.Query(ctx, `
-SELECT txid::text AS txid_text, seq, customer_id, kind
-FROM outbox
-WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
-  AND (txid, seq) > ($1::text::xid8, $2::bigint)
-ORDER BY outbox.txid, outbox.seq
-LIMIT $3`, fmt.Sprint(after.txid), after.seq, limit)
+		rows, _ := tx.Query(ctx, sqlEnqueueRead, fmt.Sprint(after.txid), after.seq, limit)
 		var (
-			txid         string
-			seq          int64
-			customerID   string
-			kind         string
-			last         string
-			outboxSeqs   []int64
-			customerIDs  []string
-			affectedSeen = map[string]bool{}
-			affected     []string
+			txid        string
+			seq         int64
+			customerID  string
+			kind        string
+			last        string
+			outboxSeqs  []int64
+			customerIDs []string
+			firsts      []bool
+			seen        = map[string]bool{}
 		)
 		_, err = pgx.ForEachRow(rows, []any{&txid, &seq, &customerID, &kind}, func() error {
 			read++
@@ -423,10 +445,8 @@ LIMIT $3`, fmt.Sprint(after.txid), after.seq, limit)
 			}
 			outboxSeqs = append(outboxSeqs, seq)
 			customerIDs = append(customerIDs, customerID)
-			if !affectedSeen[customerID] {
-				affectedSeen[customerID] = true
-				affected = append(affected, customerID)
-			}
+			firsts = append(firsts, !seen[customerID])
+			seen[customerID] = true
 			return nil
 		})
 		if err != nil || read == 0 {
@@ -434,12 +454,9 @@ LIMIT $3`, fmt.Sprint(after.txid), after.seq, limit)
 		}
 		b := &pgx.Batch{}
 		if len(outboxSeqs) > 0 {
-			b.Queue(`
-INSERT INTO deliveries (endpoint_id, customer_id, outbox_seq, status)
-SELECT $1, n.customer_id, n.outbox_seq, 'queued'
-FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS n(outbox_seq, customer_id, ord)
-ORDER BY n.ord`, endpointID, outboxSeqs, customerIDs)
-			b.Queue(sqlPromote, endpointID, affected)
+			// Each customer's head goes in pending at once, without a
+			// promotion after the insert (sqlPromote).
+			b.Queue(sqlEnqueueInsert, endpointID, outboxSeqs, customerIDs, firsts)
 		}
 		b.Queue(`UPDATE endpoints SET cursor = $2 WHERE id = $1`, endpointID, last)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -488,19 +505,9 @@ func scanDelivery(row pgx.Row) (store.Delivery, int64, error) {
 	return d, seq, nil
 }
 
-// Claim leases due pending deliveries of the endpoint. The database's
-// clock decides what is due and when leases expire, so that members with
-// skewed clocks agree.
-func (s *Store) Claim(ctx context.Context, endpointID, owner string, limit int, lease time.Duration) ([]store.Claimed, error) {
-	if limit <= 0 || lease <= 0 || owner == "" {
-		return nil, fmt.Errorf("claim: %w: limit %d, lease %v, owner %q", ErrInvalidArgument, limit, lease, owner)
-	}
-	var cs []store.Claimed
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, sqlAsyncCommit); err != nil {
-			return err
-		}
-		rows, _ := tx.Query(ctx, `
+// sqlClaim leases up to $3 due pending deliveries of the endpoint $1 to
+// $2 for $4 µs, and returns them with their notifications.
+const sqlClaim = `
 WITH c AS (
     UPDATE deliveries SET lease_owner = $2, lease_until = now() + $4::bigint * interval '1 microsecond',
                           attempts = attempts + 1
@@ -513,9 +520,23 @@ WITH c AS (
       AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = $1 AND NOT e.paused AND e.disabled_reason = '')
     RETURNING *
 )
-SELECT `+deliveryColumns+`
+SELECT ` + deliveryColumns + `
 FROM c d JOIN outbox o ON o.seq = d.outbox_seq
-ORDER BY d.next_attempt_at, d.seq`, endpointID, owner, min(limit, maxPageSize), lease.Microseconds())
+ORDER BY d.next_attempt_at, d.seq`
+
+// Claim leases due pending deliveries of the endpoint. The database's
+// clock decides what is due and when leases expire, so that members with
+// skewed clocks agree.
+func (s *Store) Claim(ctx context.Context, endpointID, owner string, limit int, lease time.Duration) ([]store.Claimed, error) {
+	if limit <= 0 || lease <= 0 || owner == "" {
+		return nil, fmt.Errorf("claim: %w: limit %d, lease %v, owner %q", ErrInvalidArgument, limit, lease, owner)
+	}
+	var cs []store.Claimed
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlDeliveryTx); err != nil {
+			return err
+		}
+		rows, _ := tx.Query(ctx, sqlClaim, endpointID, owner, min(limit, maxPageSize), lease.Microseconds())
 		var err error
 		cs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Claimed, error) {
 			d, _, err := scanDelivery(row)
@@ -529,16 +550,27 @@ ORDER BY d.next_attempt_at, d.seq`, endpointID, owner, min(limit, maxPageSize), 
 	return cs, nil
 }
 
+// sqlCompleteLookup finds the deliveries of a Complete's results ($1
+// their IDs): the only lookup by ID; the statements after it work by seq.
+const sqlCompleteLookup = `SELECT id, seq, endpoint_id FROM deliveries WHERE id = ANY($1::text[])`
+
+// sqlCompleteLock locks the deliveries' rows ($1 their seqs) in seq order,
+// so that two Completes whose batches overlap (a stale owner's and the
+// current one's) wait for each other instead of deadlocking.
+const sqlCompleteLock = `SELECT seq FROM deliveries WHERE seq = ANY($1::bigint[]) ORDER BY seq FOR NO KEY UPDATE`
+
 // sqlComplete records the results under their leases, in one statement:
 // the new status of each delivery whose lease still holds, and the
 // promotion of the next queued delivery of each (endpoint, customer) whose
-// head ended. (The statement's snapshot still shows the ended heads as
+// head ended. A lease held means pending: only Claim sets lease_owner, on
+// pending deliveries, and every change of status (here and Redeliver)
+// clears it. (The statement's snapshot still shows the ended heads as
 // pending, so the promotion does not look for a pending delivery: the
 // one there was is the head that ended.)
 const sqlComplete = `
 WITH r AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::timestamptz[], $6::int[], $7::text[])
-        AS r(id, owner, attempt, outcome, next_at, status_code, error)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::timestamptz[], $6::int[], $7::text[])
+        AS r(seq, owner, attempt, outcome, next_at, status_code, error)
 ),
 u AS (
     UPDATE deliveries d SET
@@ -551,7 +583,7 @@ u AS (
         last_error = CASE WHEN r.outcome = 4 THEN d.last_error ELSE r.error END,
         lease_owner = NULL, lease_until = NULL
     FROM r
-    WHERE d.id = r.id AND d.lease_owner = r.owner AND d.attempts = r.attempt AND d.status = 'pending'
+    WHERE d.seq = r.seq AND d.lease_owner = r.owner AND d.attempts = r.attempt
     RETURNING d.endpoint_id, d.customer_id, r.outcome
 ),
 ended AS (SELECT DISTINCT endpoint_id, customer_id FROM u WHERE outcome IN (1, 3)),
@@ -565,14 +597,14 @@ p AS (
 )
 SELECT count(*) FROM u`
 
-// sqlInsertAttempts records attempts ($1 delivery IDs, ...) of deliveries
+// sqlInsertAttempts records attempts ($1 delivery seqs, ...) of deliveries
 // that still exist.
 const sqlInsertAttempts = `
 INSERT INTO delivery_attempts (delivery_seq, attempt, started_at, latency_us, status_code, error, body)
 SELECT d.seq, a.attempt, a.started_at, a.latency_us, a.status_code, a.error, a.body
-FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::bigint[], $5::int[], $6::text[], $7::bytea[])
-    AS a(id, attempt, started_at, latency_us, status_code, error, body)
-JOIN deliveries d ON d.id = a.id
+FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::bigint[], $5::int[], $6::text[], $7::bytea[])
+    AS a(seq, attempt, started_at, latency_us, status_code, error, body)
+JOIN deliveries d ON d.seq = a.seq
 ON CONFLICT (delivery_seq, attempt) DO NOTHING`
 
 // sqlEndpointHealth sets each endpoint's failing_since ($1 IDs, $2
@@ -584,6 +616,12 @@ FROM unnest($1::text[], $2::bool[], $3::timestamptz[]) AS h(id, ok, since)
 WHERE e.id = h.id AND (CASE WHEN h.ok THEN NULL ELSE coalesce(e.failing_since, h.since) END) IS DISTINCT FROM e.failing_since`
 
 func delivered2xx(code int) bool { return code >= 200 && code < 300 }
+
+// deliveryRef is what Complete looks up of a delivery.
+type deliveryRef struct {
+	seq        int64
+	endpointID string
+}
 
 // Complete records results in one transaction. See [store.DeliveryStore].
 func (s *Store) Complete(ctx context.Context, results []store.Result) error {
@@ -597,29 +635,57 @@ func (s *Store) Complete(ctx context.Context, results []store.Result) error {
 		}
 		ids[i] = r.Lease.DeliveryID
 	}
-	// Which endpoints the deliveries belong to (it never changes), to
-	// lock them before anything else.
-	rows, _ := s.pool.Query(ctx, `SELECT id, endpoint_id FROM deliveries WHERE id = ANY($1::text[])`, ids)
-	endpointOf := map[string]string{}
-	var id, ep string
-	if _, err := pgx.ForEachRow(rows, []any{&id, &ep}, func() error { endpointOf[id] = ep; return nil }); err != nil {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Which deliveries exist, their seqs and endpoints (neither ever
+		// changes), to lock the endpoints before changing anything. Only
+		// reads come before the locks: under READ COMMITTED each
+		// statement after them sees what the other holders committed.
+		b := &pgx.Batch{}
+		b.Queue(sqlDeliveryTx)
+		b.Queue(sqlCompleteLookup, ids)
+		br := tx.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+		rows, _ := br.Query()
+		refs := make(map[string]deliveryRef, len(ids))
+		var (
+			id  string
+			ref deliveryRef
+		)
+		_, err := pgx.ForEachRow(rows, []any{&id, &ref.seq, &ref.endpointID}, func() error { refs[id] = ref; return nil })
+		if err := errors.Join(err, br.Close()); err != nil {
+			return err
+		}
+		if len(refs) == 0 {
+			return nil // every delivery was deleted
+		}
+		b = completeBatch(results, refs)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
 		return queryError("complete", err)
 	}
-	if len(endpointOf) == 0 {
-		return nil // every delivery was deleted
-	}
+	return nil
+}
+
+// completeBatch returns the statements that record results, for the
+// deliveries refs holds (the others were deleted).
+func completeBatch(results []store.Result, refs map[string]deliveryRef) *pgx.Batch {
 	var endpoints []string
-	for _, ep := range endpointOf {
-		endpoints = append(endpoints, ep)
+	for _, ref := range refs {
+		endpoints = append(endpoints, ref.endpointID)
 	}
 	slices.Sort(endpoints)
 	endpoints = slices.Compact(endpoints)
 
 	var (
-		uIDs, uOwners, uErrors        []string
+		uSeqs, aSeqs                  []int64
+		uOwners, uErrors              []string
 		uAttempts, uOutcomes, uStatus []int32
 		uNext                         []time.Time
-		aIDs, aErrors                 []string
+		aErrors                       []string
 		aAttempts, aStatus            []int32
 		aStarted                      []time.Time
 		aLatency                      []int64
@@ -628,11 +694,11 @@ func (s *Store) Complete(ctx context.Context, results []store.Result) error {
 		healthSince                   = map[string]time.Time{}
 	)
 	for _, r := range results {
-		ep, ok := endpointOf[r.Lease.DeliveryID]
+		ref, ok := refs[r.Lease.DeliveryID]
 		if !ok {
 			continue
 		}
-		uIDs = append(uIDs, r.Lease.DeliveryID)
+		uSeqs = append(uSeqs, ref.seq)
 		uOwners = append(uOwners, r.Lease.Owner)
 		uAttempts = append(uAttempts, int32(r.Lease.Attempt))
 		uOutcomes = append(uOutcomes, int32(r.Outcome))
@@ -643,7 +709,7 @@ func (s *Store) Complete(ctx context.Context, results []store.Result) error {
 			continue
 		}
 		a := r.Attempt
-		aIDs = append(aIDs, r.Lease.DeliveryID)
+		aSeqs = append(aSeqs, ref.seq)
 		aAttempts = append(aAttempts, int32(cmp.Or(a.Attempt, r.Lease.Attempt)))
 		aStarted = append(aStarted, a.StartedAt)
 		aLatency = append(aLatency, a.Latency.Microseconds())
@@ -651,9 +717,9 @@ func (s *Store) Complete(ctx context.Context, results []store.Result) error {
 		aErrors = append(aErrors, a.Error)
 		aBodies = append(aBodies, payload(a.Body))
 		if r.Outcome == store.OutcomeDelivered || delivered2xx(a.StatusCode) {
-			healthOK[ep] = true
-		} else if since, seen := healthSince[ep]; !seen || a.StartedAt.Before(since) {
-			healthSince[ep] = a.StartedAt
+			healthOK[ref.endpointID] = true
+		} else if since, seen := healthSince[ref.endpointID]; !seen || a.StartedAt.Before(since) {
+			healthSince[ref.endpointID] = a.StartedAt
 		}
 	}
 	var hIDs []string
@@ -667,29 +733,19 @@ func (s *Store) Complete(ctx context.Context, results []store.Result) error {
 		hIDs, hOK, hSince = append(hIDs, ep), append(hOK, healthOK[ep]), append(hSince, since)
 	}
 
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		b.Queue(sqlAsyncCommit)
-		for _, ep := range endpoints {
-			b.Queue(sqlLockEndpointShared, endpointLockKey(ep))
-		}
-		// The deliveries' rows in seq order, so that two Completes whose
-		// batches overlap (a stale owner's and the current one's) wait
-		// for each other instead of deadlocking.
-		b.Queue(`SELECT seq FROM deliveries WHERE id = ANY($1::text[]) ORDER BY seq FOR NO KEY UPDATE`, uIDs)
-		if len(aIDs) > 0 {
-			b.Queue(sqlInsertAttempts, aIDs, aAttempts, aStarted, aLatency, aStatus, aErrors, aBodies)
-		}
-		b.Queue(sqlComplete, uIDs, uOwners, uAttempts, uOutcomes, uNext, uStatus, uErrors)
-		if len(hIDs) > 0 {
-			b.Queue(sqlEndpointHealth, hIDs, hOK, hSince)
-		}
-		return tx.SendBatch(ctx, b).Close()
-	})
-	if err != nil {
-		return queryError("complete", err)
+	b := &pgx.Batch{}
+	for _, ep := range endpoints {
+		b.Queue(sqlLockEndpointShared, endpointLockKey(ep))
 	}
-	return nil
+	b.Queue(sqlCompleteLock, uSeqs)
+	if len(aSeqs) > 0 {
+		b.Queue(sqlInsertAttempts, aSeqs, aAttempts, aStarted, aLatency, aStatus, aErrors, aBodies)
+	}
+	b.Queue(sqlComplete, uSeqs, uOwners, uAttempts, uOutcomes, uNext, uStatus, uErrors)
+	if len(hIDs) > 0 {
+		b.Queue(sqlEndpointHealth, hIDs, hOK, hSince)
+	}
+	return b
 }
 
 // GetDelivery returns a delivery or [store.ErrNotFound].
@@ -729,6 +785,11 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 	add("endpoint_id", f.EndpointID)
 	add("customer_id", f.CustomerID)
 	add("status", string(f.Status))
+	if f.Status != "" && f.Status != store.DeliveryDelivered {
+		// Implied, and it lets the planner use the partial
+		// deliveries_status_seq_partial_idx (0008).
+		where.WriteString(" AND d.status <> 'delivered'")
+	}
 	rows, _ := s.pool.Query(ctx, `SELECT `+deliveryColumns+`
 FROM deliveries d JOIN outbox o ON o.seq = d.outbox_seq
 WHERE d.seq < $1`+where.String()+`
@@ -872,15 +933,30 @@ WHERE endpoint_id = $1 AND status = 'failed' AND ended_at >= $2 RETURNING custom
 	return n, nil
 }
 
-// sqlAsyncCommit makes a delivery transaction commit without waiting for
-// its WAL flush. Delivery is at least once by design, so what a crash can
-// lose of these transactions only repeats work: a lost Enqueue is read
-// again from the endpoint's cursor, a lost Claim leaves the delivery to be
-// claimed again, and a lost Complete sends the delivery again (the
-// receiver deduplicates on webhook-id); each transaction is still atomic.
-// It spares the WAL flushes that the ingest path's commits wait for
-// (synchronous_commit on for everything else).
-const sqlAsyncCommit = `SET LOCAL synchronous_commit = off`
+// sqlDeliveryTx begins each Enqueue, Claim and Complete transaction, in
+// one statement (one round trip):
+//
+// It makes the transaction commit without waiting for its WAL flush.
+// Delivery is at least once by design, so what a crash can lose of these
+// transactions only repeats work: a lost Enqueue is read again from the
+// endpoint's cursor, a lost Claim leaves the delivery to be claimed again,
+// and a lost Complete sends the delivery again (the receiver deduplicates
+// on webhook-id); each transaction is still atomic. It spares the WAL
+// flushes that the ingest path's commits wait for (synchronous_commit on
+// for everything else).
+//
+// And it keeps the statements' plans on their indexes, as sqlSetJoinPlans
+// does for the set-based writes: every statement of these transactions
+// finds its rows through an index (the primary key, deliveries_id_key, a
+// queue index, or outbox_txid_seq_idx), and the generic plans the
+// statement cache settles on, made while a table was small, hash-joined
+// a sequential scan of deliveries to a batch's arrays. The plan cache does
+// not track these settings, so they are set in every such transaction,
+// their first planning included. TestDeliveryPlansLookUpByIndex checks
+// the plans.
+const sqlDeliveryTx = `SELECT set_config('synchronous_commit', 'off', true),
+    set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+    set_config('enable_seqscan', 'off', true)`
 
 // Backlog returns each endpoint's queued and pending deliveries, every
 // endpoint (0 for those with none).

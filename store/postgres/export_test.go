@@ -29,3 +29,18 @@ const OptimisticBackoff = optimisticBackoff
 
 // SetBased turns the set-based writing of batches on or off.
 func (s *Store) SetBased(on bool) { s.setBased = on }
+
+// DeliveryTx is the statement that begins each delivery transaction.
+const DeliveryTx = sqlDeliveryTx
+
+// DeliveryStatements are the delivery hot path's statements, by name.
+var DeliveryStatements = map[string]string{
+	"EnqueueRead":    sqlEnqueueRead,
+	"EnqueueInsert":  sqlEnqueueInsert,
+	"Promote":        sqlPromote,
+	"Claim":          sqlClaim,
+	"CompleteLookup": sqlCompleteLookup,
+	"CompleteLock":   sqlCompleteLock,
+	"InsertAttempts": sqlInsertAttempts,
+	"Complete":       sqlComplete,
+}

@@ -67,6 +67,13 @@ func NewDatabase(t testing.TB) string {
 // migrates it, and closes it when the test finishes.
 func NewStore(t testing.TB) *postgres.Store {
 	t.Helper()
+	s, _ := NewStoreURL(t)
+	return s
+}
+
+// NewStoreURL is NewStore, and returns the database's URL too.
+func NewStoreURL(t testing.TB) (*postgres.Store, string) {
+	t.Helper()
 	dbURL := NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
@@ -79,7 +86,7 @@ func NewStore(t testing.TB) *postgres.Store {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatalf("pgtest: migrate: %v", err)
 	}
-	return s
+	return s, dbURL
 }
 
 // serverURL returns the test server's URL from the environment.

@@ -1,0 +1,69 @@
+package delivery
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingEnqueue is a real store that counts Enqueue calls.
+type countingEnqueue struct {
+	backend
+	enqueues atomic.Int64
+}
+
+func (s *countingEnqueue) Enqueue(ctx context.Context, endpointID string, limit int) (int, int, error) {
+	s.enqueues.Add(1)
+	return s.backend.Enqueue(ctx, endpointID, limit)
+}
+
+// The engine enqueues when woken by a commit (and at its polls), not
+// after each Complete: a notification committed with a wake-up is
+// delivered promptly though no Complete came before it and the poll is
+// a minute away; recording its result makes the loop claim again without
+// reading the outbox; and a commit without a wake-up waits for one.
+func TestEngineEnqueuesOnWakeUp(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st backend) {
+		f := newFixture(t, st)
+		cs := &countingEnqueue{backend: st}
+		f.ds = cs
+		f.rc.answer = func(string, int) string { return "ok" }
+		arrived, release := make(chan struct{}, 1), make(chan struct{})
+		f.gate = func() {
+			select {
+			case arrived <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		f.start(t, Config{PollInterval: time.Minute})
+		waitFor(t, 10*time.Second, "the first pass", func() bool { return cs.enqueues.Load() > 0 && f.eng.settled() })
+
+		f.commit(t, note(t, "cus_1", 1)) // wakes the engine
+		select {
+		case <-arrived:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no delivery 5 s after the wake-up")
+		}
+		n := cs.enqueues.Load() // the attempt is in flight: no Complete yet
+		close(release)
+		waitFor(t, 5*time.Second, "the first delivery to end", func() bool { return ended(t, f.st, f.ep.ID, 1) })
+		waitFor(t, 5*time.Second, "its result to be recorded", f.eng.settled)
+		time.Sleep(200 * time.Millisecond) // the kick after Complete, and its pass
+		if got := cs.enqueues.Load(); got != n {
+			t.Errorf("Enqueue called %d times after the Complete of the only delivery, want none", got-n)
+		}
+
+		commit(t, f.st, nil, note(t, "cus_1", 2)) // no wake-up
+		time.Sleep(300 * time.Millisecond)
+		if ds := deliveries(t, f.st, f.ep.ID); len(ds) != 1 {
+			t.Errorf("%d deliveries without a wake-up or a poll, want 1", len(ds))
+		}
+		f.wk.notify()
+		waitFor(t, 5*time.Second, "the second delivery, after a wake-up", func() bool { return ended(t, f.st, f.ep.ID, 2) })
+		f.eng.Stop()
+		f.rc.check(t)
+	})
+}
