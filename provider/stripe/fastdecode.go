@@ -1,7 +1,9 @@
 package stripe
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"strconv"
 )
 
@@ -39,17 +41,40 @@ type scanner struct {
 	i int
 }
 
-// ws skips JSON whitespace.
+// ws skips JSON whitespace. It is inlined for the common case of none.
 func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\r', '\n':
-			s.i++
+	if s.i < len(s.b) && s.b[s.i] > ' ' {
+		return
+	}
+	s.wsSlow()
+}
+
+// wsSlow is ws, skipping a line's indentation eight spaces at a time
+// (Stripe indents its JSON).
+func (s *scanner) wsSlow() {
+	b, i := s.b, s.i
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\r':
+			i++
+		case '\n':
+			i++
+			for i+8 <= len(b) && binary.LittleEndian.Uint64(b[i:]) == swarLo*' ' {
+				i += 8
+			}
 		default:
+			s.i = i
 			return
 		}
 	}
+	s.i = i
 }
+
+// The constants of SWAR (SIMD within a register) tests of 8 bytes.
+const (
+	swarLo = 0x0101010101010101
+	swarHi = 0x8080808080808080
+)
 
 // plainByte is true for the bytes plainString accepts within a string:
 // printable ASCII but for '"' and '\\'.
@@ -69,9 +94,27 @@ func (s *scanner) str() (tok []byte, plain, ok bool) {
 	b, i := s.b, s.i+1
 	plain = true
 	for {
+		// Eight bytes at a time while none may be special: a control
+		// character, '"', '\\', DEL or beyond ASCII.
+		for i+8 <= len(b) {
+			w := binary.LittleEndian.Uint64(b[i:])
+			q, bs := w^(swarLo*'"'), w^(swarLo*'\\')
+			special := (w - swarLo*0x20) &^ w // a byte below 0x20
+			special |= (q - swarLo) &^ q      // a '"'
+			special |= (bs - swarLo) &^ bs    // a '\\'
+			special |= w | (w + swarLo)       // DEL or a byte with its high bit
+			if special &= swarHi; special != 0 {
+				// The lowest byte flagged is special; those above it
+				// may be flagged only by its borrow or carry.
+				i += bits.TrailingZeros64(special) / 8
+				goto special
+			}
+			i += 8
+		}
 		for i < len(b) && plainByte[b[i]] {
 			i++
 		}
+	special:
 		if i >= len(b) {
 			return nil, false, false
 		}
