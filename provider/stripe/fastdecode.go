@@ -17,10 +17,12 @@ import (
 // nil and gives the same ev.
 //
 // It validates every byte it skips as encoding/json's checkValid does,
-// and decodes only the fields oneEvent and oneObject have; the nested
-// ones hookd reads (items, lines, parent, metadata) it decodes with
-// json.Unmarshal of their own bytes, into their zero field, which is how
-// encoding/json decodes them in the whole document too.
+// and decodes only the fields oneEvent and oneObject have, the nested
+// structs, slices and map hookd reads (items, lines, parent, metadata)
+// included. It leaves to json.Unmarshal only the unquoting of a string
+// with escapes or bytes beyond printable ASCII (of just that token), and
+// to (*ID).UnmarshalJSON and (*eventCreated).UnmarshalJSON their values'
+// bytes, as encoding/json hands them over.
 func (ev *oneEvent) scan(raw []byte) (ok bool) {
 	s := scanner{b: raw}
 	s.ws()
