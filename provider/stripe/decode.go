@@ -42,8 +42,14 @@ func decodeOnce(raw []byte) (env *hookdv1.Envelope, objs Objects, ok bool, err e
 	}
 	var ev oneEvent
 	ev.Data.Object = &ev.object
-	if json.Unmarshal(raw, &ev) != nil {
-		return nil, Objects{}, false, nil
+	// The scanner decodes what it can vouch for as encoding/json would;
+	// anything else encoding/json decodes, from a fresh ev.
+	if !ev.scan(raw) {
+		ev = oneEvent{}
+		ev.Data.Object = &ev.object
+		if json.Unmarshal(raw, &ev) != nil {
+			return nil, Objects{}, false, nil
+		}
 	}
 	// Without a JSON error, Object is what DecodeEnvelope finds too.
 	if ev.Object != nil && *ev.Object == ThinObject {
