@@ -26,11 +26,18 @@ import (
 	"github.com/hookd/hookd/store/postgres/pgtest"
 )
 
-// startSystem starts a System over a fresh PostgreSQL store for one test.
-func startSystem(t *testing.T) (*System, store.Store) {
+// startSystem starts a System with cfg for one test, over a fresh
+// PostgreSQL store unless cfg has a store, logging nowhere unless cfg has
+// a logger; the test's cleanup stops it.
+func startSystem(t *testing.T, cfg Config) (*System, store.Store) {
 	t.Helper()
-	st := pgtest.NewStore(t)
-	sys, err := New(Config{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if cfg.Store == nil {
+		cfg.Store = pgtest.NewStore(t)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	sys, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +47,7 @@ func startSystem(t *testing.T) (*System, store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sys.Stop)
-	return sys, st
+	return sys, cfg.Store
 }
 
 // carriedCustomer is a customer object unlike any payload's, to tell
@@ -56,7 +63,7 @@ func carriedCustomer(id, marker string) stripe.Objects {
 // envelope, even an equal one, are not taken; none are left behind, also
 // after many events for one customer at once (which its queue batches).
 func TestApplyHandsDecodedObjectsToItsGrain(t *testing.T) {
-	sys, st := startSystem(t)
+	sys, st := startSystem(t, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	state := func(customerID string) []byte {
@@ -130,7 +137,7 @@ type inProcess struct {
 // does), so every grain decodes its payload, as before stripe.Decode.
 func startInProcess(t *testing.T, carry bool) *inProcess {
 	t.Helper()
-	sys, st := startSystem(t)
+	sys, st := startSystem(t, Config{})
 	srv := grpc.NewServer()
 	t.Cleanup(srv.Stop)
 	reg, err := services.Register(srv, services.Config{Store: st, Actors: sys, Wakeup: services.NewWakeup(),

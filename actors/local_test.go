@@ -3,8 +3,6 @@ package actors
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -42,16 +40,9 @@ func (r *payloadRecorder) Commit(ctx context.Context, writes []store.Write) []er
 // and in batches; and the answers are those of the generated protocol.
 func TestLocalGrainTakesTheRequestAsItIs(t *testing.T) {
 	rec := &payloadRecorder{Store: pgtest.NewStore(t), first: map[string]*byte{}}
-	sys, err := New(Config{Store: rec, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sys, _ := startSystem(t, Config{Store: rec})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := sys.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Stop()
 
 	const customers, perCustomer = 4, 30
 	reqs := map[string]*grainpb.ApplyRequest{}
@@ -112,17 +103,9 @@ func TestLocalGrainTakesTheRequestAsItIs(t *testing.T) {
 // activates the grain again and is answered at once, not after an
 // attempt's timeout.
 func TestLocalApplyAfterTheGrainStopped(t *testing.T) {
-	sys, err := New(Config{Store: pgtest.NewStore(t), AttemptTimeout: 20 * time.Second, RequestTimeout: 60 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sys, _ := startSystem(t, Config{AttemptTimeout: 20 * time.Second, RequestTimeout: 60 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := sys.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Stop()
 
 	const customerID = "cus_stopped"
 	for i, typ := range []string{"customer.created", "customer.updated"} {

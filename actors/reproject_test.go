@@ -3,8 +3,6 @@ package actors
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -18,16 +16,9 @@ import (
 // next version, and the next live event applies on the repaired state.
 func TestReprojectThroughTheGrain(t *testing.T) {
 	st := pgtest.NewStore(t)
-	sys, err := New(Config{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sys, _ := startSystem(t, Config{Store: st})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := sys.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Stop()
 
 	for i, req := range []struct{ id, typ string }{{"evt_1", "customer.created"}, {"evt_2", "customer.updated"}} {
 		resp, err := sys.Apply(ctx, "cus_r", customerEvent(req.id, req.typ, "cus_r", int64(100+i)))

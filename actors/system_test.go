@@ -33,16 +33,9 @@ func customerEvent(eventID, typ, customerID string, created int64) *grainpb.Appl
 func TestIdleCustomersArePassivated(t *testing.T) {
 	st := pgtest.NewStore(t)
 	const idle = time.Second
-	sys, err := New(Config{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), IdleTimeout: idle})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sys, _ := startSystem(t, Config{Store: st, IdleTimeout: idle})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := sys.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Stop()
 
 	apply := func(req *grainpb.ApplyRequest, wantVersion int64) {
 		t.Helper()
