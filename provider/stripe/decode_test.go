@@ -238,18 +238,27 @@ func TestDecodeMatchesTwoPass(t *testing.T) {
 	}
 }
 
+// realEvents returns the bodies Stripe would send: the shared fixtures'
+// events (not their recipes) and the modern cases.
+func realEvents(t *testing.T) []fixtures.Payload {
+	t.Helper()
+	var out []fixtures.Payload
+	for _, p := range fixtures.Payloads(t) {
+		if !p.Recipe() {
+			out = append(out, p)
+		}
+	}
+	for _, tt := range modernCases() {
+		out = append(out, fixtures.Payload{Name: tt.name, Raw: tt.event(t)})
+	}
+	return out
+}
+
 // TestDecodeRealEventsInOnePass: every fixture Stripe would send takes
 // the one pass, not the two-pass fallback, or Decode would save nothing.
 func TestDecodeRealEventsInOnePass(t *testing.T) {
 	t.Parallel()
-	payloads := fixtures.Payloads(t)
-	for _, tt := range modernCases() {
-		payloads = append(payloads, fixtures.Payload{Name: tt.name, Raw: tt.event(t)})
-	}
-	for _, p := range payloads {
-		if p.Recipe() {
-			continue
-		}
+	for _, p := range realEvents(t) {
 		if _, _, ok, err := decodeOnce(p.Raw); !ok || err != nil {
 			t.Errorf("%s: one pass got ok %v, error %v; want it decoded in one pass", p.Name, ok, err)
 		}

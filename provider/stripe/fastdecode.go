@@ -691,14 +691,7 @@ func (s *scanner) invoiceLine(l *wireInvoiceLine, depth int) bool {
 		if f == 0 {
 			return s.idField(&l.Subscription, depth)
 		}
-		return structPtrField(s, &l.Parent, depth, lineParentNames, func(p *struct {
-			SubscriptionItemDetails *struct {
-				Subscription ID `json:"subscription"`
-			} `json:"subscription_item_details"`
-			InvoiceItemDetails *struct {
-				Subscription ID `json:"subscription"`
-			} `json:"invoice_item_details"`
-		}, f, depth int) bool {
+		return structPtrField(s, &l.Parent, depth, lineParentNames, func(p *wireInvoiceLineParent, f, depth int) bool {
 			if f == 0 {
 				return s.subscriptionDetails(&p.SubscriptionItemDetails, depth)
 			}
@@ -710,12 +703,8 @@ func (s *scanner) invoiceLine(l *wireInvoiceLine, depth int) bool {
 // subscriptionDetails scans a pointer to a struct of one subscription
 // (subscription_details, subscription_item_details,
 // invoice_item_details).
-func (s *scanner) subscriptionDetails(dst **struct {
-	Subscription ID `json:"subscription"`
-}, depth int) bool {
-	return structPtrField(s, dst, depth, subscriptionName, func(d *struct {
-		Subscription ID `json:"subscription"`
-	}, _, depth int) bool {
+func (s *scanner) subscriptionDetails(dst **subscriptionRef, depth int) bool {
+	return structPtrField(s, dst, depth, subscriptionName, func(d *subscriptionRef, _, depth int) bool {
 		return s.idField(&d.Subscription, depth)
 	})
 }

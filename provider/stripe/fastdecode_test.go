@@ -445,14 +445,7 @@ func TestScanEdgeCases(t *testing.T) {
 // takes the scanner, not encoding/json, or Decode would gain nothing.
 func TestScanTakesRealEvents(t *testing.T) {
 	t.Parallel()
-	payloads := fixtures.Payloads(t)
-	for _, tt := range modernCases() {
-		payloads = append(payloads, fixtures.Payload{Name: tt.name, Raw: tt.event(t)})
-	}
-	for _, p := range payloads {
-		if p.Recipe() {
-			continue
-		}
+	for _, p := range realEvents(t) {
 		if !scanOK(t, p.Raw) {
 			t.Errorf("%s: the scanner does not vouch for it", p.Name)
 		}

@@ -145,10 +145,8 @@ type wireInvoice struct {
 // wireInvoiceParent is an invoice's parent (from basil on): what it was
 // created for, and the subscription when that was one.
 type wireInvoiceParent struct {
-	Type                string `json:"type"`
-	SubscriptionDetails *struct {
-		Subscription ID `json:"subscription"`
-	} `json:"subscription_details"`
+	Type                string           `json:"type"`
+	SubscriptionDetails *subscriptionRef `json:"subscription_details"`
 }
 
 // wireInvoiceLines is an invoice's list of lines, as far as hookd reads it.
@@ -157,15 +155,20 @@ type wireInvoiceLines struct {
 }
 
 type wireInvoiceLine struct {
-	Subscription ID `json:"subscription"` // up to acacia
-	Parent       *struct {
-		SubscriptionItemDetails *struct {
-			Subscription ID `json:"subscription"`
-		} `json:"subscription_item_details"`
-		InvoiceItemDetails *struct {
-			Subscription ID `json:"subscription"`
-		} `json:"invoice_item_details"`
-	} `json:"parent"` // from basil on
+	Subscription ID                     `json:"subscription"` // up to acacia
+	Parent       *wireInvoiceLineParent `json:"parent"`       // from basil on
+}
+
+// wireInvoiceLineParent is an invoice line's parent (from basil on).
+type wireInvoiceLineParent struct {
+	SubscriptionItemDetails *subscriptionRef `json:"subscription_item_details"`
+	InvoiceItemDetails      *subscriptionRef `json:"invoice_item_details"`
+}
+
+// subscriptionRef is an object that names a subscription: a parent's
+// subscription_details, subscription_item_details or invoice_item_details.
+type subscriptionRef struct {
+	Subscription ID `json:"subscription"`
 }
 
 // subscription returns the subscription a line names, in whichever shape.
