@@ -378,15 +378,19 @@ LIMIT $3`
 // customer) has no pending or queued delivery (it is the head then), the
 // others queued. The statement's snapshot does not see its own rows,
 // hence $4. Under the endpoint's exclusive lock nothing else changes the
-// pair's queue meanwhile.
+// pair's queue meanwhile. Each first looks its pair up on its own
+// (LATERAL, LIMIT 1): as NOT EXISTS, the generic plan settled on a
+// hashed subplan that read every queued and pending delivery of the
+// endpoint on every call, so that Enqueue slowed as the backlog grew and
+// held the endpoint's lock (which Complete waits for) meanwhile.
 const sqlEnqueueInsert = `
 INSERT INTO deliveries (endpoint_id, customer_id, outbox_seq, status)
-SELECT $1, n.customer_id, n.outbox_seq,
-       CASE WHEN n.first AND NOT EXISTS (
-                SELECT 1 FROM deliveries q
-                WHERE q.endpoint_id = $1 AND q.customer_id = n.customer_id AND q.status IN ('queued', 'pending'))
-            THEN 'pending' ELSE 'queued' END
+SELECT $1, n.customer_id, n.outbox_seq, CASE WHEN n.first AND b.busy IS NULL THEN 'pending' ELSE 'queued' END
 FROM unnest($2::bigint[], $3::text[], $4::bool[]) WITH ORDINALITY AS n(outbox_seq, customer_id, first, ord)
+LEFT JOIN LATERAL (
+    SELECT true AS busy FROM deliveries q
+    WHERE n.first AND q.endpoint_id = $1 AND q.customer_id = n.customer_id AND q.status IN ('queued', 'pending')
+    LIMIT 1) b ON true
 ORDER BY n.ord`
 
 // Enqueue turns notifications after the endpoint's cursor into
