@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -304,4 +305,86 @@ func Deliveries(s Store) (DeliveryStore, bool) {
 		s = w.Inner()
 	}
 	return nil, false
+}
+
+// DirectStore is a DeliveryStore that also delivers straight from the
+// outbox: a notification whose (endpoint, customer) has nothing queued or
+// pending is attempted before it has a delivery row, and stored once,
+// with its outcome, instead of being inserted, claimed and completed.
+// The model above still holds for everything it stores: a delivery
+// delivered at its first attempt is stored delivered; one that failed is
+// stored pending (the head of its customer's queue, due at its retry)
+// with its attempt, and the notifications behind it queued.
+//
+// One owner at a time delivers an endpoint directly (a lease on the
+// endpoint, renewed by each TakeDirect), so that members do not send the
+// same notifications; while another owner holds it, the endpoint's
+// deliveries are only claimed. A batch is sent at least once: when its
+// owner dies before CommitDirect, the next owner takes it again from the
+// same cursor and sends it with the same delivery IDs.
+type DirectStore interface {
+	DeliveryStore
+	// TakeDirect leases the endpoint's direct delivery to owner until
+	// now+lease (unless another owner's lease holds) and returns up to
+	// limit notifications after the endpoint's cursor, in commit order,
+	// those its filter selects, each marked Busy when its (endpoint,
+	// customer) has a queued or pending delivery. A batch that is not
+	// Taken (another owner's lease, or the endpoint is not Active) has no
+	// items. Batch.Read < limit means it caught up.
+	TakeDirect(ctx context.Context, endpointID, owner string, limit int, lease time.Duration) (DirectBatch, error)
+	// CommitDirect stores a taken batch's deliveries, in commit order, with
+	// results[i] the outcome of b.Items[i], moves the endpoint's cursor
+	// past the batch and records the endpoint's health, in one
+	// transaction. It returns ErrLeaseLost, storing nothing, when the
+	// endpoint's cursor moved or its lease went to another owner since
+	// the batch was taken.
+	CommitDirect(ctx context.Context, b DirectBatch, results []DirectResult) error
+	// ReleaseDirect gives up owner's lease of the endpoint's direct
+	// delivery (at stop), so that another owner need not wait for it to
+	// expire.
+	ReleaseDirect(ctx context.Context, endpointID, owner string) error
+}
+
+// ErrLeaseLost is returned by CommitDirect for a batch whose lease was
+// lost: another owner takes (or took) the batch again.
+var ErrLeaseLost = errors.New("direct delivery lease lost")
+
+// DirectBatch is what TakeDirect read, for CommitDirect.
+type DirectBatch struct {
+	EndpointID, Owner string
+	// Taken reports whether owner holds the lease.
+	Taken bool
+	// From is the endpoint's cursor when taken, To the cursor after the
+	// last notification read (From when none was).
+	From, To string
+	// Read counts the notifications read, those the filter passed over
+	// included.
+	Read  int
+	Items []DirectItem
+}
+
+// DirectItem is one notification of a batch.
+type DirectItem struct {
+	// ID is the delivery ID (webhook-id) the notification has when
+	// stored: derived from the endpoint and the notification, so that a
+	// batch taken again is sent with the same IDs.
+	ID           string
+	Notification Notification
+	// Busy: its (endpoint, customer) had a queued or pending delivery;
+	// it is stored behind it, unattempted.
+	Busy bool
+}
+
+// DirectResult is what became of one DirectItem.
+type DirectResult struct {
+	// Attempted reports whether an attempt was made; an item that was not
+	// (Busy, behind a failed attempt of its customer, or left over when
+	// the batch ran out of time) is stored queued, or pending when it is
+	// its customer's head.
+	Attempted bool
+	// Outcome is OutcomeDelivered, OutcomeRetry (stored pending, due at
+	// NextAttemptAt) or OutcomeFailed, for an attempted item.
+	Outcome       Outcome
+	Attempt       Attempt
+	NextAttemptAt time.Time
 }

@@ -214,6 +214,7 @@ type Engine struct {
 	running   int            // attempts in flight in all
 	queue     []store.Result // results not yet completed, in finishing order
 	failing   map[string]bool
+	direct    map[string]*directRun // the running direct runners, by endpoint
 }
 
 // New returns an Engine for cfg, at rest: nothing runs until Start. A cfg
@@ -232,6 +233,7 @@ func New(cfg Config) *Engine {
 		endpoints: map[string]store.Endpoint{},
 		inflight:  map[string]int{},
 		failing:   map[string]bool{},
+		direct:    map[string]*directRun{},
 	}
 	if cfg.Registerer != nil {
 		e.met = newMetrics(cfg.Store)
@@ -413,7 +415,11 @@ func (e *Engine) pass(ctx context.Context, enqueue bool) (more bool) {
 		if _, ok := e.activeEndpoint(id); !ok {
 			continue
 		}
-		if enqueue && !e.enqueue(ctx, id) {
+		if ds, ok := e.directStore(); ok {
+			if enqueue {
+				e.startDirect(ctx, ds, id)
+			}
+		} else if enqueue && !e.enqueue(ctx, id) {
 			more = true
 		}
 		e.claim(ctx, id)
@@ -568,12 +574,7 @@ func (e *Engine) disable(ctx context.Context, id, reason string) {
 // finish queues a claim's result for the completer; class is the attempt's
 // answer class for the metrics ("" when no attempt was made).
 func (e *Engine) finish(c store.Claimed, r store.Result, class string) {
-	if e.met != nil {
-		e.met.outcome(r.Outcome)
-		if class != "" && r.Attempt.Latency > 0 {
-			e.met.attempt.WithLabelValues(class).Observe(r.Attempt.Latency.Seconds())
-		}
-	}
+	e.observe(r.Outcome, class, r.Attempt.Latency)
 	e.mu.Lock()
 	e.queue = append(e.queue, r)
 	e.inflight[c.EndpointID]--
