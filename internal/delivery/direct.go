@@ -67,17 +67,6 @@ func (e *Engine) startDirect(ctx context.Context, ds store.DirectStore, id strin
 // runDirect takes, sends and stores the endpoint's batches until it
 // caught up, its lease is another owner's, or the engine stops.
 func (e *Engine) runDirect(ctx context.Context, ds store.DirectStore, id string, r *directRun) {
-	held := false
-	defer func() {
-		if held && ctx.Err() != nil {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-			if err := ds.ReleaseDirect(sctx, id, e.cfg.Owner); err != nil {
-				e.cfg.Logger.WarnContext(ctx, "cannot release the direct delivery lease; it expires",
-					"endpoint_id", id, "err", err)
-			}
-			cancel()
-		}
-	}()
 	for {
 		if ctx.Err() != nil {
 			e.endDirect(id)
@@ -88,7 +77,9 @@ func (e *Engine) runDirect(ctx context.Context, ds store.DirectStore, id string,
 			e.endDirect(id)
 			return
 		}
-		held = true
+		e.mu.Lock()
+		e.held[id] = true
+		e.mu.Unlock()
 		if len(b.Items) > 0 || b.To != b.From {
 			results := e.sendBatch(ctx, b)
 			if !e.commitDirect(ctx, ds, b, results) {
@@ -115,6 +106,27 @@ func (e *Engine) again(id string) bool {
 	}
 	delete(e.direct, id)
 	return false
+}
+
+// releaseDirect gives up the leases the engine took (at Stop, once the
+// runners ended), so that another member need not wait for them to
+// expire.
+func (e *Engine) releaseDirect() {
+	ds, ok := e.directStore()
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	held := e.held
+	e.held = map[string]bool{}
+	e.mu.Unlock()
+	for id := range held {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		if err := ds.ReleaseDirect(ctx, id, e.cfg.Owner); err != nil {
+			e.cfg.Logger.Warn("cannot release the direct delivery lease; it expires", "endpoint_id", id, "err", err)
+		}
+		cancel()
+	}
 }
 
 // endDirect forgets the endpoint's runner.

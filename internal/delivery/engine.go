@@ -215,6 +215,7 @@ type Engine struct {
 	queue     []store.Result // results not yet completed, in finishing order
 	failing   map[string]bool
 	direct    map[string]*directRun // the running direct runners, by endpoint
+	held      map[string]bool       // endpoints whose direct lease this engine took
 }
 
 // New returns an Engine for cfg, at rest: nothing runs until Start. A cfg
@@ -234,6 +235,7 @@ func New(cfg Config) *Engine {
 		inflight:  map[string]int{},
 		failing:   map[string]bool{},
 		direct:    map[string]*directRun{},
+		held:      map[string]bool{},
 	}
 	if cfg.Registerer != nil {
 		e.met = newMetrics(cfg.Store)
@@ -284,6 +286,7 @@ func (e *Engine) Start(ctx context.Context) error {
 func (e *Engine) Stop() {
 	e.grp.Stop()
 	e.stopOnce.Do(func() {
+		e.releaseDirect()
 		e.snd.close()
 		if e.met != nil {
 			e.met.unregister(e.cfg.Registerer)
