@@ -208,7 +208,8 @@ func (e *Engine) sendBatch(ctx context.Context, b store.DirectBatch) []store.Dir
 		e.mu.Unlock()
 	}()
 
-	deadline := time.Now().Add(directBudget)
+	taken := time.Now()
+	deadline := taken.Add(directBudget)
 	next := make(chan string, len(order))
 	for _, c := range order {
 		next <- c
@@ -224,7 +225,7 @@ func (e *Engine) sendBatch(ctx context.Context, b store.DirectBatch) []store.Dir
 					if ctx.Err() != nil || time.Now().After(deadline) {
 						break
 					}
-					if !e.attemptDirect(ctx, b.EndpointID, b.Items[i], &results[i]) {
+					if !e.attemptDirect(ctx, b.EndpointID, taken, b.Items[i], &results[i]) {
 						break
 					}
 				}
@@ -236,8 +237,10 @@ func (e *Engine) sendBatch(ctx context.Context, b store.DirectBatch) []store.Dir
 }
 
 // attemptDirect makes the first attempt of an item, into res, and reports
-// whether it ended delivered (so that its customer's next may go).
-func (e *Engine) attemptDirect(ctx context.Context, endpointID string, it store.DirectItem, res *store.DirectResult) bool {
+// whether it ended delivered (so that its customer's next may go). The
+// delivery lag of a direct delivery counts from when its batch was taken
+// (its enqueueing, on the other path).
+func (e *Engine) attemptDirect(ctx context.Context, endpointID string, taken time.Time, it store.DirectItem, res *store.DirectResult) bool {
 	ep, ok := e.activeEndpoint(endpointID)
 	if !ok {
 		return false // paused, disabled or deleted meanwhile
@@ -277,6 +280,9 @@ func (e *Engine) attemptDirect(ctx context.Context, endpointID string, it store.
 	}
 	*res = store.DirectResult{Attempted: true, Outcome: d.outcome, Attempt: rec, NextAttemptAt: d.next}
 	e.observe(d.outcome, class, rec.Latency)
+	if e.met != nil && d.outcome == store.OutcomeDelivered {
+		e.met.lag.Observe(now.Sub(taken).Seconds())
+	}
 	return d.outcome == store.OutcomeDelivered
 }
 
