@@ -336,8 +336,11 @@ type DirectStore interface {
 	// results[i] the outcome of b.Items[i], moves the endpoint's cursor
 	// past the batch and records the endpoint's health, in one
 	// transaction. It returns ErrLeaseLost, storing nothing, when the
-	// endpoint's cursor moved or its lease went to another owner since
-	// the batch was taken.
+	// endpoint's cursor moved since the batch was taken or b.Owner no
+	// longer holds the lease (released, or taken by another owner once it
+	// expired; an expired lease nobody took still commits). The caller
+	// keeps the order: no Busy item attempted, and no item attempted after
+	// one of its customer that did not end delivered.
 	CommitDirect(ctx context.Context, b DirectBatch, results []DirectResult) error
 	// ReleaseDirect gives up owner's lease of the endpoint's direct
 	// delivery (at stop), so that another owner need not wait for it to
@@ -366,8 +369,8 @@ type DirectBatch struct {
 // DirectItem is one notification of a batch.
 type DirectItem struct {
 	// ID is the delivery ID (webhook-id) the notification has when
-	// stored: derived from the endpoint and the notification, so that a
-	// batch taken again is sent with the same IDs.
+	// stored: derived from the endpoint (its ID and creation) and the
+	// notification, so that a batch taken again is sent with the same IDs.
 	ID           string
 	Notification Notification
 	// Busy: its (endpoint, customer) had a queued or pending delivery;

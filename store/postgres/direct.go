@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,7 +36,7 @@ const sqlTakeDirect = `
 UPDATE endpoints SET direct_owner = $2, direct_until = now() + $3::bigint * interval '1 microsecond'
 WHERE id = $1 AND NOT paused AND disabled_reason = ''
   AND (direct_owner IS NULL OR direct_owner = $2 OR direct_until <= now())
-RETURNING kinds, customer_ids, cursor`
+RETURNING kinds, customer_ids, cursor, created_at`
 
 // sqlDirectRead reads up to $3 final notifications after the outbox
 // position ($1 txid, $2 seq), in commit order, whole.
@@ -58,10 +59,12 @@ CROSS JOIN LATERAL (
     LIMIT 1) b`
 
 // directID is the delivery ID of the notification at cursor to the
-// endpoint: the same whoever takes the batch, so that a batch sent again
-// by the next owner carries the same webhook-ids.
-func directID(endpointID, cursor string) string {
-	sum := sha256.Sum256([]byte(endpointID + "\x00" + cursor))
+// endpoint created at created: the same whoever takes the batch, so that
+// a batch sent again by the next owner carries the same webhook-ids, and
+// not the same for an endpoint deleted and created again under its ID
+// (which is sent the notifications again, as new deliveries).
+func directID(endpointID string, created time.Time, cursor string) string {
+	sum := sha256.Sum256([]byte(endpointID + "\x00" + strconv.FormatInt(created.UnixMicro(), 10) + "\x00" + cursor))
 	return "msg_" + hex.EncodeToString(sum[:16])
 }
 
@@ -81,8 +84,11 @@ func (s *Store) TakeDirect(ctx context.Context, endpointID, owner string, limit 
 		if _, err := tx.Exec(ctx, sqlLockEndpoint, endpointLockKey(endpointID)); err != nil {
 			return err
 		}
-		var kinds, customers []string
-		err := tx.QueryRow(ctx, sqlTakeDirect, endpointID, owner, lease.Microseconds()).Scan(&kinds, &customers, &b.From)
+		var (
+			kinds, customers []string
+			created          time.Time
+		)
+		err := tx.QueryRow(ctx, sqlTakeDirect, endpointID, owner, lease.Microseconds()).Scan(&kinds, &customers, &b.From, &created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			var exists bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM endpoints WHERE id = $1)`, endpointID).Scan(&exists); err != nil {
@@ -118,7 +124,7 @@ func (s *Store) TakeDirect(ctx context.Context, endpointID, owner string, limit 
 				return nil
 			}
 			n.Cursor = b.To
-			b.Items = append(b.Items, store.DirectItem{ID: directID(endpointID, n.Cursor), Notification: n})
+			b.Items = append(b.Items, store.DirectItem{ID: directID(endpointID, created, n.Cursor), Notification: n})
 			n = store.Notification{}
 			return nil
 		})
