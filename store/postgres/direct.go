@@ -160,37 +160,38 @@ func (s *Store) TakeDirect(ctx context.Context, endpointID, owner string, limit 
 }
 
 // sqlCommitDirect inserts a batch's deliveries to the endpoint $1, in
-// order, with their attempts. Each row is delivered, failed, or (mode 0)
-// pending when it is its customer's head ($5: its first row of the batch
-// not ended) and its (endpoint, customer) has nothing queued or pending,
-// else queued. A head is looked up on its own (see sqlEnqueueInsert).
+// order. Each row is delivered, failed, or (mode 0) pending when it is its
+// customer's head ($5: its first row of the batch not ended) and its
+// (endpoint, customer) has nothing queued or pending, else queued. A head
+// is looked up on its own (see sqlEnqueueInsert).
 const sqlCommitDirect = `
-WITH n AS (
-    SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bool[], $6::int[], $7::int[], $8::timestamptz[],
-                         $9::int[], $10::text[], $11::timestamptz[], $12::bigint[], $13::bytea[])
-        WITH ORDINALITY AS n(outbox_seq, customer_id, id, head, mode, attempts, next_at,
-                             status_code, error, started_at, latency_us, body, ord)
-),
-ins AS (
-    INSERT INTO deliveries (id, endpoint_id, customer_id, outbox_seq, status, attempts, step, next_attempt_at,
-                            last_status, last_error, ended_at)
-    SELECT n.id, $1, n.customer_id, n.outbox_seq,
-           CASE n.mode WHEN 1 THEN 'delivered' WHEN 3 THEN 'failed'
-                ELSE CASE WHEN n.head AND b.busy IS NULL THEN 'pending' ELSE 'queued' END END,
-           n.attempts, n.attempts, n.next_at, n.status_code, n.error,
-           CASE WHEN n.mode IN (1, 3) THEN now() END
-    FROM n
-    LEFT JOIN LATERAL (
-        SELECT true AS busy FROM deliveries q
-        WHERE n.head AND q.endpoint_id = $1 AND q.customer_id = n.customer_id AND q.status IN ('queued', 'pending')
-        LIMIT 1) b ON true
-    ORDER BY n.ord
-    RETURNING seq, outbox_seq
-)
+INSERT INTO deliveries (id, endpoint_id, customer_id, outbox_seq, status, attempts, step, next_attempt_at,
+                        last_status, last_error, ended_at)
+SELECT n.id, $1, n.customer_id, n.outbox_seq,
+       CASE n.mode WHEN 1 THEN 'delivered' WHEN 3 THEN 'failed'
+            ELSE CASE WHEN n.head AND b.busy IS NULL THEN 'pending' ELSE 'queued' END END,
+       n.attempts, n.attempts, n.next_at, n.status_code, n.error,
+       CASE WHEN n.mode IN (1, 3) THEN now() END
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bool[], $6::int[], $7::int[], $8::timestamptz[],
+            $9::int[], $10::text[])
+    WITH ORDINALITY AS n(outbox_seq, customer_id, id, head, mode, attempts, next_at, status_code, error, ord)
+LEFT JOIN LATERAL (
+    SELECT true AS busy FROM deliveries q
+    WHERE n.head AND q.endpoint_id = $1 AND q.customer_id = n.customer_id AND q.status IN ('queued', 'pending')
+    LIMIT 1) b ON true
+ORDER BY n.ord`
+
+// sqlDirectAttempts records the first attempts of a batch's deliveries
+// ($1 their IDs), which sqlCommitDirect inserted before it in the same
+// transaction: each found through deliveries_id_key. (In one statement
+// with the insert, through RETURNING, the join of the inserted rows to
+// the batch's was a nested loop over both, quadratic in the batch.)
+const sqlDirectAttempts = `
 INSERT INTO delivery_attempts (delivery_seq, attempt, started_at, latency_us, status_code, error, body)
-SELECT ins.seq, 1, n.started_at, n.latency_us, n.status_code, n.error, n.body
-FROM ins JOIN n ON n.outbox_seq = ins.outbox_seq
-WHERE n.attempts > 0`
+SELECT d.seq, 1, a.started_at, a.latency_us, a.status_code, a.error, a.body
+FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::int[], $5::text[], $6::bytea[])
+    AS a(id, started_at, latency_us, status_code, error, body)
+JOIN deliveries d ON d.id = a.id`
 
 // CommitDirect stores a taken batch. See [store.DirectStore].
 func (s *Store) CommitDirect(ctx context.Context, b store.DirectBatch, results []store.DirectResult) error {
@@ -206,13 +207,17 @@ func (s *Store) CommitDirect(ctx context.Context, b store.DirectBatch, results [
 		customers, ids, errs       = make([]string, n), make([]string, n), make([]string, n)
 		heads                      = make([]bool, n)
 		modes, attemptsN, statuses = make([]int32, n), make([]int32, n), make([]int32, n)
-		nextAt, started            = make([]time.Time, n), make([]time.Time, n)
-		latency                    = make([]int64, n)
-		bodies                     = make([][]byte, n)
-		waiting                    = map[string]bool{} // customers with a row of the batch not ended
-		ok                         bool
-		since                      time.Time
-		now                        = time.Now()
+		nextAt                     = make([]time.Time, n)
+		// The attempts, of the attempted items.
+		aIDs, aErrors []string
+		aStarted      []time.Time
+		aLatency      []int64
+		aStatus       []int32
+		aBodies       [][]byte
+		waiting       = map[string]bool{} // customers with a row of the batch not ended
+		ok            bool
+		since         time.Time
+		now           = time.Now()
 	)
 	for i, it := range b.Items {
 		r := results[i]
@@ -221,7 +226,7 @@ func (s *Store) CommitDirect(ctx context.Context, b store.DirectBatch, results [
 			return fmt.Errorf("commit direct: %w", err)
 		}
 		outboxSeqs[i], customers[i], ids[i] = p.seq, it.Notification.CustomerID, it.ID
-		nextAt[i], started[i], bodies[i] = now, now, []byte{}
+		nextAt[i] = now
 		ended := false
 		if r.Attempted {
 			switch r.Outcome {
@@ -234,7 +239,9 @@ func (s *Store) CommitDirect(ctx context.Context, b store.DirectBatch, results [
 			}
 			a := r.Attempt
 			attemptsN[i], statuses[i], errs[i] = 1, int32(a.StatusCode), a.Error
-			started[i], latency[i], bodies[i] = a.StartedAt, a.Latency.Microseconds(), payload(a.Body)
+			aIDs, aErrors, aStatus = append(aIDs, it.ID), append(aErrors, a.Error), append(aStatus, int32(a.StatusCode))
+			aStarted, aLatency = append(aStarted, a.StartedAt), append(aLatency, a.Latency.Microseconds())
+			aBodies = append(aBodies, payload(a.Body))
 			if r.Outcome == store.OutcomeDelivered || delivered2xx(a.StatusCode) {
 				ok = true
 			} else if since.IsZero() || a.StartedAt.Before(since) {
@@ -270,7 +277,10 @@ func (s *Store) CommitDirect(ctx context.Context, b store.DirectBatch, results [
 		bt := &pgx.Batch{}
 		if n > 0 {
 			bt.Queue(sqlCommitDirect, b.EndpointID, outboxSeqs, customers, ids, heads, modes, attemptsN, nextAt,
-				statuses, errs, started, latency, bodies)
+				statuses, errs)
+		}
+		if len(aIDs) > 0 {
+			bt.Queue(sqlDirectAttempts, aIDs, aStarted, aLatency, aStatus, aErrors, aBodies)
 		}
 		bt.Queue(`UPDATE endpoints SET cursor = $2 WHERE id = $1`, b.EndpointID, b.To)
 		if ok || !since.IsZero() {

@@ -43,4 +43,9 @@ var DeliveryStatements = map[string]string{
 	"CompleteLock":   sqlCompleteLock,
 	"InsertAttempts": sqlInsertAttempts,
 	"Complete":       sqlComplete,
+	"TakeDirect":     sqlTakeDirect,
+	"DirectRead":     sqlDirectRead,
+	"DirectBusy":     sqlDirectBusy,
+	"CommitDirect":   sqlCommitDirect,
+	"DirectAttempts": sqlDirectAttempts,
 }

@@ -23,6 +23,12 @@ var planArgs = map[string]string{
 	"CompleteLock":   `'{1,2}'`,
 	"InsertAttempts": `'{1,2}', '{1,1}', '{2026-01-01,2026-01-01}', '{1,1}', '{200,200}', '{"",""}', '{"",""}'`,
 	"Complete":       `'{1,2}', '{w1,w1}', '{1,1}', '{1,1}', '{2026-01-01,2026-01-01}', '{200,200}', '{"",""}'`,
+	"TakeDirect":     `'ep_plan', 'w1', 60000000`,
+	"DirectRead":     `'1', 0, 500`,
+	"DirectBusy":     `'ep_plan', '{cus_1,cus_2}'`,
+	"CommitDirect": `'ep_plan', '{1,2}', '{cus_1,cus_2}', '{msg_a,msg_b}', '{t,f}', '{0,1}', '{1,1}', '{2026-01-01,2026-01-01}',
+		'{500,200}', '{"HTTP 500",""}'`,
+	"DirectAttempts": `'{msg_a,msg_b}', '{2026-01-01,2026-01-01}', '{1,1}', '{500,200}', '{"HTTP 500",""}', '{"",""}'`,
 }
 
 // TestDeliveryPlansLookUpByIndex checks that the generic plans of the
@@ -91,6 +97,11 @@ ORDER BY e, v, c`, endpoints, customers, perCustomer, prefix)
 			}
 			if seqScan.MatchString(plan) || strings.Contains(plan, "Hash Join") || strings.Contains(plan, "Merge Join") {
 				t.Errorf("%s, generic plan on %s tables, scans a table or joins by hash or merge:\n%s", name, size, plan)
+			}
+			// (Complete's and Promote's small-table plans filter pairs of
+			// rows too: a known cost, left for now.)
+			if strings.Contains(name, "Direct") && strings.Contains(plan, "Join Filter:") {
+				t.Errorf("%s, generic plan on %s tables, joins by filtering every pair of rows (quadratic in the batch):\n%s", name, size, plan)
 			}
 			if wholeEndpoint.MatchString(plan) {
 				t.Errorf("%s, generic plan on %s tables, reads every delivery of the endpoint:\n%s", name, size, plan)
