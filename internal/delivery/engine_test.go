@@ -227,11 +227,11 @@ func setup(t *testing.T, st backend, cfg Config, answer func(id string, try int)
 }
 
 // settled reports whether the engine has no attempt in flight and every
-// result recorded in the store.
+// result recorded in the store (no direct batch running either).
 func (e *Engine) settled() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.running == 0 && len(e.queue) == 0
+	return e.running == 0 && len(e.queue) == 0 && len(e.direct) == 0
 }
 
 // counter returns the value of a counter of the registry with label value.
