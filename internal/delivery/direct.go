@@ -3,7 +3,6 @@ package delivery
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -257,20 +256,8 @@ func (e *Engine) attemptDirect(ctx context.Context, endpointID string, taken tim
 		e.observe(store.OutcomeFailed, "", 0)
 		return false
 	}
-	resp, start, err := e.snd.send(context.WithoutCancel(ctx), ep, it.ID, 1, started, body)
-	now := time.Now()
-	rec.Latency, rec.StatusCode, rec.Body = now.Sub(started), resp.status, start
-	class := "error"
-	switch {
-	case err != nil:
-		rec.Error = err.Error()
-	case resp.status >= 200 && resp.status < 300:
-		class = "2xx"
-	default:
-		rec.Error = "HTTP " + strconv.Itoa(resp.status)
-		class = strconv.Itoa(resp.status/100) + "xx"
-	}
-	d := e.pol.next(0, resp, err, now)
+	class, d := e.post(ctx, ep, 0, body, &rec)
+	now := rec.StartedAt.Add(rec.Latency)
 	if d.disable != "" {
 		e.disable(ctx, ep.ID, d.disable)
 	}

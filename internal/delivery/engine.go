@@ -44,6 +44,10 @@ const (
 	enqueueRounds = 20
 	// completeBatch is the most results one Complete records.
 	completeBatch = 256
+	// followUps is how many passes the loop makes after a wake-up, the
+	// first followUpDelay after it, each next one 4 times later.
+	followUps     = 3
+	followUpDelay = 50 * time.Millisecond
 	// drainGrace is how long Stop keeps retrying Complete for the last
 	// results once the attempts have finished.
 	drainGrace = 10 * time.Second
@@ -317,6 +321,13 @@ func (e *Engine) loop(ctx context.Context) {
 	// enqueues once a poll interval while kicks keep it busy, as the poll
 	// timer then never fires.
 	woken := true
+	// followUp counts the passes still to make after the last wake-up. A
+	// commit's notifications are read once their position is final: once
+	// no transaction that began before it is still open, in any database
+	// of the server. A pass right after the wake-up can find them not yet
+	// final, and no other wake-up may come; the follow-ups look again
+	// after 50 ms, 200 ms and 800 ms (never later than the poll).
+	followUp := 0
 	for {
 		// Take the wake-up channel before the pass, so that a commit
 		// during it still wakes the loop.
@@ -341,21 +352,28 @@ func (e *Engine) loop(ctx context.Context) {
 			woken = true
 			continue
 		}
-		timer.Reset(e.cfg.PollInterval)
+		delay := e.cfg.PollInterval
+		if followUp > 0 {
+			delay = min(delay, followUpDelay<<(2*(followUps-followUp)))
+		}
+		timer.Reset(delay)
 		select {
 		case <-ctx.Done():
 			return
 		case <-wake:
-			woken = true
+			woken, followUp = true, followUps
 		case <-e.kick:
 			woken = false
 			select { // a commit at the same time
 			case <-wake:
-				woken = true
+				woken, followUp = true, followUps
 			default:
 			}
 		case <-timer.C:
 			woken = true
+			if followUp > 0 {
+				followUp--
+			}
 		}
 		timer.Stop() // since Go 1.23, Stop leaves no stale tick to drain
 	}
@@ -525,22 +543,8 @@ func (e *Engine) attempt(ctx context.Context, c store.Claimed) {
 		e.finish(c, store.Result{Lease: c.Lease, Outcome: store.OutcomeFailed, Attempt: rec}, "error")
 		return
 	}
-	// The attempt runs to its end even when the engine stops (bounded by
-	// the client's Timeout): cutting it off would only send it again.
-	resp, start, err := e.snd.send(context.WithoutCancel(ctx), ep, c.ID, c.Lease.Attempt, started, body)
-	now := time.Now()
-	rec.Latency, rec.StatusCode, rec.Body = now.Sub(started), resp.status, start
-	class := "error"
-	switch {
-	case err != nil:
-		rec.Error = err.Error()
-	case resp.status >= 200 && resp.status < 300:
-		class = "2xx"
-	default:
-		rec.Error = "HTTP " + strconv.Itoa(resp.status)
-		class = strconv.Itoa(resp.status/100) + "xx"
-	}
-	d := e.pol.next(c.Step, resp, err, now)
+	class, d := e.post(ctx, ep, c.Step, body, &rec)
+	now := rec.StartedAt.Add(rec.Latency)
 	res := store.Result{Lease: c.Lease, Outcome: d.outcome, Attempt: rec, NextAttemptAt: d.next}
 	if d.disable != "" {
 		e.disable(ctx, c.EndpointID, d.disable)
@@ -553,6 +557,29 @@ func (e *Engine) attempt(ctx context.Context, c store.Claimed) {
 		e.met.lag.Observe(now.Sub(c.CreatedAt).Seconds())
 	}
 	e.finish(c, res, class)
+}
+
+// post makes the attempt rec of a delivery (rec.DeliveryID, Attempt and
+// StartedAt set) at step of the schedule, records its answer in rec
+// (Latency, StatusCode, Body, Error), and returns the answer's class for
+// the metrics and the policy's decision. The attempt runs to its end even
+// when the engine stops (bounded by the client's Timeout): cutting it off
+// would only send it again.
+func (e *Engine) post(ctx context.Context, ep store.Endpoint, step int, body []byte, rec *store.Attempt) (string, decision) {
+	resp, start, err := e.snd.send(context.WithoutCancel(ctx), ep, rec.DeliveryID, rec.Attempt, rec.StartedAt, body)
+	now := time.Now()
+	rec.Latency, rec.StatusCode, rec.Body = now.Sub(rec.StartedAt), resp.status, start
+	class := "error"
+	switch {
+	case err != nil:
+		rec.Error = err.Error()
+	case resp.status >= 200 && resp.status < 300:
+		class = "2xx"
+	default:
+		rec.Error = "HTTP " + strconv.Itoa(resp.status)
+		class = strconv.Itoa(resp.status/100) + "xx"
+	}
+	return class, e.pol.next(step, resp, err, now)
 }
 
 // disable disables an endpoint in the store, and at once here so that the

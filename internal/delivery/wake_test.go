@@ -5,6 +5,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookd/hookd/store/postgres/pgtest"
 )
 
 // countingEnqueue is a real store that counts Enqueue calls.
@@ -47,7 +51,8 @@ func TestEngineEnqueuesOnWakeUp(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("no delivery 5 s after the wake-up")
 		}
-		n := cs.enqueues.Load() // the attempt is in flight: no Complete yet
+		time.Sleep(1200 * time.Millisecond) // the wake-up's follow-up passes (50, 200, 800 ms)
+		n := cs.enqueues.Load()             // the attempt is in flight: no Complete yet
 		close(release)
 		waitFor(t, 5*time.Second, "the first delivery to end", func() bool { return ended(t, f.st, f.ep.ID, 1) })
 		waitFor(t, 5*time.Second, "its result to be recorded", f.eng.settled)
@@ -66,4 +71,45 @@ func TestEngineEnqueuesOnWakeUp(t *testing.T) {
 		f.eng.Stop()
 		f.rc.check(t)
 	})
+}
+
+// A notification committed while an older transaction is open elsewhere
+// on the server (another database's) is not final at the wake-up's pass;
+// the wake-up's follow-up passes deliver it once that transaction ended,
+// without waiting for the poll (a minute here). On both paths: direct,
+// and through Enqueue (a wrapped store).
+func TestEngineFollowsUpAWakeUp(t *testing.T) {
+	t.Parallel()
+	for _, wrapped := range []bool{false, true} {
+		t.Run(map[bool]string{false: "direct", true: "enqueue"}[wrapped], func(t *testing.T) {
+			t.Parallel()
+			st := pgtest.NewStore(t)
+			f := newFixture(t, st)
+			if wrapped {
+				f.ds = &countingEnqueue{backend: st}
+			}
+			f.rc.answer = func(string, int) string { return "ok" }
+			f.start(t, Config{PollInterval: time.Minute})
+			waitFor(t, 10*time.Second, "the first pass", f.eng.settled)
+
+			other, err := pgx.Connect(t.Context(), pgtest.NewDatabase(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close(context.Background())
+			tx, err := other.Begin(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(t.Context(), `SELECT pg_current_xact_id()`); err != nil { // an xid, older than the commit's
+				t.Fatal(err)
+			}
+			f.commit(t, note(t, "cus_1", 1)) // wakes the engine while tx holds the server's xmin back
+			time.Sleep(30 * time.Millisecond)
+			if err := tx.Rollback(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "the delivery, after the older transaction ended", func() bool { return ended(t, f.st, f.ep.ID, 1) })
+		})
+	}
 }

@@ -38,16 +38,6 @@ WHERE id = $1 AND NOT paused AND disabled_reason = ''
   AND (direct_owner IS NULL OR direct_owner = $2 OR direct_until <= now())
 RETURNING kinds, customer_ids, cursor, created_at`
 
-// sqlDirectRead reads up to $3 final notifications after the outbox
-// position ($1 txid, $2 seq), in commit order, whole.
-const sqlDirectRead = `
-SELECT txid::text, seq, customer_id, version, kind, event_id, occurred_at, customer
-FROM outbox
-WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
-  AND (txid, seq) > ($1::text::xid8, $2::bigint)
-ORDER BY outbox.txid, outbox.seq
-LIMIT $3`
-
 // sqlDirectBusy returns which of the customers $2 have a queued or
 // pending delivery to the endpoint $1, each looked up on its own (see
 // sqlEnqueueInsert).
@@ -107,7 +97,7 @@ func (s *Store) TakeDirect(ctx context.Context, endpointID, owner string, limit 
 		if err != nil {
 			return err
 		}
-		rows, _ := tx.Query(ctx, sqlDirectRead, fmt.Sprint(after.txid), after.seq, limit)
+		rows, _ := tx.Query(ctx, sqlReadNotifications, fmt.Sprint(after.txid), after.seq, limit)
 		var (
 			n    store.Notification
 			txid string

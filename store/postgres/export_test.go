@@ -44,7 +44,7 @@ var DeliveryStatements = map[string]string{
 	"InsertAttempts": sqlInsertAttempts,
 	"Complete":       sqlComplete,
 	"TakeDirect":     sqlTakeDirect,
-	"DirectRead":     sqlDirectRead,
+	"DirectRead":     sqlReadNotifications,
 	"DirectBusy":     sqlDirectBusy,
 	"CommitDirect":   sqlCommitDirect,
 	"DirectAttempts": sqlDirectAttempts,
