@@ -29,14 +29,17 @@ import (
 
 var _ store.DirectStore = (*Store)(nil)
 
-// sqlTakeDirect leases the active endpoint $1's direct delivery to $2 for
-// $3 µs, unless another owner's lease holds, and returns what a batch
-// needs of the endpoint.
+// sqlDirectEndpoint reads what a batch needs of the endpoint $1, and
+// whether $2 may take its direct delivery: the endpoint is active and
+// nobody else's lease holds.
+const sqlDirectEndpoint = `
+SELECT kinds, customer_ids, cursor, created_at,
+       NOT paused AND disabled_reason = '' AND (direct_owner IS NULL OR direct_owner = $2 OR direct_until <= now())
+FROM endpoints WHERE id = $1`
+
+// sqlTakeDirect leases the endpoint $1's direct delivery to $2 for $3 µs.
 const sqlTakeDirect = `
-UPDATE endpoints SET direct_owner = $2, direct_until = now() + $3::bigint * interval '1 microsecond'
-WHERE id = $1 AND NOT paused AND disabled_reason = ''
-  AND (direct_owner IS NULL OR direct_owner = $2 OR direct_until <= now())
-RETURNING kinds, customer_ids, cursor, created_at`
+UPDATE endpoints SET direct_owner = $2, direct_until = now() + $3::bigint * interval '1 microsecond' WHERE id = $1`
 
 // sqlDirectBusy returns which of the customers $2 have a queued or
 // pending delivery to the endpoint $1, each looked up on its own (see
@@ -74,23 +77,21 @@ func (s *Store) TakeDirect(ctx context.Context, endpointID, owner string, limit 
 		if _, err := tx.Exec(ctx, sqlLockEndpoint, endpointLockKey(endpointID)); err != nil {
 			return err
 		}
+		// The endpoint is read and the batch with it before the lease is
+		// written: the write assigns the transaction an ID, which would
+		// hold the snapshot's xmin, and so what the batch may read, below
+		// it (see Enqueue). The endpoint's lock keeps the lease as read.
 		var (
 			kinds, customers []string
 			created          time.Time
+			takeable         bool
 		)
-		err := tx.QueryRow(ctx, sqlTakeDirect, endpointID, owner, lease.Microseconds()).Scan(&kinds, &customers, &b.From, &created)
+		err := tx.QueryRow(ctx, sqlDirectEndpoint, endpointID, owner).Scan(&kinds, &customers, &b.From, &created, &takeable)
 		if errors.Is(err, pgx.ErrNoRows) {
-			var exists bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM endpoints WHERE id = $1)`, endpointID).Scan(&exists); err != nil {
-				return err
-			}
-			if !exists {
-				return notFound("endpoint", endpointID)
-			}
-			return nil // inactive, or another owner's
+			return notFound("endpoint", endpointID)
 		}
-		if err != nil {
-			return err
+		if err != nil || !takeable {
+			return err // inactive, or another owner's
 		}
 		b.Taken, b.To = true, b.From
 		after, err := parseCursor(b.From)
@@ -118,8 +119,14 @@ func (s *Store) TakeDirect(ctx context.Context, endpointID, owner string, limit 
 			n = store.Notification{}
 			return nil
 		})
-		if err != nil || len(b.Items) == 0 {
+		if err != nil {
 			return err
+		}
+		if _, err := tx.Exec(ctx, sqlTakeDirect, endpointID, owner, lease.Microseconds()); err != nil {
+			return err
+		}
+		if len(b.Items) == 0 {
+			return nil
 		}
 		var ids []string
 		for _, it := range b.Items {

@@ -44,6 +44,7 @@ var DeliveryStatements = map[string]string{
 	"InsertAttempts": sqlInsertAttempts,
 	"Complete":       sqlComplete,
 	"TakeDirect":     sqlTakeDirect,
+	"DirectEndpoint": sqlDirectEndpoint,
 	"DirectRead":     sqlReadNotifications,
 	"DirectBusy":     sqlDirectBusy,
 	"CommitDirect":   sqlCommitDirect,

@@ -24,6 +24,7 @@ var planArgs = map[string]string{
 	"InsertAttempts": `'{1,2}', '{1,1}', '{2026-01-01,2026-01-01}', '{1,1}', '{200,200}', '{"",""}', '{"",""}'`,
 	"Complete":       `'{1,2}', '{w1,w1}', '{1,1}', '{1,1}', '{2026-01-01,2026-01-01}', '{200,200}', '{"",""}'`,
 	"TakeDirect":     `'ep_plan', 'w1', 60000000`,
+	"DirectEndpoint": `'ep_plan', 'w1'`,
 	"DirectRead":     `'1', 0, 500`,
 	"DirectBusy":     `'ep_plan', '{cus_1,cus_2}'`,
 	"CommitDirect": `'ep_plan', '{1,2}', '{cus_1,cus_2}', '{msg_a,msg_b}', '{t,f}', '{0,1}', '{1,1}', '{2026-01-01,2026-01-01}',
