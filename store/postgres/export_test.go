@@ -1,6 +1,10 @@
 package postgres
 
-import "context"
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5/pgtype"
+)
 
 // PlanCounts returns how many times a connection of the pool has executed
 // its prepared statements that contain text with a generic and with a
@@ -50,3 +54,7 @@ var DeliveryStatements = map[string]string{
 	"CommitDirect":   sqlCommitDirect,
 	"DirectAttempts": sqlDirectAttempts,
 }
+
+// RegisterArrayCodecs installs the store's text[] and bytea[] encoders on
+// a connection's type map, as the store's pool does on every connection.
+func RegisterArrayCodecs(m *pgtype.Map) { registerArrayCodecs(m) }

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookd/hookd/store"
@@ -63,6 +64,10 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*Store, error) 
 	if err != nil {
 		// The error may quote the URL, password included: don't wrap it.
 		return nil, errors.New("open postgres: malformed database URL")
+	}
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		registerArrayCodecs(c.TypeMap())
+		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -32,7 +32,7 @@ INSERT INTO events (source, event_id, type, customer_id, status, reason, routing
 SELECT e.source, e.event_id, e.type, e.customer_id, e.status, e.reason, e.routing,
        e.created, e.api_version, e.object_id, NULLIF(e.dedup_key, ''), e.version, e.payload, e.account
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bytea[], $14::text[])
+            $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::bigint[], $14::bytea[], $13::text[])
      WITH ORDINALITY AS e(source, event_id, type, customer_id, status, reason, routing,
                           created, api_version, object_id, dedup_key, version, payload, account, ord)
 ORDER BY e.ord`
@@ -43,11 +43,11 @@ const sqlSetCreate = `
 WITH ins AS (
     INSERT INTO customers (customer_id, version, state, updated_at)
     SELECT c.customer_id, c.version, c.state, now()
-    FROM unnest($1::text[], $2::bigint[], $3::bytea[]) AS c(customer_id, version, state)
+    FROM unnest($1::text[], $2::bigint[], $4::bytea[]) AS c(customer_id, version, state)
     ON CONFLICT (customer_id) DO NOTHING
     RETURNING 1
 )
-SELECT hookd_fence((SELECT count(*) FROM ins) = $4::bigint)`
+SELECT hookd_fence((SELECT count(*) FROM ins) = $3::bigint)`
 
 // sqlSetUpdate replaces customers' states, each fenced on the version its
 // chain read first and moved on by the chain's length; it fails (HK409)
@@ -55,17 +55,17 @@ SELECT hookd_fence((SELECT count(*) FROM ins) = $4::bigint)`
 const sqlSetUpdate = `
 WITH up AS (
     UPDATE customers c SET state = u.state, version = c.version + u.n, updated_at = now()
-    FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[]) AS u(customer_id, read_version, state, n)
+    FROM unnest($1::text[], $2::bigint[], $5::bytea[], $3::bigint[]) AS u(customer_id, read_version, state, n)
     WHERE c.customer_id = u.customer_id AND c.version = u.read_version
     RETURNING 1
 )
-SELECT hookd_fence((SELECT count(*) FROM up) = $5::bigint)`
+SELECT hookd_fence((SELECT count(*) FROM up) = $4::bigint)`
 
 // sqlSetOutbox appends the batch's notifications in batch order.
 const sqlSetOutbox = `
 INSERT INTO outbox (customer_id, kind, event_id, occurred_at, customer, version)
 SELECT n.customer_id, n.kind, n.event_id, n.occurred_at, n.customer, n.version
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::bigint[])
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $6::bytea[], $5::bigint[])
      WITH ORDINALITY AS n(customer_id, kind, event_id, occurred_at, customer, version, ord)
 ORDER BY n.ord`
 
@@ -164,13 +164,13 @@ func queueSetBased(b *pgx.Batch, writes []store.Write, errs []error) bool {
 		}
 	}
 	if len(cID) > 0 {
-		b.Queue(sqlSetCreate, cID, cVer, cState, int64(len(cID)))
+		b.Queue(sqlSetCreate, cID, cVer, int64(len(cID)), cState)
 	}
 	if len(uID) > 0 {
-		b.Queue(sqlSetUpdate, uID, uRead, uState, n, int64(len(uID)))
+		b.Queue(sqlSetUpdate, uID, uRead, n, int64(len(uID)), uState)
 	}
 	if len(notes.kinds) > 0 {
-		b.Queue(sqlSetOutbox, notes.args()...)
+		b.Queue(sqlSetOutbox, notes.setArgs()...)
 	}
 	if len(routes.objects) > 0 {
 		b.Queue(sqlSetRoutes, routes.objects, routes.customers)
@@ -179,7 +179,7 @@ func queueSetBased(b *pgx.Batch, writes []store.Write, errs []error) bool {
 }
 
 // eventArrays are events rows as parallel arrays, in sqlSetEvents'
-// parameter order.
+// parameter order (the payloads last, see arrays.go).
 type eventArrays struct {
 	source, eventID, typ, customerID, status, reason, routing []string
 	created                                                   []time.Time
@@ -208,7 +208,7 @@ func (c *eventArrays) add(e store.Event) {
 
 func (c *eventArrays) args() []any {
 	return []any{c.source, c.eventID, c.typ, c.customerID, c.status, c.reason, c.routing,
-		c.created, c.apiVersion, c.objectID, c.dedupKey, c.version, c.payload, c.account}
+		c.created, c.apiVersion, c.objectID, c.dedupKey, c.version, c.account, c.payload}
 }
 
 // noteColumns are outbox rows as parallel arrays, in the order of the
@@ -230,4 +230,10 @@ func (c *noteColumns) add(no store.Notification, e store.Event) {
 
 func (c *noteColumns) args() []any {
 	return []any{c.customerIDs, c.kinds, c.eventIDs, c.occurredAt, c.customers, c.versions}
+}
+
+// setArgs returns the columns in sqlSetOutbox's parameter order: the
+// snapshots last (see arrays.go).
+func (c *noteColumns) setArgs() []any {
+	return []any{c.customerIDs, c.kinds, c.eventIDs, c.occurredAt, c.versions, c.customers}
 }
