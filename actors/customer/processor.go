@@ -492,7 +492,7 @@ func (p *Processor) plan(state State, revision int64, env *hookdv1.Envelope, rou
 		rec.Status, rec.Reason = store.StatusIgnored, stripe.ThinReason(env, ThinRoutedReason)
 		return store.Write{ReadVersion: revision, Event: rec}, state, Result{Status: rec.Status, Reason: rec.Reason}
 	}
-	w := store.Write{ReadVersion: revision, Routes: routes(env)}
+	w := store.Write{ReadVersion: revision, Routes: routes(state, env)}
 	if decodeErr != nil {
 		rec.Status, rec.Reason = store.StatusIgnored, "malformed "+env.GetObjectType()+" object: "+decodeErr.Error()
 		w.Event = rec
@@ -661,13 +661,26 @@ func dedupKey(env *hookdv1.Envelope) string {
 	return env.GetSource() + "|" + env.GetType() + "|" + env.GetObjectId() + "|" + strconv.FormatInt(env.GetCreated(), 10) + "|" + hash
 }
 
-// routes lists the object IDs an event teaches hookd to route by.
-func routes(env *hookdv1.Envelope) []string {
+// routes lists the object IDs an event teaches hookd to route by, but
+// those st has already learnt: an object with a mark naming events was
+// the object of an event applied here, whose write recorded its route in
+// the transaction that applied it (object_routes keeps the first mapping,
+// so writing it again changed nothing, and cost PostgreSQL an index probe
+// for most invoice and subscription events).
+func routes(st State, env *hookdv1.Envelope) []string {
 	var ids []string
-	if id := env.GetObjectId(); id != "" && env.GetObjectType() != "customer" {
-		ids = append(ids, id)
+	add := func(id string) {
+		if m, ok := st.Marks.get(id); !ok || len(m.IDs) == 0 {
+			ids = append(ids, id)
+		}
 	}
-	return append(ids, env.GetRelatedObjectIds()...)
+	if id := env.GetObjectId(); id != "" && env.GetObjectType() != "customer" {
+		add(id)
+	}
+	for _, id := range env.GetRelatedObjectIds() {
+		add(id)
+	}
+	return ids
 }
 
 func unix(sec int64) time.Time { return time.Unix(sec, 0).UTC() }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,6 +212,78 @@ func TestDoubleActivationCommitsOncePerVersion(t *testing.T) {
 			if n.Version != int64(i+1) {
 				t.Fatalf("round %d: notification %d has version %d, want %d", round, i, n.Version, i+1)
 			}
+		}
+	}
+}
+
+// routeRecorder records the routes each write carries, by event ID.
+type routeRecorder struct {
+	store.Store
+	mu     sync.Mutex
+	routes map[string][]string
+}
+
+func (r *routeRecorder) Commit(ctx context.Context, ws []store.Write) []error {
+	r.mu.Lock()
+	for _, w := range ws {
+		r.routes[w.Event.EventID] = w.Routes
+	}
+	r.mu.Unlock()
+	return r.Store.Commit(ctx, ws)
+}
+
+// A write records the routes of objects the customer has not applied an
+// event for, and only those: an object it knows was routed when it first
+// applied one (in that transaction), also after a restart. Every object
+// still routes to the customer.
+func TestRoutesRecordedOncePerObject(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pg := pgtest.NewStore(t)
+	rec := &routeRecorder{Store: pg, routes: map[string][]string{}}
+	invoice := func(eventID, invoiceID, subID string, created int64) *hookdv1.Envelope {
+		payload := fmt.Sprintf(`{"id":%q,"object":"event","type":"invoice.paid","created":%d,"data":{"object":{"id":%q,"object":"invoice","customer":"cus_r","subscription":%q,"status":"paid","amount_paid":100,"amount_due":100,"currency":"usd"}}}`,
+			eventID, created, invoiceID, subID)
+		return &hookdv1.Envelope{Source: "stripe", EventId: eventID, Type: "invoice.paid", Created: created,
+			ObjectId: invoiceID, ObjectType: "invoice", CustomerId: "cus_r", Routing: "object.customer",
+			RelatedObjectIds: []string{subID}, Payload: []byte(payload)}
+	}
+	updated := func(eventID string, created int64) *hookdv1.Envelope {
+		env := subscriptionEnvelope(eventID, "cus_r", "sub_r", created)
+		env.Type = "customer.subscription.updated"
+		env.Payload = []byte(strings.Replace(string(env.Payload), "customer.subscription.created", env.Type, 1))
+		return env
+	}
+	steps := []struct {
+		env  *hookdv1.Envelope
+		want []string
+	}{
+		{envelope("evt_r1", "customer.created", "cus_r", 100, "r@example.com"), nil},
+		{subscriptionEnvelope("evt_r2", "cus_r", "sub_r", 101), []string{"sub_r"}},
+		{updated("evt_r3", 102), nil},
+		{invoice("evt_r4", "in_r1", "sub_r", 103), []string{"in_r1"}},
+		{invoice("evt_r5", "in_r2", "sub_r", 104), []string{"in_r2"}},
+		{updated("evt_r6", 105), nil}, // by a new activation, which loads the state
+	}
+	p := customer.NewProcessor("cus_r", rec, quiet, nil)
+	for i, s := range steps {
+		if i == len(steps)-1 {
+			p = customer.NewProcessor("cus_r", rec, quiet, nil)
+		}
+		res, err := p.Apply(ctx, s.env, s.env.GetRouting())
+		if err != nil || res.Status != store.StatusApplied {
+			t.Fatalf("%s: %+v, %v", s.env.GetEventId(), res, err)
+		}
+		rec.mu.Lock()
+		got := rec.routes[s.env.GetEventId()]
+		rec.mu.Unlock()
+		if !slices.Equal(got, s.want) {
+			t.Errorf("%s wrote routes %q, want %q", s.env.GetEventId(), got, s.want)
+		}
+	}
+	for _, id := range []string{"sub_r", "in_r1", "in_r2"} {
+		if c, err := pg.LookupRoute(ctx, id); err != nil || c != "cus_r" {
+			t.Errorf("LookupRoute(%s) = %q, %v; want cus_r", id, c, err)
 		}
 	}
 }
