@@ -306,9 +306,17 @@ func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
 		if _, err := tx.Exec(ctx, sqlLockEndpoint, endpointLockKey(id)); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `DELETE FROM endpoints WHERE id = $1`, id)
-		n = tag.RowsAffected()
-		return err
+		// No foreign key cascades (0010_delivery_foreign_keys.sql): under
+		// the endpoint's lock nothing inserts the endpoint's deliveries or
+		// attempts meanwhile.
+		b := &pgx.Batch{}
+		b.Queue(`DELETE FROM delivery_attempts a USING deliveries d WHERE d.endpoint_id = $1 AND a.delivery_seq = d.seq`, id)
+		b.Queue(`DELETE FROM deliveries WHERE endpoint_id = $1`, id)
+		b.Queue(`DELETE FROM endpoints WHERE id = $1`, id).Exec(func(tag pgconn.CommandTag) error {
+			n = tag.RowsAffected()
+			return nil
+		})
+		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
 		return queryError("delete endpoint "+id, err)
