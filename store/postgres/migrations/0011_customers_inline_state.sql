@@ -1,0 +1,15 @@
+-- 0011_customers_inline_state: customer states up to about 8 KB stay
+-- inline and uncompressed.
+--
+-- A row over about 2 KB (toast_tuple_target's default) had its state
+-- compressed with pglz on every update: the state is rewritten whole on
+-- every applied event, and a customer with a subscription and a handful
+-- of invoices is past 2 KB (40% of the states after a minute of hookd
+-- bench's steady mix). Past the new target PostgreSQL still compresses
+-- and moves the state out of line as before. PostgreSQL CPU per event
+-- 60 / 59 / 56 -> 55 / 57 / 55 µs in three interleaved pairs
+-- (docs/performance.md, stop 26); the price is disk: a 2-8 KB state is
+-- stored at its full size (about 1.5 times its compressed size here).
+-- Metadata only: no rewrite, and rows already compressed stay so until
+-- their next update.
+ALTER TABLE customers SET (toast_tuple_target = 8160);
