@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookd/hookd/internal/storetest"
 	"github.com/hookd/hookd/store"
 )
@@ -51,11 +49,7 @@ func TestDeleteEndpointLeavesNoRows(t *testing.T) {
 	if err := s.DeleteEndpoint(ctx, "ep_gone"); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, url)
 	for _, c := range []struct {
 		sql  string
 		want int
@@ -65,9 +59,8 @@ func TestDeleteEndpointLeavesNoRows(t *testing.T) {
 		{`SELECT count(*) FROM deliveries WHERE endpoint_id = 'ep_kept'`, 2},
 		{`SELECT count(*) FROM delivery_attempts`, 2},
 	} {
-		var n int
-		if err := conn.QueryRow(ctx, c.sql).Scan(&n); err != nil || n != c.want {
-			t.Errorf("%s: %d, %v; want %d", c.sql, n, err, c.want)
+		if n := count(t, conn, c.sql); n != c.want {
+			t.Errorf("%s: %d, want %d", c.sql, n, c.want)
 		}
 	}
 }
