@@ -465,58 +465,6 @@ type benchObjects struct {
 	invoice      string
 }
 
-// benchRender renders the n-th event of the customer cus_<suffix>, a step
-// on obj, with gen.go's objects made deterministic: the same arguments
-// give the same bytes.
-func benchRender(suffix string, n, base int64, step benchStep, obj benchObjects) (id string, body []byte) {
-	id = fmt.Sprintf("evt_%s_%d", suffix, n)
-	spec := EventSpec{
-		Type:         step.Type,
-		EventID:      id,
-		Customer:     "cus_" + suffix,
-		Subscription: obj.subscription,
-		Invoice:      obj.invoice,
-		Created:      time.Unix(base+n, 0),
-		Email:        fmt.Sprintf("%s-%d@example.com", suffix, n),
-		Status:       step.Status,
-	}
-	o := generators[spec.Type](spec)
-	// What gen.go fills in at random or from the event's time, made a
-	// function of the arguments.
-	switch o["object"] {
-	case "customer":
-		o["created"] = base
-		o["metadata"] = map[string]string{"source": "hookd bench", "n": strconv.FormatInt(n, 10)}
-	case "subscription":
-		o["created"] = obj.subCreated
-		if items, ok := o["items"].(map[string]any); ok {
-			if data, ok := items["data"].([]any); ok {
-				for i, it := range data {
-					if item, ok := it.(map[string]any); ok {
-						item["id"] = fmt.Sprintf("si_%s_%d", strings.TrimPrefix(obj.subscription, "sub_"), i)
-					}
-				}
-			}
-		}
-	}
-	ev := map[string]any{
-		"id":               id,
-		"object":           "event",
-		"api_version":      "2024-06-20",
-		"created":          base + n,
-		"livemode":         false,
-		"pending_webhooks": 1,
-		"request":          map[string]any{"id": fmt.Sprintf("req_%s_%d", suffix, n), "idempotency_key": nil},
-		"type":             spec.Type,
-		"data":             map[string]any{"object": o},
-	}
-	body, err := json.Marshal(ev) // maps marshal with sorted keys: deterministic
-	if err != nil {
-		panic(err) // strings, numbers and maps of them always marshal
-	}
-	return id, body
-}
-
 // benchPick chooses a sender's next delivery or deliveries to one customer.
 // counter holds how many of the customer's events have been handed out
 // (reserved) so far, first the lowest event number a duplicate may repeat;
@@ -699,7 +647,7 @@ func runBench(ctx context.Context, c config, progress io.Writer) (Result, error)
 		defer conn.Close()
 		subCtx, subCancel := context.WithCancel(context.Background())
 		defer subCancel()
-		stream, err := hookdv1.NewNotificationServiceClient(conn).Subscribe(subCtx, &hookdv1.SubscribeRequest{FromNow: true})
+		stream, err := hookdv1.NewNotificationServiceClient(conn).Subscribe(subCtx, &hookdv1.SubscribeRequest{FromNow: true}, grpc.ForceCodecV2(newEventIDCodec()))
 		if err != nil {
 			return Result{}, fmt.Errorf("subscribe: %w", err)
 		}
