@@ -125,13 +125,15 @@ type Result struct {
 	// Push delivery figures (--deliver): distinct applied events delivered
 	// to the local receiver, their rate from the start of the run to the
 	// last delivery, the lag from the sender's 2xx to the receiver's
-	// request, the requests it got (retries and duplicates included), and
-	// applied events never delivered when deliveries stopped coming.
-	Deliveries        int64              `json:"deliveries,omitempty"`
-	DeliveriesPerSec  float64            `json:"deliveries_per_sec,omitempty"`
-	DeliveryLagMs     map[string]float64 `json:"delivery_lag_ms,omitempty"`
-	DeliveryRequests  int64              `json:"delivery_requests,omitempty"`
-	DeliveriesMissing int64              `json:"deliveries_missing,omitempty"`
+	// request, the requests it got (retries and duplicates included), those
+	// it could not read (answered 400), and applied events never delivered
+	// when deliveries stopped coming.
+	Deliveries          int64              `json:"deliveries,omitempty"`
+	DeliveriesPerSec    float64            `json:"deliveries_per_sec,omitempty"`
+	DeliveryLagMs       map[string]float64 `json:"delivery_lag_ms,omitempty"`
+	DeliveryRequests    int64              `json:"delivery_requests,omitempty"`
+	DeliveryBadRequests int64              `json:"delivery_bad_requests,omitempty"`
+	DeliveriesMissing   int64              `json:"deliveries_missing,omitempty"`
 	// Timeline is set by --timeline.
 	Timeline *Timeline `json:"timeline,omitempty"`
 }
@@ -1095,6 +1097,9 @@ func printBench(w io.Writer, c config, r Result) {
 	if c.Deliver {
 		fmt.Fprintf(w, "  %-26s %.0f/s (%d applied events delivered, %d requests)\n", "push deliveries", r.DeliveriesPerSec, r.Deliveries, r.DeliveryRequests)
 		fmt.Fprintf(w, "  %-26s %s\n", "delivery lag (ms)", fmtPct(r.DeliveryLagMs))
+		if r.DeliveryBadRequests > 0 {
+			fmt.Fprintf(w, "  %-26s %d requests the receiver could not read (answered 400)\n", "bad deliveries", r.DeliveryBadRequests)
+		}
 		if r.DeliveriesMissing > 0 {
 			fmt.Fprintf(w, "  %-26s %d applied events not delivered %v after the last delivery\n", "deliveries missing", r.DeliveriesMissing, notificationQuiet)
 		}
