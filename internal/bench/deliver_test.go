@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -92,4 +94,20 @@ func TestDeliverySinkServesHTTPClients(t *testing.T) {
 	if s.count() != 40 {
 		t.Errorf("%d events recorded; bad requests must record none", s.count())
 	}
+}
+
+// FuzzReadRequestHead: a request head either reads as a POST with a
+// Content-Length within the receiver's bound, or is an error; never a
+// panic, never a length the receiver would not read.
+func FuzzReadRequestHead(f *testing.F) {
+	f.Add([]byte("POST /bench HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"))
+	f.Add([]byte("POST /bench HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"))
+	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.0\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		length, _, err := readRequestHead(bufio.NewReaderSize(bytes.NewReader(b), 64))
+		if err == nil && (length < 0 || length > sinkMaxBody || !bytes.HasPrefix(b, []byte("POST "))) {
+			t.Fatalf("read %q: length %d, no error", b, length)
+		}
+	})
 }

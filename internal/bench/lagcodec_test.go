@@ -35,3 +35,26 @@ func TestNotificationEventID(t *testing.T) {
 		t.Fatal("a short event_id decoded")
 	}
 }
+
+// FuzzNotificationEventID: whatever proto.Unmarshal reads as a
+// Notification, notificationEventID reads the same event ID from.
+func FuzzNotificationEventID(f *testing.F) {
+	for _, n := range []*hookdv1.Notification{
+		{EventId: "evt_1"},
+		{Cursor: "c", CustomerId: "cus_1", Version: 9, Kind: "invoice.paid", EventId: "evt_2", Account: "acct_1",
+			OccurredAt: timestamppb.Now(), Customer: &hookdv1.Customer{CustomerId: "cus_1", Metadata: map[string]string{"k": "v"}}},
+	} {
+		b, _ := proto.Marshal(n)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, err := notificationEventID(b)
+		var want hookdv1.Notification
+		if proto.Unmarshal(b, &want) != nil {
+			return
+		}
+		if err != nil || id != want.GetEventId() {
+			t.Fatalf("notificationEventID = %q, %v; proto.Unmarshal read %q", id, err, want.GetEventId())
+		}
+	})
+}
