@@ -37,6 +37,7 @@ type deliverySink struct {
 	requests int64
 	bad      int64             // requests it could not read (answered 400, or the connection closed)
 	conns    map[net.Conn]bool // open connections, closed by close
+	timeout  time.Duration     // how long a connection may take to send a request (sinkTimeout)
 	closed   bool
 	served   sync.WaitGroup // the connections' goroutines
 }
@@ -49,7 +50,7 @@ func startDeliverySink(ctx context.Context, addr, grpcAddr, token string, tlsCfg
 	if err != nil {
 		return nil, fmt.Errorf("deliver: listen %s: %w", addr, err)
 	}
-	s := &deliverySink{ln: ln, received: map[string]time.Time{}, conns: map[net.Conn]bool{}}
+	s := newDeliverySink(ln, sinkTimeout)
 	go s.accept()
 
 	creds := insecure.NewCredentials()
@@ -73,6 +74,15 @@ func startDeliverySink(ctx context.Context, addr, grpcAddr, token string, tlsCfg
 	}
 	s.id = resp.GetEndpoint().GetId()
 	return s, nil
+}
+
+// sinkTimeout is how long the receiver waits for a connection's next
+// request, whole (hookd's delivery engine keeps idle connections for 90 s
+// and redials one that was closed).
+const sinkTimeout = 30 * time.Second
+
+func newDeliverySink(ln net.Listener, timeout time.Duration) *deliverySink {
+	return &deliverySink{ln: ln, received: map[string]time.Time{}, conns: map[net.Conn]bool{}, timeout: timeout}
 }
 
 // accept serves each connection on a goroutine of its own until the
@@ -114,14 +124,17 @@ const sinkMaxBody = 1 << 20
 // delivery as a quarter of hookd's own CPU per event. A request it cannot
 // read (chunked, no or a bad Content-Length, a body over 1 MiB, a header
 // line over 16 KiB) is answered 400 and the connection closed: counted,
-// never recorded as delivered.
+// never recorded as delivered. A connection that sends no whole request
+// for s.timeout is closed.
 func (s *deliverySink) serveConn(c net.Conn) {
 	br := bufio.NewReaderSize(c, 16<<10)
 	var body []byte
 	for {
+		c.SetReadDeadline(time.Now().Add(s.timeout))
 		length, closeAfter, err := readRequestHead(br)
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
+			var ne net.Error
+			if !errors.Is(err, io.EOF) && !(errors.As(err, &ne) && ne.Timeout()) {
 				s.unreadable()
 				c.Write([]byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
 			}

@@ -38,7 +38,7 @@ func TestDeliverySinkServesHTTPClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &deliverySink{ln: ln, received: map[string]time.Time{}, conns: map[net.Conn]bool{}}
+	s := newDeliverySink(ln, 2*time.Second)
 	go s.accept()
 	defer s.stop()
 	url := "http://" + ln.Addr().String() + "/bench"
@@ -93,6 +93,20 @@ func TestDeliverySinkServesHTTPClients(t *testing.T) {
 	}
 	if s.count() != 40 {
 		t.Errorf("%d events recorded; bad requests must record none", s.count())
+	}
+	// A connection that stops halfway through a request is closed once
+	// the timeout passes, without an answer.
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /bench HTTP/1.1\r\nContent-")
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	began := time.Now()
+	got, err := io.ReadAll(c)
+	if err != nil || len(got) != 0 || time.Since(began) > 8*time.Second {
+		t.Errorf("a stalled request: read %q, %v after %v; want the connection closed after about 2 s", got, err, time.Since(began))
 	}
 }
 

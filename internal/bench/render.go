@@ -1,10 +1,11 @@
 package bench
 
 import (
-	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookd/hookd/internal/jsonw"
 )
 
 // benchRender renders the n-th event of the customer cus_<suffix>, a step
@@ -31,13 +32,13 @@ func benchRender(suffix string, n, base int64, step benchStep, obj benchObjects)
 			b = append(b, `,"deleted":true`...)
 		}
 		b = append(b, `,"email":`...)
-		b = appendJSONString(b, suffix+"-"+strconv.FormatInt(n, 10)+"@example.com")
+		b = jsonw.AppendString(b, suffix+"-"+strconv.FormatInt(n, 10)+"@example.com")
 		b = append(b, `,"id":`...)
-		b = appendJSONString(b, customer)
+		b = jsonw.AppendString(b, customer)
 		b = append(b, `,"livemode":false,"metadata":{"n":"`...)
 		b = strconv.AppendInt(b, n, 10)
 		b = append(b, `","source":"hookd bench"},"name":`...)
-		b = appendJSONString(b, "Test "+suffix)
+		b = jsonw.AppendString(b, "Test "+suffix)
 		b = append(b, `,"object":"customer"}`...)
 	case "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted":
 		status := step.Status
@@ -55,13 +56,13 @@ func benchRender(suffix string, n, base int64, step benchStep, obj benchObjects)
 		b = append(b, `,"current_period_start":`...)
 		b = strconv.AppendInt(b, created, 10)
 		b = append(b, `,"customer":`...)
-		b = appendJSONString(b, customer)
+		b = jsonw.AppendString(b, customer)
 		b = append(b, `,"id":`...)
-		b = appendJSONString(b, obj.subscription)
+		b = jsonw.AppendString(b, obj.subscription)
 		b = append(b, `,"items":{"data":[{"id":`...)
-		b = appendJSONString(b, "si_"+strings.TrimPrefix(obj.subscription, "sub_")+"_0")
+		b = jsonw.AppendString(b, "si_"+strings.TrimPrefix(obj.subscription, "sub_")+"_0")
 		b = append(b, `,"object":"subscription_item","price":{"currency":"usd","id":"price_pro_monthly","object":"price","unit_amount":2000}}],"object":"list"},"livemode":false,"object":"subscription","status":`...)
-		b = appendJSONString(b, status)
+		b = jsonw.AppendString(b, status)
 		b = append(b, '}')
 	case "invoice.paid", "invoice.payment_failed":
 		paid := step.Type == "invoice.paid"
@@ -74,9 +75,9 @@ func benchRender(suffix string, n, base int64, step benchStep, obj benchObjects)
 		b = append(b, `,"created":`...)
 		b = strconv.AppendInt(b, created, 10)
 		b = append(b, `,"currency":"usd","customer":`...)
-		b = appendJSONString(b, customer)
+		b = jsonw.AppendString(b, customer)
 		b = append(b, `,"id":`...)
-		b = appendJSONString(b, obj.invoice)
+		b = jsonw.AppendString(b, obj.invoice)
 		b = append(b, `,"livemode":false,"object":"invoice","paid":`...)
 		b = strconv.AppendBool(b, paid)
 		b = append(b, `,"status":`...)
@@ -86,33 +87,17 @@ func benchRender(suffix string, n, base int64, step benchStep, obj benchObjects)
 			b = append(b, `"open"`...)
 		}
 		b = append(b, `,"subscription":`...)
-		b = appendJSONString(b, obj.subscription)
+		b = jsonw.AppendString(b, obj.subscription)
 		b = append(b, '}')
 	default:
 		panic("bench: no renderer for " + step.Type) // the mixes' types are fixed
 	}
 	b = append(b, `},"id":`...)
-	b = appendJSONString(b, id)
+	b = jsonw.AppendString(b, id)
 	b = append(b, `,"livemode":false,"object":"event","pending_webhooks":1,"request":{"id":`...)
-	b = appendJSONString(b, "req_"+suffix+"_"+strconv.FormatInt(n, 10))
+	b = jsonw.AppendString(b, "req_"+suffix+"_"+strconv.FormatInt(n, 10))
 	b = append(b, `,"idempotency_key":null},"type":`...)
-	b = appendJSONString(b, step.Type)
+	b = jsonw.AppendString(b, step.Type)
 	b = append(b, '}')
 	return id, b
-}
-
-// appendJSONString appends s as encoding/json writes it: as it is when it
-// holds only what bench IDs, e-mails and names hold (ASCII letters,
-// digits and punctuation other than '"', '\\', '<', '>', '&'), else
-// through json.Marshal.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -44,15 +44,6 @@ func TestBenchRenderMatchesMaps(t *testing.T) {
 	}
 }
 
-func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
-	for _, s := range []string{"", "cus_bench_a_1", "a-1@example.com", "Test x y", "q\"b\\", "<&>", "\x01\x1f", "\x7f", "é"} {
-		want, _ := json.Marshal(s)
-		if got := appendJSONString(nil, s); string(got) != string(want) {
-			t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want)
-		}
-	}
-}
-
 // benchRenderMaps renders the n-th event of the customer cus_<suffix>, a step
 // on obj, with gen.go's objects made deterministic: the same arguments
 // give the same bytes.
