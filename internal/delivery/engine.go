@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -99,6 +100,11 @@ type Config struct {
 	// and other internal addresses (--allow-private-endpoints); refused
 	// at connect time otherwise.
 	AllowPrivate bool
+	// TLS is the TLS configuration for https endpoints (cloned per
+	// connection; its ServerName defaults to the endpoint's host and
+	// NextProtos is set to HTTP/1.1); nil verifies them against the
+	// system's roots.
+	TLS *tls.Config
 	// Version is hookd's version for the User-Agent; default the build's
 	// module version, or "dev".
 	Version string
@@ -231,7 +237,7 @@ func New(cfg Config) *Engine {
 		err: cfg.validate(),
 		pol: policy{schedule: cfg.Schedule, jitter: cfg.Jitter, rand: mrand.Float64},
 		snd: newSender(cfg.Timeout, cfg.Concurrency, cfg.AllowPrivate,
-			"hookd/"+cfg.Version+" (+https://github.com/hookd/hookd)"),
+			"hookd/"+cfg.Version+" (+https://github.com/hookd/hookd)", cfg.TLS),
 		kick:      make(chan struct{}, 1),
 		ready:     make(chan struct{}, 1),
 		loopDone:  make(chan struct{}),

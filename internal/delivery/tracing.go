@@ -1,8 +1,9 @@
 package delivery
 
 import (
+	"context"
 	"net"
-	"net/http"
+	"net/url"
 	"strconv"
 
 	"go.opentelemetry.io/otel"
@@ -21,31 +22,33 @@ import (
 // a trace of its own; hookd.delivery_id ties it to the delivery (and
 // through it to the notification and the event). The URL is recorded without its query, which may hold a
 // token.
-func (s *sender) tracedDo(req *http.Request, ep store.Endpoint, id string, attempt int) (response, []byte, error) {
-	u := *req.URL
+func (s *sender) tracedDo(ctx context.Context, t target, h []header, ep store.Endpoint, id string, attempt int, body []byte) (response, []byte, error) {
+	u, _ := url.Parse(t.raw) // parsed before, by parseTarget
 	u.RawQuery, u.Fragment, u.User = "", "", nil
+	port, _ := strconv.Atoi(u.Port())
+	if port == 0 && t.https {
+		port = 443
+	} else if port == 0 {
+		port = 80
+	}
 	attrs := []attribute.KeyValue{
-		attribute.String("http.request.method", req.Method),
+		attribute.String("http.request.method", "POST"),
 		attribute.String("url.full", u.String()),
-		attribute.String("server.address", req.URL.Hostname()),
+		attribute.String("server.address", t.serverName),
+		attribute.Int("server.port", port),
 		attribute.String("hookd.delivery_id", id),
 		attribute.String("hookd.endpoint_id", ep.ID),
 		attribute.Int("http.request.resend_count", max(attempt-1, 0)),
-		attribute.Int64("http.request.body.size", req.ContentLength),
+		attribute.Int64("http.request.body.size", int64(len(body))),
 	}
-	if p := req.URL.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err == nil {
-			attrs = append(attrs, attribute.Int("server.port", n))
-		}
-	} else if req.URL.Scheme == "https" {
-		attrs = append(attrs, attribute.Int("server.port", 443))
-	} else {
-		attrs = append(attrs, attribute.Int("server.port", 80))
-	}
-	ctx, span := tracing.Start(req.Context(), "POST", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	ctx, span := tracing.Start(ctx, "POST", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	defer span.End()
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
-	resp, start, err := s.do(req.WithContext(ctx))
+	carrier := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(ctx, carrier)
+	for _, k := range carrier.Keys() {
+		h = append(h, header{k, carrier.Get(k)})
+	}
+	resp, start, err := s.cl.post(ctx, t, h, body)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())

@@ -32,7 +32,7 @@ func TestTracingDeliveryAttemptSpan(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	defer srv.Close()
-	snd := newSender(5*time.Second, 1, true, "hookd-test")
+	snd := newSender(5*time.Second, 1, true, "hookd-test", nil)
 	defer snd.close()
 	ep := store.Endpoint{ID: "ep_trace", URL: srv.URL + "/hook?token=secret"}
 
