@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookd/hookd/internal/macpool"
 	"github.com/hookd/hookd/store"
 )
 
@@ -24,7 +24,11 @@ const secretPrefix = "whsec_"
 // decode is skipped (the store validates secrets when they are set); ""
 // means no secret signs.
 func Sign(secrets []store.Secret, now time.Time, msgID string, ts time.Time, body []byte) string {
-	var b strings.Builder
+	var (
+		b     strings.Builder
+		tsBuf [20]byte
+		sum   [sha256.Size]byte
+	)
 	for _, s := range secrets {
 		if !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt) {
 			continue
@@ -33,17 +37,19 @@ func Sign(secrets []store.Secret, now time.Time, msgID string, ts time.Time, bod
 		if err != nil {
 			continue
 		}
-		mac := hmac.New(sha256.New, key)
+		k := string(key)
+		mac := macpool.Get(k)
 		mac.Write([]byte(msgID))
 		mac.Write([]byte{'.'})
-		mac.Write(strconv.AppendInt(nil, ts.Unix(), 10))
+		mac.Write(strconv.AppendInt(tsBuf[:0], ts.Unix(), 10))
 		mac.Write([]byte{'.'})
 		mac.Write(body)
 		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
 		b.WriteString("v1,")
-		b.WriteString(base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+		b.WriteString(base64.StdEncoding.EncodeToString(mac.Sum(sum[:0])))
+		macpool.Put(k, mac)
 	}
 	return b.String()
 }

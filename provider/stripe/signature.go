@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookd/hookd/internal/macpool"
 )
 
 // SignatureHeaderName is the HTTP header that carries Stripe's webhook
@@ -217,7 +219,8 @@ func (sh SignatureHeader) matchesAny(payload []byte, secrets []string) bool {
 // building the concatenated string.
 func stripeMAC(dst, payload []byte, secret string, t time.Time) []byte {
 	var ts [20]byte // enough for any int64
-	mac := hmac.New(sha256.New, []byte(secret))
+	mac := macpool.Get(secret)
+	defer macpool.Put(secret, mac)
 	mac.Write(strconv.AppendInt(ts[:0], t.Unix(), 10))
 	mac.Write([]byte{'.'})
 	mac.Write(payload)
