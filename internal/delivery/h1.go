@@ -52,13 +52,40 @@ const idleConnTimeout = 90 * time.Second
 // with several secrets is about 100 bytes a secret).
 const maxHeaderValue = 8 << 10
 
+// maxResponseBytes bounds what one answer may make the client read: its
+// head (net/http's Transport allowed 10 MB of headers) and what is read
+// of its body (readBody, chunk framing aside).
+const maxResponseBytes = 1<<20 + readBody + 4<<10
+
+// errAnswerTooLarge ends an answer past maxResponseBytes.
+var errAnswerTooLarge = errors.New("answer too large")
+
+// budgetReader reads from r until n bytes have been read, then fails.
+type budgetReader struct {
+	r io.Reader
+	n int64
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, errAnswerTooLarge
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n -= int64(n)
+	return n, err
+}
+
 // h1Conn is one connection and its reader.
 type h1Conn struct {
-	key   string
-	c     net.Conn
-	br    *bufio.Reader
-	buf   []byte    // the request being written, reused
-	since time.Time // when it became idle
+	key    string
+	c      net.Conn
+	budget *budgetReader // under br: what the answer being read may still take
+	br     *bufio.Reader
+	buf    []byte    // the request being written, reused
+	since  time.Time // when it became idle
 }
 
 func newH1Client(dialer *net.Dialer, timeout time.Duration, idlePerHost int, tlsConfig *tls.Config) *h1Client {
@@ -155,29 +182,27 @@ func (cl *h1Client) attempt(ctx context.Context, t target, h []header, body []by
 
 // roundTrip writes the request on c and reads the answer, then keeps c
 // for the next request or closes it.
-func (cl *h1Client) roundTrip(ctx context.Context, c *h1Conn, t target, h []header, body []byte, deadline time.Time) (resp response, start []byte, err error) {
+func (cl *h1Client) roundTrip(ctx context.Context, c *h1Conn, t target, h []header, body []byte, deadline time.Time) (response, []byte, error) {
 	if err := c.c.SetDeadline(deadline); err != nil {
 		c.c.Close()
 		return response{}, nil, err
 	}
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { c.c.SetDeadline(time.Unix(1, 0)) })
-		defer func() {
-			if !stop() && err == nil {
-				err = ctx.Err() // the answer raced the cancel: the connection is not reusable
-			}
-		}()
+		defer stop()
 	}
+	c.budget.n = maxResponseBytes
 	c.buf = appendRequest(c.buf[:0], t, h, body)
-	if _, err := c.c.Write(c.buf); err != nil {
-		c.c.Close()
-		return response{}, nil, err
-	}
+	_, werr := c.c.Write(c.buf)
 	var r *http.Response
 	for {
+		var err error
 		r, err = http.ReadResponse(c.br, nil)
 		if err != nil {
 			c.c.Close()
+			if werr != nil {
+				err = werr
+			}
 			return response{}, nil, err
 		}
 		// 1xx answers (103 Early Hints, a 100 Continue not asked for)
@@ -186,9 +211,12 @@ func (cl *h1Client) roundTrip(ctx context.Context, c *h1Conn, t target, h []head
 			break
 		}
 	}
-	resp = response{status: r.StatusCode, retryAfter: r.Header.Get("Retry-After")}
-	start, err = io.ReadAll(io.LimitReader(r.Body, keepBody))
-	reusable := err == nil && !r.Close && r.StatusCode != http.StatusSwitchingProtocols
+	resp := response{status: r.StatusCode, retryAfter: r.Header.Get("Retry-After")}
+	start, err := io.ReadAll(io.LimitReader(r.Body, keepBody))
+	// A receiver may answer (a 413, say) and close before it has read
+	// the whole request: the answer counts, as with net/http, and the
+	// connection goes.
+	reusable := err == nil && werr == nil && !r.Close && r.StatusCode != http.StatusSwitchingProtocols
 	if reusable {
 		// Read on a little, so that a short answer leaves its
 		// connection reusable; a long one is cut off (and the
@@ -252,7 +280,8 @@ func (cl *h1Client) dial(ctx context.Context, t target, deadline time.Time) (*h1
 		}
 		conn = tc
 	}
-	return &h1Conn{key: t.key, c: conn, br: bufio.NewReaderSize(conn, 4<<10)}, nil
+	budget := &budgetReader{r: conn}
+	return &h1Conn{key: t.key, c: conn, budget: budget, br: bufio.NewReaderSize(budget, 4<<10)}, nil
 }
 
 // take returns the newest idle connection for key that has not been idle
@@ -263,21 +292,31 @@ func (cl *h1Client) dial(ctx context.Context, t target, deadline time.Time) (*h1
 // a request written to such a connection would fail, and a POST is not
 // sent twice.)
 func (cl *h1Client) take(key string) *h1Conn {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	cs := cl.idle[key]
-	for len(cs) > 0 {
-		c := cs[len(cs)-1]
-		cs[len(cs)-1] = nil
-		cs = cs[:len(cs)-1]
+	for {
+		c := cl.pop(key)
+		if c == nil {
+			return nil
+		}
+		// Looked at outside the lock: a system call for each.
 		if time.Since(c.since) < idleConnTimeout && c.br.Buffered() == 0 && peerOpen(c.c) {
-			cl.setIdle(key, cs)
 			return c
 		}
 		c.c.Close()
 	}
-	cl.setIdle(key, cs)
-	return nil
+}
+
+// pop takes the newest idle connection for key off the list, or nil.
+func (cl *h1Client) pop(key string) *h1Conn {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cs := cl.idle[key]
+	if len(cs) == 0 {
+		return nil
+	}
+	c := cs[len(cs)-1]
+	cs[len(cs)-1] = nil
+	cl.setIdle(key, cs[:len(cs)-1])
+	return c
 }
 
 func (cl *h1Client) setIdle(key string, cs []*h1Conn) {

@@ -319,3 +319,91 @@ func TestH1ClientHTTP10(t *testing.T) {
 		t.Errorf("2 attempts to an HTTP/1.0 receiver took %d connections, want 2", n)
 	}
 }
+
+// A receiver that answers with a head that never ends makes the client
+// read at most maxResponseBytes of it: the attempt fails at once, not at
+// the timeout, and holds no more than that in memory.
+func TestH1ClientBoundsTheAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var written atomic.Int64
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := []byte("X-Filler: " + strings.Repeat("f", 1000) + "\r\n")
+		for {
+			n, err := c.Write(line)
+			written.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	cl := newH1Client(NewDialer(true, 10*time.Second), 10*time.Second, 1, nil)
+	defer cl.close()
+	t0 := time.Now()
+	_, _, err = cl.post(context.Background(), mustTarget(t, "http://"+ln.Addr().String()+"/"), nil, nil)
+	if !errors.Is(err, errAnswerTooLarge) {
+		t.Errorf("endless answer head: err %v, want %v", err, errAnswerTooLarge)
+	}
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Errorf("endless answer head: the attempt took %v, want it cut off well before the 10s timeout", d)
+	}
+	// What the receiver got written is what the client read plus the
+	// socket buffers, a few MiB at most.
+	if n := written.Load(); n > maxResponseBytes+16<<20 {
+		t.Errorf("the receiver wrote %d bytes before the client let go", n)
+	}
+}
+
+// Whatever endpoint URL, header value and body a request is built from,
+// once parseTarget and post's checks accept them, the bytes written are
+// exactly one HTTP/1.1 request that net/http's server reads back with the
+// same target, Host, headers and body: nothing a user can put in an
+// endpoint URL, a secret or a notification splits it into two.
+func FuzzH1Request(f *testing.F) {
+	f.Add("http://example.com/hooks?x=1", "v1,abc", []byte(`{"a":1}`))
+	f.Add("https://[::1]:8443/a%20b/c?q=%0d%0a", "x\ty", []byte("POST / HTTP/1.1\r\n\r\n"))
+	f.Add("http://example.com:80", "", []byte{})
+	f.Fuzz(func(t *testing.T, raw, value string, body []byte) {
+		tg, err := parseTarget(raw)
+		if err != nil || len(value) > maxHeaderValue || !validField(value) {
+			return
+		}
+		b := appendRequest(nil, tg, []header{{"X-Test", value}, {headerID, "msg_1"}}, body)
+		br := bufio.NewReader(strings.NewReader(string(b)))
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			t.Fatalf("URL %q, value %q: the request does not parse: %v\n%q", raw, value, err, b)
+		}
+		got, err := io.ReadAll(req.Body)
+		if err != nil || string(got) != string(body) {
+			t.Fatalf("body %q read back as %q (%v)", body, got, err)
+		}
+		if rest, _ := io.ReadAll(br); len(rest) > 0 {
+			t.Fatalf("URL %q, value %q: %d bytes after the request: %q", raw, value, len(rest), rest)
+		}
+		if req.Method != "POST" || req.RequestURI != tg.uri || req.Host != tg.host || req.Proto != "HTTP/1.1" {
+			t.Fatalf("read back %s %q host %q %s, want POST %q host %q", req.Method, req.RequestURI, req.Host, req.Proto, tg.uri, tg.host)
+		}
+		if v := req.Header.Values("X-Test"); len(v) != 1 || v[0] != strings.Trim(value, " \t") {
+			t.Fatalf("header value %q read back as %q", value, v)
+		}
+		if len(req.Header) != 3 { // X-Test, webhook-id, Content-Length (Host is apart)
+			t.Fatalf("headers read back: %v", req.Header)
+		}
+	})
+}
