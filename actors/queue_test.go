@@ -276,3 +276,32 @@ func TestApplyQueueBatchDeadlineIsTheMostPatientCallers(t *testing.T) {
 		}
 	}
 }
+
+// A caller whose event is in flight (it found the customer idle and sent
+// it itself) waits for the answer even when its context ends meanwhile:
+// the event was sent, and its answer says what became of it.
+func TestApplyQueueSenderWaitsForItsAnswer(t *testing.T) {
+	q := startedQueues(t)
+	g := &fakeGrain{release: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan error, 1)
+	go func() {
+		resp, err := q.apply(ctx, "cus_1", req("e0"), g.send)
+		if err == nil && resp.GetReason() != "cus_1/e0" {
+			err = fmt.Errorf("answer %q", resp.GetReason())
+		}
+		got <- err
+	}()
+	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.requests) == 1 })
+	cancel()
+	select {
+	case err := <-got:
+		t.Fatalf("the sender returned %v before its answer came", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.release <- struct{}{}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.byCust) == 0 })
+}

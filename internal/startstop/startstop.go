@@ -104,6 +104,30 @@ func (g *Group) Go(f func(ctx context.Context)) error {
 	return nil
 }
 
+// Do runs f on the calling goroutine, with the group's context, as one
+// of the group's goroutines: Stop waits for it to return. It returns
+// ErrNotStarted before Start and ErrStopped once Stop has begun, and then
+// does not run f. Like a goroutine of the group, f must not call Stop.
+// It is Go for work the caller waits for anyway, without the hand-off to
+// another goroutine and back.
+func (g *Group) Do(f func(ctx context.Context)) error {
+	g.mu.Lock()
+	switch g.state {
+	case idle:
+		g.mu.Unlock()
+		return ErrNotStarted
+	case stopped:
+		g.mu.Unlock()
+		return ErrStopped
+	}
+	g.wg.Add(1) // under mu while running, as in Go
+	ctx := g.ctx
+	g.mu.Unlock()
+	defer g.wg.Done()
+	f(ctx)
+	return nil
+}
+
 // Context returns the group's context, and false before Start. After Stop
 // the context is done.
 func (g *Group) Context() (context.Context, bool) {

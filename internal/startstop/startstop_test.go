@@ -142,3 +142,38 @@ func TestGoDuringStop(t *testing.T) {
 		t.Fatalf("Go during Stop = %v, want ErrStopped", err)
 	}
 }
+
+// Do runs f on the caller's goroutine with the group's context; Stop
+// cancels that context and waits for f; Do before Start or after Stop
+// does not run f.
+func TestDo(t *testing.T) {
+	var g startstop.Group
+	if err := g.Do(func(context.Context) { t.Error("ran before Start") }); !errors.Is(err, startstop.ErrNotStarted) {
+		t.Fatalf("Do before Start = %v, want ErrNotStarted", err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	var finished atomic.Bool
+	doErr := make(chan error, 1)
+	go func() {
+		doErr <- g.Do(func(ctx context.Context) {
+			close(started)
+			<-ctx.Done()
+			time.Sleep(20 * time.Millisecond) // Stop must wait for this
+			finished.Store(true)
+		})
+	}()
+	<-started
+	g.Stop()
+	if !finished.Load() {
+		t.Error("Stop returned before Do's function did")
+	}
+	if err := <-doErr; err != nil {
+		t.Errorf("Do = %v", err)
+	}
+	if err := g.Do(func(context.Context) { t.Error("ran after Stop") }); !errors.Is(err, startstop.ErrStopped) {
+		t.Fatalf("Do after Stop = %v, want ErrStopped", err)
+	}
+}
