@@ -48,3 +48,16 @@ type ctxStream struct {
 }
 
 func (s *ctxStream) Context() context.Context { return s.ctx }
+
+// RequestIDUnaryClient is the client interceptor that carries a call's
+// request ID (reqid.From) to the server as x-request-id metadata, where
+// requestIDUnary takes it. A gateway that calls a member's IngestService
+// over gRPC (--roles gateway) installs it; a gateway in a member calls
+// it in-process, where the context already carries the ID, and pays
+// nothing for metadata.
+func RequestIDUnaryClient(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if id := reqid.From(ctx); id != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, reqid.MetadataKey, id)
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}

@@ -474,6 +474,7 @@ func ingestClient(target, token string, tlsCfg *tls.Config) (*grpc.ClientConn, e
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(ingestServiceConfig),
+		grpc.WithChainUnaryInterceptor(services.RequestIDUnaryClient), // the webhook's X-Request-Id, to the member
 	}
 	opts = append(opts, tracing.GRPCDialOptions()...)
 	if token != "" {
