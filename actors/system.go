@@ -559,11 +559,12 @@ func (s *System) Reproject(ctx context.Context, customerID string, dryRun bool) 
 // several as ApplyBatch, or, when the grain lives in this process, as one
 // customer.LocalApply (see localPID). It returns one answer per event.
 //
-// It runs in the customer's drain goroutine and calls the grain from
-// there, not from an attempt goroutine of its own as request does: every
-// caller waiting for these events already returns when its own context
-// ends, and each attempt ends by its timeout, which never outlasts ctx's
-// deadline.
+// It runs on the goroutine of the caller that found the customer idle,
+// or in the customer's drain goroutine (applyQueues), and calls the grain
+// from there, not from an attempt goroutine of its own as request does:
+// callers that queued return when their own context ends, and each
+// attempt ends by its timeout, which never outlasts the batch's deadline
+// or RequestTimeout.
 func (s *System) send(ctx context.Context, deadline time.Time, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {
 	c := s.current()
 	if c == nil {
