@@ -3,6 +3,7 @@ package postgres
 import (
 	"encoding/binary"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -27,6 +28,7 @@ func registerArrayCodecs(m *pgtype.Map) {
 	for _, a := range []struct{ array, element uint32 }{
 		{pgtype.TextArrayOID, pgtype.TextOID},
 		{pgtype.ByteaArrayOID, pgtype.ByteaOID},
+		{pgtype.TimestamptzArrayOID, pgtype.TimestamptzOID},
 	} {
 		t, ok := m.TypeForOID(a.array)
 		if !ok {
@@ -36,8 +38,9 @@ func registerArrayCodecs(m *pgtype.Map) {
 	}
 }
 
-// arrayCodec is pgx's codec for one array type, but for a []string or
-// [][]byte in binary format.
+// arrayCodec is pgx's codec for one array type, but for a []string,
+// [][]byte or []time.Time (timestamptz[]: pgx boxes every element, an
+// allocation each) in binary format.
 type arrayCodec struct {
 	pgtype.Codec
 	element uint32
@@ -53,6 +56,10 @@ func (c arrayCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value an
 		case [][]byte:
 			if c.element == pgtype.ByteaOID {
 				return byteaArrayPlan{}
+			}
+		case []time.Time:
+			if c.element == pgtype.TimestamptzOID {
+				return timestamptzArrayPlan{}
 			}
 		}
 	}
@@ -119,6 +126,28 @@ func (byteaArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
 		}
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(b)))
 		buf = append(buf, b...)
+	}
+	return buf, nil
+}
+
+// microsecondsToY2K is PostgreSQL's epoch (2000-01-01 UTC) in Unix
+// microseconds: binary timestamptz values count from it.
+const microsecondsToY2K = 946684800 * 1000000
+
+type timestamptzArrayPlan struct{}
+
+func (timestamptzArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
+	a := value.([]time.Time)
+	if a == nil {
+		return nil, nil
+	}
+	buf = slices.Grow(buf, arrayHeaderLen+12*len(a))
+	buf = appendArrayHeader(buf, pgtype.TimestamptzOID, len(a), false)
+	for _, t := range a {
+		// As pgx encodes a time.Time: microseconds, truncated.
+		us := t.Unix()*1000000 + int64(t.Nanosecond())/1000 - microsecondsToY2K
+		buf = binary.BigEndian.AppendUint32(buf, 8)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(us))
 	}
 	return buf, nil
 }

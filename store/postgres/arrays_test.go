@@ -5,6 +5,7 @@ import (
 	mrand "math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -12,8 +13,8 @@ import (
 	"github.com/hookd/hookd/store/postgres/pgtest"
 )
 
-// TestArrayCodecsSendWhatPgxSends sends random text[] and bytea[]
-// parameters (empty and nil slices, empty and nil elements, multibyte
+// TestArrayCodecsSendWhatPgxSends sends random text[], bytea[] and
+// timestamptz[] parameters (empty and nil slices, empty and nil elements, multibyte
 // text, large values) through the store's encoders on one connection and
 // through pgx's own on another, and compares what PostgreSQL received, as
 // text: the store's set-based statements send every payload and state
@@ -55,6 +56,7 @@ func TestArrayCodecsSendWhatPgxSends(t *testing.T) {
 	}
 	const (
 		textSQL  = `SELECT $1::text[]::text || ' ' || coalesce(array_length($1::text[], 1), 0)`
+		timeSQL  = `SELECT (SELECT string_agg(extract(epoch FROM t)::text, ',' ORDER BY o) FROM unnest($1::timestamptz[]) WITH ORDINALITY u(t, o)) || ' ' || coalesce(array_length($1::timestamptz[], 1), 0)`
 		byteaSQL = `SELECT $1::bytea[]::text || ' ' || coalesce(array_length($1::bytea[], 1), 0) || ' ' || (SELECT count(*) FROM unnest($1::bytea[]) b WHERE b IS NULL)`
 	)
 	check(textSQL, []string(nil))
@@ -96,7 +98,21 @@ func TestArrayCodecsSendWhatPgxSends(t *testing.T) {
 		}
 		check(textSQL, strs)
 		check(byteaSQL, blobs)
+		times := make([]time.Time, n)
+		for i := range times {
+			// Around now, and far from it both ways, to the nanosecond
+			// (sent truncated to microseconds), in several zones.
+			ns := time.Now().UnixNano() + r.Int64N(2e18) - 1e18
+			if r.IntN(3) == 0 {
+				ns = r.Int64N(1e12) - 5e11
+			}
+			times[i] = time.Unix(0, ns).In([]*time.Location{time.UTC, time.Local, time.FixedZone("x", -5*3600+1800)}[r.IntN(3)])
+		}
+		check(timeSQL, times)
 	}
+	check(timeSQL, []time.Time(nil))
+	check(timeSQL, []time.Time{})
+	check(timeSQL, []time.Time{{}, time.Unix(0, 0), time.Date(1999, 12, 31, 23, 59, 59, 999999999, time.UTC)})
 }
 
 func size(arg any) int {
@@ -104,6 +120,8 @@ func size(arg any) int {
 	case []string:
 		return len(a)
 	case [][]byte:
+		return len(a)
+	case []time.Time:
 		return len(a)
 	}
 	panic(fmt.Sprintf("size of %T", arg))
