@@ -22,6 +22,16 @@ func (p position) cursor() string {
 	return strconv.FormatUint(p.txid, 10) + "-" + strconv.FormatInt(p.seq, 10)
 }
 
+// rowPosition is the position of an outbox row as a query returns it:
+// its txid as text (pgx has no xid8 type) and its seq.
+func rowPosition(txid string, seq int64) (position, error) {
+	t, err := strconv.ParseUint(txid, 10, 64)
+	if err != nil || seq < 0 {
+		return position{}, fmt.Errorf("outbox row at txid %q seq %d: malformed position", txid, seq)
+	}
+	return position{txid: t, seq: seq}, nil
+}
+
 // parseCursor parses a notification cursor; "" is the zero position,
 // before every row.
 func parseCursor(c string) (position, error) {

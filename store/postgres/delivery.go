@@ -508,7 +508,7 @@ func scanDelivery(row pgx.Row) (store.Delivery, int64, error) {
 	if ended != nil {
 		d.EndedAt = *ended
 	}
-	p, err := parseCursor(txid + "-" + fmt.Sprint(obSeq))
+	p, err := rowPosition(txid, obSeq)
 	if err != nil {
 		return store.Delivery{}, 0, err
 	}

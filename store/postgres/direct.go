@@ -106,7 +106,7 @@ func (s *Store) TakeDirect(ctx context.Context, endpointID, owner string, limit 
 		)
 		_, err = pgx.ForEachRow(rows, []any{&txid, &seq, &n.CustomerID, &n.Version, &n.Kind, &n.EventID, &n.OccurredAt, &n.Customer}, func() error {
 			b.Read++
-			p, err := parseCursor(txid + "-" + fmt.Sprint(seq))
+			p, err := rowPosition(txid, seq)
 			if err != nil {
 				return err
 			}

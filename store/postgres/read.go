@@ -214,7 +214,7 @@ func (s *Store) ReadNotifications(ctx context.Context, afterCursor, customerID s
 		if err := row.Scan(&txid, &seq, &n.CustomerID, &n.Version, &n.Kind, &n.EventID, &n.OccurredAt, &n.Customer); err != nil {
 			return n, err
 		}
-		p, err := parseCursor(txid + "-" + fmt.Sprint(seq))
+		p, err := rowPosition(txid, seq)
 		if err != nil {
 			return n, err
 		}
