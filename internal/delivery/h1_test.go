@@ -281,31 +281,7 @@ func TestH1ClientRefusals(t *testing.T) {
 // An HTTP/1.0 receiver, whose answer ends with the connection, written by
 // hand: the answer is read and the connection not kept.
 func TestH1ClientHTTP10(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepted atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, req.Body)
-				io.WriteString(c, "HTTP/1.0 200 OK\r\n\r\nhello")
-			}()
-		}
-	}()
+	ln, accepted := rawReceiver(t, func(c net.Conn) { io.WriteString(c, "HTTP/1.0 200 OK\r\n\r\nhello") })
 	cl := newH1Client(NewDialer(true, time.Second), time.Second, 2, nil)
 	defer cl.close()
 	tg := mustTarget(t, "http://"+ln.Addr().String()+"/")
@@ -324,24 +300,8 @@ func TestH1ClientHTTP10(t *testing.T) {
 // read at most maxResponseBytes of it: the attempt fails at once, not at
 // the timeout, and holds no more than that in memory.
 func TestH1ClientBoundsTheAnswer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	var written atomic.Int64
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		br := bufio.NewReader(c)
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
-		io.Copy(io.Discard, req.Body)
+	ln, _ := rawReceiver(t, func(c net.Conn) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
 		line := []byte("X-Filler: " + strings.Repeat("f", 1000) + "\r\n")
 		for {
@@ -351,11 +311,11 @@ func TestH1ClientBoundsTheAnswer(t *testing.T) {
 				return
 			}
 		}
-	}()
+	})
 	cl := newH1Client(NewDialer(true, 10*time.Second), 10*time.Second, 1, nil)
 	defer cl.close()
 	t0 := time.Now()
-	_, _, err = cl.post(context.Background(), mustTarget(t, "http://"+ln.Addr().String()+"/"), nil, nil)
+	_, _, err := cl.post(context.Background(), mustTarget(t, "http://"+ln.Addr().String()+"/"), nil, nil)
 	if !errors.Is(err, errAnswerTooLarge) {
 		t.Errorf("endless answer head: err %v, want %v", err, errAnswerTooLarge)
 	}
@@ -406,4 +366,36 @@ func FuzzH1Request(f *testing.F) {
 			t.Fatalf("headers read back: %v", req.Header)
 		}
 	})
+}
+
+// rawReceiver listens on loopback and, on each connection, reads one
+// request (body included) and calls answer to write the answer by hand,
+// then closes the connection. It counts the connections it accepted.
+func rawReceiver(t *testing.T, answer func(net.Conn)) (net.Listener, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted := new(atomic.Int64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				answer(c)
+			}()
+		}
+	}()
+	return ln, accepted
 }

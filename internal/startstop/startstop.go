@@ -83,20 +83,10 @@ func (g *Group) Start(ctx context.Context) error {
 // It returns ErrNotStarted before Start and ErrStopped once Stop has
 // begun, and then does not run f.
 func (g *Group) Go(f func(ctx context.Context)) error {
-	g.mu.Lock()
-	switch g.state {
-	case idle:
-		g.mu.Unlock()
-		return ErrNotStarted
-	case stopped:
-		g.mu.Unlock()
-		return ErrStopped
+	ctx, err := g.enter()
+	if err != nil {
+		return err
 	}
-	// Added under mu while running: Stop flips the state under mu before
-	// it waits, so no Add can race with the Wait.
-	g.wg.Add(1)
-	ctx := g.ctx
-	g.mu.Unlock()
 	go func() {
 		defer g.wg.Done()
 		f(ctx)
@@ -111,21 +101,31 @@ func (g *Group) Go(f func(ctx context.Context)) error {
 // It is Go for work the caller waits for anyway, without the hand-off to
 // another goroutine and back.
 func (g *Group) Do(f func(ctx context.Context)) error {
-	g.mu.Lock()
-	switch g.state {
-	case idle:
-		g.mu.Unlock()
-		return ErrNotStarted
-	case stopped:
-		g.mu.Unlock()
-		return ErrStopped
+	ctx, err := g.enter()
+	if err != nil {
+		return err
 	}
-	g.wg.Add(1) // under mu while running, as in Go
-	ctx := g.ctx
-	g.mu.Unlock()
 	defer g.wg.Done()
 	f(ctx)
 	return nil
+}
+
+// enter counts one more goroutine of the group, which must call
+// g.wg.Done when it ends, and returns the group's context; or it returns
+// ErrNotStarted or ErrStopped and counts nothing.
+func (g *Group) enter() (context.Context, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch g.state {
+	case idle:
+		return nil, ErrNotStarted
+	case stopped:
+		return nil, ErrStopped
+	}
+	// Added under mu while running: Stop flips the state under mu before
+	// it waits, so no Add can race with the Wait.
+	g.wg.Add(1)
+	return g.ctx, nil
 }
 
 // Context returns the group's context, and false before Start. After Stop
