@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -112,7 +113,7 @@ func parseTarget(raw string) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
-	t := target{host: u.Host, serverName: u.Hostname(), uri: u.RequestURI(), raw: raw}
+	t := target{host: u.Host, serverName: u.Hostname(), uri: escapeTarget(u.RequestURI()), raw: raw}
 	port := u.Port()
 	switch u.Scheme {
 	case "http":
@@ -128,16 +129,41 @@ func parseTarget(raw string) (target, error) {
 	if u.User != nil {
 		return target{}, errors.New("a user or password in the URL")
 	}
-	if !validField(t.host) || !validField(t.uri) {
-		return target{}, errors.New("invalid characters in host or path")
+	if !validField(t.host) || strings.ContainsAny(t.host, " \t") {
+		return target{}, errors.New("invalid characters in host")
 	}
 	t.addr = net.JoinHostPort(t.serverName, port)
 	t.key = u.Scheme + "://" + t.addr
 	return t, nil
 }
 
-// validField reports whether s may go on the request line or into a
-// header value: no control characters but tab (CR and LF above all).
+// escapeTarget percent-encodes what may not stand in a request-target
+// (url.Parse leaves a query's spaces, controls and non-ASCII bytes as
+// they are, and a space would end the request line early).
+func escapeTarget(uri string) string {
+	const hex = "0123456789ABCDEF"
+	var b []byte
+	for i := 0; i < len(uri); i++ {
+		c := uri[i]
+		if c > ' ' && c < 0x7f {
+			if b != nil {
+				b = append(b, c)
+			}
+			continue
+		}
+		if b == nil {
+			b = append(make([]byte, 0, len(uri)+8), uri[:i]...)
+		}
+		b = append(b, '%', hex[c>>4], hex[c&15])
+	}
+	if b == nil {
+		return uri
+	}
+	return string(b)
+}
+
+// validField reports whether s may go into a header value: no control
+// characters but tab (CR and LF above all).
 func validField(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {

@@ -268,6 +268,12 @@ func TestH1ClientRefusals(t *testing.T) {
 			t.Errorf("URL %q: accepted", raw)
 		}
 	}
+	// What url.Parse leaves in a query goes out percent-encoded.
+	for raw, want := range map[string]string{"http://h/p? a b": "/p?%20a%20b", "http://h/?q=é": "/?q=%C3%A9", "http://h/a%20b?x=1": "/a%20b?x=1"} {
+		if tg, err := parseTarget(raw); err != nil || tg.uri != want {
+			t.Errorf("URL %q: request-target %q (%v), want %q", raw, tg.uri, err, want)
+		}
+	}
 	guarded := newH1Client(NewDialer(false, time.Second), time.Second, 1, nil)
 	_, _, err := guarded.post(context.Background(), mustTarget(t, srv.URL+"/"), nil, nil)
 	if !errors.Is(err, ErrRefused) {
