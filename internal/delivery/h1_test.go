@@ -22,10 +22,13 @@ type h1Server struct {
 	conns atomic.Int64
 }
 
-func newH1Server(t *testing.T, tlsOn bool, h http.HandlerFunc) *h1Server {
+func newH1Server(t *testing.T, tlsOn bool, h http.HandlerFunc, configure ...func(*http.Server)) *h1Server {
 	t.Helper()
 	s := &h1Server{}
 	s.Server = httptest.NewUnstartedServer(h)
+	for _, c := range configure {
+		c(s.Config)
+	}
 	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 		if st == http.StateNew {
 			s.conns.Add(1)
@@ -129,21 +132,8 @@ func TestH1ClientRequestsAndKeepAlive(t *testing.T) {
 // the receiver's idle timeout gets its answer, on a new connection.
 func TestH1ClientSkipsConnectionsThePeerClosed(t *testing.T) {
 	for _, tlsOn := range []bool{false, true} {
-		srv := &h1Server{}
-		srv.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.WriteHeader(http.StatusNoContent)
-		}))
-		srv.Config.IdleTimeout = 30 * time.Millisecond
-		srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-			if st == http.StateNew {
-				srv.conns.Add(1)
-			}
-		}
-		if tlsOn {
-			srv.StartTLS()
-		} else {
-			srv.Start()
-		}
+		srv := newH1Server(t, tlsOn, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) },
+			func(c *http.Server) { c.IdleTimeout = 30 * time.Millisecond })
 		cl := clientFor(srv, 5*time.Second)
 		tg := mustTarget(t, srv.URL+"/")
 		for i := range 4 {
@@ -157,7 +147,6 @@ func TestH1ClientSkipsConnectionsThePeerClosed(t *testing.T) {
 			t.Errorf("tls %v: %d connections for 4 attempts each after an idle close, want 4", tlsOn, c)
 		}
 		cl.close()
-		srv.Close()
 	}
 }
 
