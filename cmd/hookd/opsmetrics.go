@@ -237,7 +237,7 @@ func startStoreMetrics(ctx context.Context, reg prometheus.Registerer, st store.
 		age: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hookd_outbox_oldest_invisible_seconds",
 			Help: "Age of the oldest committed notification subscribers cannot see yet because an older transaction is still open (0: none waits); sampled every second."}),
 		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hookd_outbox_invisible_notifications",
-			Help: "Committed notifications subscribers cannot see yet because an older transaction is still open; sampled every second."}),
+			Help: "Committed notifications subscribers cannot see yet because an older transaction is still open (counted up to 100000); sampled every second."}),
 	}
 	reg.MustRegister(s.age, s.waiting)
 	if err := s.group.Start(context.WithoutCancel(ctx)); err != nil {

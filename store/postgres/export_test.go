@@ -58,3 +58,6 @@ var DeliveryStatements = map[string]string{
 // RegisterArrayCodecs installs the store's text[] and bytea[] encoders on
 // a connection's type map, as the store's pool does on every connection.
 func RegisterArrayCodecs(m *pgtype.Map) { registerArrayCodecs(m) }
+
+// OutboxStallSQL is the stall detector's statement.
+const OutboxStallSQL = sqlOutboxStall
