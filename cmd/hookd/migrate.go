@@ -24,7 +24,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, log
 		return errors.New("migrate: no --database-url (or HOOKD_DATABASE_URL): hookd migrate applies PostgreSQL's migrations; " +
 			"the embedded store (--data-dir) migrates itself when hookd starts, so there is nothing to run for it")
 	}
-	st, where, err := openStore(ctx, cfg, log, prometheus.NewRegistry())
+	st, where, err := openStore(ctx, cfg, log, prometheus.NewRegistry(), nil)
 	if err != nil {
 		return err
 	}

@@ -110,8 +110,16 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 	grpcAddr := cfg.GRPCAddr
 	if cfg.hasRole("member") {
 		var err error
-		if st, info.store, err = openStore(ctx, cfg, log, metrics); err != nil {
+		// Every commit with notifications wakes the notification readers:
+		// once per group commit where commits are batched (PostgreSQL),
+		// else from each actor's commit.
+		wakeup := services.NewWakeup()
+		if st, info.store, err = openStore(ctx, cfg, log, metrics, wakeup.Notify); err != nil {
 			return err
+		}
+		actorCommitted := func(string) { wakeup.Notify() }
+		if _, batched := st.(*batch.Store); batched {
+			actorCommitted = nil
 		}
 		// Parked events, pool statistics, the outbox stall detector (opsmetrics.go).
 		stopStoreMetrics, err := startStoreMetrics(ctx, metrics, st, log)
@@ -119,7 +127,6 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 			return err
 		}
 		defer stopStoreMetrics()
-		wakeup := services.NewWakeup()
 		var (
 			fetcher customer.SubscriptionFetcher
 			objects customer.ObjectFetcher
@@ -132,7 +139,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 		sys, err = actors.New(actors.Config{
 			Store:         st,
 			Logger:        log,
-			Committed:     func(string) { wakeup.Notify() },
+			Committed:     actorCommitted,
 			Membership:    cfg.Cluster,
 			EtcdEndpoints: cfg.EtcdEndpoints,
 			Host:          cfg.ClusterHost,
@@ -528,7 +535,7 @@ func registerBatchMetrics(reg prometheus.Registerer, b *batch.Store) {
 // openStore opens and migrates the store cfg selects: PostgreSQL for a
 // postgres:// URL, else the embedded store in the data dir. It also says
 // where the data is, for people.
-func openStore(ctx context.Context, cfg config, log *slog.Logger, metrics prometheus.Registerer) (store.Store, string, error) {
+func openStore(ctx context.Context, cfg config, log *slog.Logger, metrics prometheus.Registerer, committed func()) (store.Store, string, error) {
 	u := cfg.DatabaseURL
 	if u == "" {
 		lite, err := sqlite.Open(ctx, cfg.DataDir, log)
@@ -556,7 +563,7 @@ func openStore(ctx context.Context, cfg config, log *slog.Logger, metrics promet
 	if cfg.CommitBatch == 0 { // hookd migrate
 		return pg, redact(u) + " (PostgreSQL)", nil
 	}
-	bcfg := batch.Config{MaxBatch: cfg.CommitBatch, MaxWait: cfg.CommitLinger, Logger: log}
+	bcfg := batch.Config{MaxBatch: cfg.CommitBatch, MaxWait: cfg.CommitLinger, Logger: log, Committed: committed}
 	if err := bcfg.Validate(); err != nil {
 		pg.Close()
 		return nil, "", fmt.Errorf("--commit-batch: %w", err)

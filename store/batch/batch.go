@@ -105,6 +105,14 @@ type Config struct {
 	CommitTimeout time.Duration
 	// Logger receives a warning when a whole batch fails. Nil discards.
 	Logger *slog.Logger
+	// Committed, if set, is called once after each backend Commit that
+	// committed at least one write carrying notifications, before the
+	// callers get their results; it runs on the committer's goroutine
+	// and must not block. It is how a process wakes its notification
+	// readers once per group commit rather than once per caller (every
+	// customer actor of a batch of 64 used to wake them, and each
+	// wake-up that found the readers mid-read made them read again).
+	Committed func()
 }
 
 // withDefaults returns c with every zero field set to its default. It is
@@ -306,7 +314,22 @@ func (s *Store) commitDirect(ctx context.Context, writes []store.Write) []error 
 	if span != nil {
 		endCommitSpan(span, errs)
 	}
+	s.committed(writes, errs)
 	return errs
+}
+
+// committed calls Config.Committed if a write with notifications is among
+// those errs says were committed.
+func (s *Store) committed(writes []store.Write, errs []error) {
+	if s.cfg.Committed == nil || len(errs) != len(writes) {
+		return
+	}
+	for i, w := range writes {
+		if errs[i] == nil && len(w.Notifications) > 0 {
+			s.cfg.Committed()
+			return
+		}
+	}
 }
 
 // usable returns ErrClosed after Close and ErrNotStarted before Start.
@@ -501,6 +524,7 @@ func (s *Store) commitBatch(reqs []*request, buf []store.Write) ([]store.Write, 
 	} else if !slices.ContainsFunc(errs, func(err error) bool { return !errors.Is(err, store.ErrUnavailable) }) {
 		s.cfg.Logger.Warn("group commit failed", "writes", len(buf), "callers", len(live), "err", errs[0])
 	}
+	s.committed(buf, errs)
 
 	off := 0
 	for _, req := range live {
