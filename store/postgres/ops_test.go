@@ -35,7 +35,7 @@ FROM generate_series(1, $2) i`, prefix, n)
 
 	// A large outbox, none of it waiting, shaped as group commits leave
 	// it: 64 rows a transaction (txids far below any open one), each
-	// with a customer state of 1.5 KB.
+	// with a customer state of 768 bytes.
 	_, err := conn.Exec(ctx, `
 INSERT INTO outbox (txid, customer_id, version, kind, event_id, occurred_at, customer)
 SELECT (i / 64 + 1)::text::xid8, 'cus_' || i, 1, 'customer.updated', 'evt_old_' || i, now(),
