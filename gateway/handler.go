@@ -163,9 +163,15 @@ func (c Config) validate() error {
 // use and starts no goroutines; timeouts on reading requests belong to the
 // http.Server that serves it.
 func New(cfg Config) (http.Handler, error) {
+	_, mux, err := newGateway(cfg)
+	return mux, err
+}
+
+// newGateway is New, which also returns the handler its routes use.
+func newGateway(cfg Config) (*handler, http.Handler, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("gateway config: %w", err)
+		return nil, nil, fmt.Errorf("gateway config: %w", err)
 	}
 	h := &handler{cfg: cfg, log: cfg.Logger, limit: loglimit.NewLimiter(rejectLogsPerSecond)}
 
@@ -182,7 +188,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErrorReason(w, http.StatusNotFound, "not found", "NOT_FOUND")
 	})
-	return mux, nil
+	return h, mux, nil
 }
 
 // handler serves the gateway's routes. It is immutable after New.
@@ -207,31 +213,53 @@ type ingestResult struct {
 // configured secret within tolerance and decodes as a Stripe Event.
 func (h *handler) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		h.reject(ctx, w, http.StatusMethodNotAllowed, rejectMethod, "method "+truncate(r.Method)+" not allowed; use POST", nil)
-		return
-	}
-	if !isJSONContentType(r.Header.Get("Content-Type")) {
-		h.reject(ctx, w, http.StatusUnsupportedMediaType, rejectContentType, "Content-Type must be application/json", nil)
+	if !h.webhookHead(ctx, w, r.Method, r.Header.Get("Content-Type")) {
 		return
 	}
 	body, err := readBody(w, r, h.cfg.MaxBodyBytes)
 	if err != nil {
-		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
-			h.reject(ctx, w, http.StatusRequestEntityTooLarge, rejectTooLarge,
-				"body larger than "+strconv.FormatInt(h.cfg.MaxBodyBytes, 10)+" bytes", nil)
-			return
-		}
-		h.reject(ctx, w, http.StatusBadRequest, rejectReadBody, "could not read body", err)
+		h.bodyFailed(ctx, w, err)
 		return
 	}
+	h.webhook(ctx, w, body, r.Header.Get(stripe.SignatureHeaderName))
+}
+
+// webhookHead checks a webhook's method and Content-Type, and answers
+// when either is wrong (then it returns false).
+func (h *handler) webhookHead(ctx context.Context, w http.ResponseWriter, method, contentType string) bool {
+	if method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.reject(ctx, w, http.StatusMethodNotAllowed, rejectMethod, "method "+truncate(method)+" not allowed; use POST", nil)
+		return false
+	}
+	if !isJSONContentType(contentType) {
+		h.reject(ctx, w, http.StatusUnsupportedMediaType, rejectContentType, "Content-Type must be application/json", nil)
+		return false
+	}
+	return true
+}
+
+// bodyFailed answers a webhook whose body could not be read: 413 when it
+// is larger than the limit (an *http.MaxBytesError), else 400.
+func (h *handler) bodyFailed(ctx context.Context, w http.ResponseWriter, err error) {
+	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+		h.reject(ctx, w, http.StatusRequestEntityTooLarge, rejectTooLarge,
+			"body larger than "+strconv.FormatInt(h.cfg.MaxBodyBytes, 10)+" bytes", nil)
+		return
+	}
+	h.reject(ctx, w, http.StatusBadRequest, rejectReadBody, "could not read body", err)
+}
+
+// webhook is the rest of a webhook once its body is read, whichever HTTP
+// server read it (net/http here, fasthttp in fast.go): verify, decode,
+// check, Ingest, answer. body must stay the caller's: an event whose
+// Ingest times out may still be stored from it after webhook returns.
+func (h *handler) webhook(ctx context.Context, w http.ResponseWriter, body []byte, header string) {
 	if len(body) == 0 {
 		h.reject(ctx, w, http.StatusBadRequest, rejectEmpty, "empty body", nil)
 		return
 	}
-	header := r.Header.Get(stripe.SignatureHeaderName)
-	err = stripe.Verify(body, header, h.cfg.Secrets, h.cfg.Tolerance, h.cfg.Now())
+	err := stripe.Verify(body, header, h.cfg.Secrets, h.cfg.Tolerance, h.cfg.Now())
 	if err != nil {
 		reason := rejectBadSignature
 		if errors.Is(err, stripe.ErrTimestampOutOfTolerance) {

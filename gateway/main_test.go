@@ -22,7 +22,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// fasthttp's: the Date header's clock, one per process for good,
+		// and a stopped server's idle-worker sweeper, which sees the stop
+		// at its next tick (10 s).
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
 }
 
 const (
@@ -122,15 +127,18 @@ func setup(t *testing.T, modify func(*fakeIngest, *Config)) *testEnv {
 	cfg.Ingest = startFakeIngest(t, fake)
 	logs := &syncBuffer{}
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("handler logs:\n%s", logs.String())
 		}
 	})
+	if testEngine == engineFastHTTP {
+		return &testEnv{handler: serveFast(t, cfg), fake: fake, logs: logs}
+	}
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
 	return &testEnv{handler: h, fake: fake, logs: logs}
 }
 

@@ -26,14 +26,7 @@ func withOnReject(onReject func(r *http.Request, status int, reason string), nex
 		if rw.status < 400 || rw.status > 499 {
 			return
 		}
-		var answer struct{ Error, Reason string }
-		_ = json.Unmarshal(rw.body.Bytes(), &answer)
-		reason := answer.Reason
-		if reason == "" {
-			reason = answer.Error
-		} else if answer.Error != "" {
-			reason += ": " + answer.Error
-		}
+		reason := rejectionReason(rw.body.Bytes())
 		seen := r.Clone(r.Context())
 		seen.Body = io.NopCloser(bytes.NewReader(body.prefix.Bytes()))
 		onReject(seen, rw.status, reason)
@@ -83,3 +76,17 @@ func (r *rejectRecorder) Write(b []byte) (int, error) {
 }
 
 func (r *rejectRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// rejectionReason is the reason OnReject gets for a 4xx answer's JSON
+// body: its "reason", then ": " and its "error" when both are set.
+func rejectionReason(body []byte) string {
+	var answer struct{ Error, Reason string }
+	_ = json.Unmarshal(body, &answer)
+	reason := answer.Reason
+	if reason == "" {
+		reason = answer.Error
+	} else if answer.Error != "" {
+		reason += ": " + answer.Error
+	}
+	return reason
+}

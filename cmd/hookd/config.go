@@ -80,6 +80,9 @@ type config struct {
 	// MaxHTTPConns caps the connections the HTTP listener holds open at
 	// once; further ones wait in the kernel's accept queue.
 	MaxHTTPConns int
+	// HTTPEngine is the server the webhook listener runs on: "fasthttp"
+	// (gateway.Fast) or "net/http".
+	HTTPEngine string
 	// Tolerance is how far a signature timestamp may be from now, either way.
 	Tolerance time.Duration
 	// IdleTimeout passivates a customer actor idle this long.
@@ -171,6 +174,7 @@ func parseServe(args []string, getenv func(string) string) (config, error) {
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest webhook body accepted, bytes")
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "most NotificationService/Subscribe streams served at once; the next is answered RESOURCE_EXHAUSTED")
 	fs.IntVar(&c.MaxHTTPConns, "max-http-conns", 4096, "most connections the HTTP listener holds open at once (idle keep-alive ones count); more wait to be accepted")
+	fs.StringVar(&c.HTTPEngine, "http-engine", engineFast, `the webhook listener's HTTP server: "fasthttp" (less CPU per webhook) or "net/http" (HTTP/2 over TLS)`)
 	fs.DurationVar(&c.Tolerance, "tolerance", 300*time.Second, "how far a signature timestamp may be from now, either way")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "passivate a customer actor idle this long")
 	fs.IntVar(&c.CommitBatch, "commit-batch", 64, "PostgreSQL group commit: the most events one transaction commits together (1: one transaction per actor commit: customers do not share transactions)")
@@ -294,6 +298,9 @@ func (c config) validate() error {
 	if c.MaxHTTPConns < 1 {
 		errs = append(errs, errors.New("--max-http-conns must be at least 1"))
 	}
+	if c.HTTPEngine != engineFast && c.HTTPEngine != engineNet {
+		errs = append(errs, fmt.Errorf("--http-engine %q: want %q or %q", c.HTTPEngine, engineFast, engineNet))
+	}
 	if c.CommitBatch < 1 {
 		errs = append(errs, errors.New("--commit-batch must be at least 1"))
 	}
@@ -399,3 +406,9 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// The values of --http-engine.
+const (
+	engineFast = "fasthttp"
+	engineNet  = "net/http"
+)

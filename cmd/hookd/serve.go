@@ -21,6 +21,7 @@ import (
 	"github.com/hookd/hookd/provider/stripe"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -66,6 +67,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 		grpcSrv  *grpc.Server
 		grpcLn   net.Listener
 		httpSrv  *http.Server
+		fastSrv  *fasthttp.Server // the webhook listener's, with --http-engine fasthttp
 		httpLn   net.Listener
 		conn     *grpc.ClientConn
 		health   *grpchealth.Server
@@ -282,7 +284,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 				ingest = hookdv1.NewIngestServiceClient(conn)
 			}
 		}
-		handler, err := gateway.New(gateway.Config{
+		gcfg := gateway.Config{
 			Secrets:      cfg.StripeSecrets,
 			Tolerance:    cfg.Tolerance,
 			MaxBodyBytes: cfg.MaxBodyBytes,
@@ -302,11 +304,21 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 				}
 				return nil
 			},
-		})
-		if err != nil {
-			return err
 		}
-		httpSrv = newHTTPServer(handler, log, tlsSet.http)
+		if cfg.HTTPEngine == engineFast {
+			fast, err := gateway.NewFast(gcfg)
+			if err != nil {
+				return err
+			}
+			fastSrv = fast.Server(log)
+		} else {
+			handler, err := gateway.New(gcfg)
+			if err != nil {
+				return err
+			}
+			httpSrv = newHTTPServer(handler, log, tlsSet.http)
+		}
+		var err error
 		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("listen http: %w", err)
 		}
@@ -349,6 +361,15 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 		go func() { errc <- grpcSrv.Serve(grpcLn) }()
 		log.InfoContext(ctx, "grpc listening", "addr", grpcAddr)
 	}
+	if fastSrv != nil {
+		go func() {
+			ln := httpLn
+			if tlsSet.http != nil {
+				ln = tls.NewListener(ln, tlsSet.http)
+			}
+			errc <- fastSrv.Serve(ln) // nil once shut down
+		}()
+	}
 	if httpSrv != nil {
 		go func() {
 			serve := httpSrv.Serve
@@ -362,7 +383,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 			}
 			errc <- nil
 		}()
-		log.InfoContext(ctx, "http listening", "addr", httpAddr, "webhook", scheme+"://"+httpAddr+"/v1/webhooks/stripe")
+	}
+	if httpSrv != nil || fastSrv != nil {
+		log.InfoContext(ctx, "http listening", "addr", httpAddr, "webhook", scheme+"://"+httpAddr+"/v1/webhooks/stripe", "engine", cfg.HTTPEngine)
 	}
 	if httpAddr != "" && (httpAddr != defaultHTTPAddr || scheme != "http") {
 		info.sendFlags += " --url " + scheme + "://" + httpAddr + "/v1/webhooks/stripe"
@@ -413,12 +436,17 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 			}
 		}
 	}
+	// Stop accepting and wait for in-flight webhooks, which need the gRPC
+	// server and the cluster still up.
 	if httpSrv != nil {
-		// Stops accepting and waits for in-flight webhooks, which need the
-		// gRPC server and the cluster still up.
 		if err := httpSrv.Shutdown(shutCtx); err != nil {
 			log.Warn("http shutdown", "err", err)
 			httpSrv.Close()
+		}
+	}
+	if fastSrv != nil {
+		if err := fastSrv.ShutdownWithContext(shutCtx); err != nil {
+			log.Warn("http shutdown", "err", err)
 		}
 	}
 	if grpcSrv != nil {
