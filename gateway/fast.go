@@ -128,10 +128,13 @@ func (f *Fast) serverError(fc *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var netErr net.Error
 	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+	case errors.Is(err, fasthttp.ErrBodyTooLarge) && string(fc.Request.Header.RequestURI()) == StripeWebhookPath:
 		ctx := f.requestID(fc, w)
 		f.h.bodyFailed(ctx, w, &http.MaxBytesError{Limit: f.h.cfg.MaxBodyBytes})
 		f.answered(ctx, fc, w, start)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writeErrorReason(w, http.StatusRequestEntityTooLarge,
+			"body larger than "+strconv.FormatInt(f.h.cfg.MaxBodyBytes, 10)+" bytes", "TOO_LARGE")
 	case errors.As(err, &small):
 		writeErrorReason(w, http.StatusRequestHeaderFieldsTooLarge,
 			"request headers larger than "+strconv.Itoa(MaxHeaderBytes)+" bytes", "HEADER_TOO_LARGE")

@@ -178,6 +178,48 @@ func TestFastServerLimits(t *testing.T) {
 	}
 }
 
+// A request that does not arrive within the server's ReadTimeout gets a
+// 408 and the connection closed, and holds nothing afterwards.
+func TestFastServerReadTimeout(t *testing.T) {
+	t.Parallel()
+	fake := &fakeIngest{}
+	f, err := NewFast(Config{Secrets: []string{testSecret}, Now: func() time.Time { return testNow }, Ingest: startFakeIngest(t, fake)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := f.Server(nil)
+	srv.ReadTimeout = 300 * time.Millisecond // Server's own is ReadTimeout (30 s)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Shutdown()
+		<-served
+	})
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Half a request line and no more: a sender that stalls.
+	_, _ = conn.Write([]byte("POST " + StripeWebhookPath + " HTTP/1.1\r\nHost: x\r\n"))
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	got, _ := io.ReadAll(conn)
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("stalled request answered after %v, want about the 300 ms read timeout", elapsed)
+	}
+	if !bytes.HasPrefix(got, []byte("HTTP/1.1 408")) || !bytes.Contains(got, []byte(`"reason":"TIMEOUT"`)) {
+		t.Errorf("stalled request: got %q, want a 408 TIMEOUT and the connection closed", got)
+	}
+	if n := len(fake.received()); n != 0 {
+		t.Errorf("Ingest called %d times", n)
+	}
+}
+
 // fastEnv is a gateway on a fasthttp server, for tests of that server.
 type fastEnv struct {
 	base   string
