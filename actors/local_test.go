@@ -113,8 +113,8 @@ func TestLocalApplyAfterTheGrainStopped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := sys.current()
-	pid := localPID(c, customerID)
+	c, deps := sys.currentWithDeps()
+	pid := deps.LocalPID(customerID)
 	if pid == nil {
 		t.Fatal("the grain is not cached as local after two events")
 	}
@@ -122,8 +122,8 @@ func TestLocalApplyAfterTheGrainStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.PidCache.Set(customerID, customer.KindName, pid) // a cache that has not heard yet
-	if localPID(c, customerID) != nil {
-		t.Fatal("localPID returned the PID of a stopped grain")
+	if deps.LocalPID(customerID) != nil {
+		t.Fatal("LocalPID returned the PID of a stopped grain")
 	}
 	start := time.Now()
 	resp, err := sys.Apply(ctx, customerID, customerEvent("evt_stopped_2", "customer.updated", customerID, 102))

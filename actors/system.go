@@ -379,6 +379,14 @@ func (s *System) current() *cluster.Cluster {
 	return s.cluster
 }
 
+// currentWithDeps is current, with the grains' dependencies of its actor
+// system.
+func (s *System) currentWithDeps() (*cluster.Cluster, *customer.Deps) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cluster, s.deps
+}
+
 // startMember turns protoactor's panics on start into an error.
 func startMember(c *cluster.Cluster) (err error) {
 	defer func() {
@@ -557,7 +565,7 @@ func (s *System) Reproject(ctx context.Context, customerID string, dryRun bool) 
 
 // send delivers queued events to their customer's grain: one as Apply,
 // several as ApplyBatch, or, when the grain lives in this process, as one
-// customer.LocalApply (see localPID). It returns one answer per event.
+// customer.LocalApply (see customer.Deps.LocalPID). It returns one answer per event.
 //
 // It runs on the goroutine of the caller that found the customer idle,
 // or in the customer's drain goroutine (applyQueues), and calls the grain
@@ -566,17 +574,18 @@ func (s *System) Reproject(ctx context.Context, customerID string, dryRun bool) 
 // attempt ends by its timeout, which never outlasts the batch's deadline
 // or RequestTimeout.
 func (s *System) send(ctx context.Context, deadline time.Time, customerID string, reqs []*grainpb.ApplyRequest) ([]*grainpb.ApplyResponse, error) {
-	c := s.current()
+	c, deps := s.currentWithDeps()
 	if c == nil {
 		return nil, ErrNotStarted
 	}
 	client := grainpb.GetCustomerGrainGrainClient(c, customerID)
 	resps, err := requestInline(ctx, deadline, c, customerID, s.cfg.RequestTimeout, s.cfg.AttemptTimeout, func(timeout time.Duration) ([]*grainpb.ApplyResponse, error) {
 		var resp *grainpb.ApplyBatchResponse
-		switch pid := localPID(c, customerID); {
+		switch pid := deps.LocalPID(customerID); {
 		case pid != nil:
 			var err error
 			if resp, err = applyLocal(ctx, c, pid, reqs, timeout); err != nil {
+				deps.ForgetLocal(customerID, pid)
 				return nil, err
 			}
 		case len(reqs) == 1:
@@ -602,30 +611,14 @@ func (s *System) send(ctx context.Context, deadline time.Time, customerID string
 	return resps, nil
 }
 
-// localPID returns the PID of the customer's grain when its activation is
-// in this process, as far as the PID cache knows (the cache is filled by
-// every generated-client call, which also activates the grain); nil
-// otherwise. A request to a PID that has meanwhile passivated ends as a
-// dead letter or a timeout, and requestInline then drops the cached PID
-// and tries again.
-//
-// The generated grain client encodes every request to bytes and the grain
-// decodes them again even in one process: for an event, its whole payload
-// copied twice. A local grain takes the requests as they are instead.
-func localPID(c *cluster.Cluster, customerID string) *actor.PID {
-	pid, ok := c.PidCache.Get(customerID, customer.KindName)
-	if !ok || pid == nil || pid.Address != c.ActorSystem.Address() {
-		return nil
-	}
-	// An activation that has stopped is no longer registered: the
-	// generated client, which activates a grain, takes over. (A message
-	// sent without a sender to a PID that is not registered would become
-	// a dead letter that nobody answers.)
-	if _, ok := c.ActorSystem.ProcessRegistry.Get(pid); !ok {
-		return nil
-	}
-	return pid
-}
+// The grain a customer.Deps.LocalPID names is active in this process
+// (from its Init to its Terminate), and a customer.LocalApply reaches it
+// as Go values: the generated grain client encodes every request to
+// bytes and the grain decodes them again even in one process (for an
+// event, its whole payload copied twice). A LocalApply to a grain that
+// stopped between the lookup and the send is a dead letter nobody
+// answers: the attempt times out, send forgets the PID, and the next
+// attempt activates the grain through the generated client.
 
 // applyLocal sends reqs to the local grain pid as a customer.LocalApply
 // and waits at most timeout for its answer, on a channel of its own

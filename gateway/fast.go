@@ -152,7 +152,7 @@ func (f *Fast) requestID(fc *fasthttp.RequestCtx, w *fastWriter) context.Context
 	if !reqid.Valid(id) {
 		id = reqid.New()
 	}
-	w.Header()[reqid.Header] = []string{id}
+	fc.Response.Header.SetCanonical(headerRequestID, []byte(id))
 	// Not fc: fasthttp's context ends with the server, not the request,
 	// and net/http's server does not end a request's context before the
 	// handler returns either, unless the sender hangs up.
@@ -225,6 +225,30 @@ func (w *fastWriter) Write(b []byte) (int, error) {
 	}
 	return w.fc.Write(b)
 }
+
+// The answer headers writeBody sets, in canonical form.
+var (
+	headerRequestID = []byte(reqid.Header)
+	headerNoSniff   = []byte("X-Content-Type-Options")
+	headerCache     = []byte("Cache-Control")
+	valueJSON       = []byte("application/json")
+	valueNoSniff    = []byte("nosniff")
+	valueNoStore    = []byte("no-store")
+)
+
+// writeBody is writeBody (handler.go) for fasthttp: the same headers and
+// body, set on fasthttp's response without going through w.header.
+func (w *fastWriter) writeBody(code int, b []byte) {
+	w.WriteHeader(code) // whatever the gateway set before: Allow, Retry-After
+	h := &w.fc.Response.Header
+	h.SetContentTypeBytes(valueJSON)
+	h.SetCanonical(headerNoSniff, valueNoSniff)
+	h.SetCanonical(headerCache, valueNoStore)
+	w.fc.Response.AppendBody(b)
+	w.fc.Response.AppendBody(newline)
+}
+
+var newline = []byte{'\n'}
 
 func (w *fastWriter) status() int {
 	if w.code == 0 {

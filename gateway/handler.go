@@ -546,6 +546,10 @@ func (r ingestResult) appendJSON(b []byte) []byte {
 
 // writeBody answers with b, a JSON document, and a newline.
 func writeBody(w http.ResponseWriter, code int, b []byte) {
+	if fw, ok := w.(*fastWriter); ok {
+		fw.writeBody(code, b)
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")

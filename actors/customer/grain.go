@@ -45,6 +45,27 @@ type Deps struct {
 	Decoded *Decoded
 
 	resident, activations atomic.Int64 // counted by the grains
+	local                 sync.Map     // customer ID → *actor.PID of its grain while active here, from Init to Terminate
+}
+
+// LocalPID returns the PID of the customer's grain while it is active in
+// this actor system (from its Init to its Terminate), else nil: callers
+// in the process can send to it directly (LocalApply). Cheaper than the
+// cluster's PID cache and process registry together, which are keyed by
+// strings built per call and sharded maps behind locks.
+func (d *Deps) LocalPID(customerID string) *actor.PID {
+	if v, ok := d.local.Load(customerID); ok {
+		return v.(*actor.PID)
+	}
+	return nil
+}
+
+// ForgetLocal drops pid as the customer's local grain, if it still is: a
+// caller whose LocalApply went unanswered calls it, so that the next try
+// goes through the cluster (which activates the grain again) should the
+// grain have stopped without its Terminate.
+func (d *Deps) ForgetLocal(customerID string, pid *actor.PID) {
+	d.local.CompareAndDelete(customerID, pid)
 }
 
 // Actors returns how many customer grains are active now and how many
@@ -80,6 +101,7 @@ func Kind(idle time.Duration, opts ...actor.PropsOption) *cluster.Kind {
 type grain struct {
 	deps *Deps
 	proc Processor
+	self *actor.PID // this activation's (Deps.LocalPID)
 }
 
 func (g *grain) Init(ctx cluster.GrainContext) {
@@ -92,6 +114,8 @@ func (g *grain) Init(ctx cluster.GrainContext) {
 	g.proc.FetchObjectsWith(g.deps.Objects)
 	g.deps.activations.Add(1)
 	g.deps.resident.Add(1)
+	g.self = ctx.Self()
+	g.deps.local.Store(g.proc.id, g.self)
 }
 
 // Terminate is called when the grain stops: passivated after idle, or its
@@ -99,6 +123,7 @@ func (g *grain) Init(ctx cluster.GrainContext) {
 func (g *grain) Terminate(cluster.GrainContext) {
 	if g.deps != nil {
 		g.deps.resident.Add(-1)
+		g.deps.local.CompareAndDelete(g.proc.id, g.self)
 	}
 }
 
