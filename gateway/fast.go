@@ -72,16 +72,22 @@ func NewFast(cfg Config) (*Fast, error) {
 // own complaints (failed connections), at warn level.
 func (f *Fast) Server(log *slog.Logger) *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:               f.Serve,
-		ErrorHandler:          f.serverError,
-		ReadTimeout:           ReadTimeout,
-		WriteTimeout:          WriteTimeout,
-		IdleTimeout:           IdleTimeout,
-		ReadBufferSize:        MaxHeaderBytes,
-		MaxRequestBodySize:    int(f.h.cfg.MaxBodyBytes),
-		NoDefaultServerHeader: true,
-		CloseOnShutdown:       true,
-		Logger:                fastLogger{log},
+		Handler:            f.Serve,
+		ErrorHandler:       f.serverError,
+		ReadTimeout:        ReadTimeout,
+		WriteTimeout:       WriteTimeout,
+		IdleTimeout:        IdleTimeout,
+		ReadBufferSize:     MaxHeaderBytes,
+		MaxRequestBodySize: int(f.h.cfg.MaxBodyBytes),
+		// Bodies over the limit reach the handler as a stream, which
+		// answers them as net/http's gateway does (readBody).
+		StreamRequestBody: true,
+		// No multipart parsing (fasthttp would spool large forms to
+		// temporary files): a webhook is JSON.
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		CloseOnShutdown:              true,
+		Logger:                       fastLogger{log},
 	}
 }
 
@@ -103,17 +109,72 @@ func (f *Fast) Serve(fc *fasthttp.RequestCtx) {
 		method = string(fc.Method())
 	}
 	if h.webhookHead(ctx, w, method, string(fc.Request.Header.ContentType())) {
-		body := fc.PostBody()
-		if int64(len(body)) > h.cfg.MaxBodyBytes { // the server's limit is the same; this keeps Serve safe alone
-			h.bodyFailed(ctx, w, &http.MaxBytesError{Limit: h.cfg.MaxBodyBytes})
+		if body, err := f.readBody(fc, w); err != nil {
+			h.bodyFailed(ctx, w, err)
 		} else {
-			// fasthttp reuses the body's buffer for the connection's next
-			// request, and an event whose Ingest times out may still be
-			// stored from it: the event gets its own copy.
-			h.webhook(ctx, w, bytes.Clone(body), string(fc.Request.Header.Peek(stripe.SignatureHeaderName)))
+			h.webhook(ctx, w, body, string(fc.Request.Header.Peek(stripe.SignatureHeaderName)))
 		}
 	}
 	f.answered(ctx, fc, w, start)
+}
+
+// drainBytes is how much of a body over the limit readBody reads and
+// discards before the answer, so that a sender still writing it reads the
+// 413 rather than a reset connection (net/http's server reads up to 256
+// KiB for the same reason); past it, the connection is closed on it.
+const drainBytes = 4 << 20
+
+// readBody returns a copy of the request's body (fasthttp reuses its
+// buffer for the connection's next request, and an event whose Ingest
+// times out may still be stored from it), or an *http.MaxBytesError once
+// it exceeds MaxBodyBytes. The server streams bodies over the limit
+// (Server: StreamRequestBody), so that one is never held whole.
+func (f *Fast) readBody(fc *fasthttp.RequestCtx, w *fastWriter) ([]byte, error) {
+	limit := f.h.cfg.MaxBodyBytes
+	stream := fc.RequestBodyStream()
+	if stream == nil { // a server without StreamRequestBody
+		body := bytes.Clone(fc.PostBody())
+		w.read = body
+		if int64(len(body)) > limit {
+			return nil, &http.MaxBytesError{Limit: limit}
+		}
+		return body, nil
+	}
+	cl := int64(fc.Request.Header.ContentLength()) // -1: chunked
+	if cl > limit {
+		return nil, f.tooLarge(fc, stream)
+	}
+	size := 512
+	if cl >= 0 {
+		size = int(cl) + 1 // +1: EOF is seen without growing
+	}
+	b := make([]byte, 0, size)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := stream.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		w.read = b
+		if int64(len(b)) > limit {
+			return nil, f.tooLarge(fc, stream)
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// tooLarge reads and discards up to drainBytes of the rest of an
+// oversized body, marks the connection to close after the answer, and
+// returns the error for it.
+func (f *Fast) tooLarge(fc *fasthttp.RequestCtx, stream io.Reader) error {
+	_, _ = io.CopyN(io.Discard, stream, drainBytes)
+	fc.SetConnectionClose()
+	return &http.MaxBytesError{Limit: f.h.cfg.MaxBodyBytes}
 }
 
 // serverError answers what fasthttp could not read as a request, as
@@ -173,9 +234,8 @@ func (f *Fast) answered(ctx context.Context, fc *fasthttp.RequestCtx, w *fastWri
 		f.h.log.WarnContext(ctx, "rejected webhook not recorded", "err", err)
 		return
 	}
-	body := fc.Request.Body()
 	r = r.WithContext(ctx)
-	r.Body = io.NopCloser(bytes.NewReader(bytes.Clone(body[:min(len(body), rejectBodyPrefix)])))
+	r.Body = io.NopCloser(bytes.NewReader(bytes.Clone(w.read[:min(len(w.read), rejectBodyPrefix)])))
 	f.onReject(r, code, rejectionReason(fc.Response.Body()))
 }
 
@@ -186,13 +246,13 @@ func (f *Fast) writer(fc *fasthttp.RequestCtx) *fastWriter {
 		w = &fastWriter{header: http.Header{}}
 	}
 	clear(w.header)
-	w.fc, w.code = fc, 0
+	w.fc, w.code, w.read = fc, 0, nil
 	return w
 }
 
 // release returns w to the pool.
 func (f *Fast) release(w *fastWriter) {
-	w.fc = nil
+	w.fc, w.read = nil, nil
 	f.writers.Put(w)
 }
 
@@ -201,7 +261,8 @@ func (f *Fast) release(w *fastWriter) {
 type fastWriter struct {
 	fc     *fasthttp.RequestCtx
 	header http.Header
-	code   int // 0 until WriteHeader
+	code   int    // 0 until WriteHeader
+	read   []byte // what readBody read of the body (for the rejection hook)
 }
 
 func (w *fastWriter) Header() http.Header { return w.header }

@@ -259,7 +259,7 @@ func (h *handler) webhook(ctx context.Context, w http.ResponseWriter, body []byt
 		h.reject(ctx, w, http.StatusBadRequest, rejectEmpty, "empty body", nil)
 		return
 	}
-	err := stripe.Verify(body, header, h.cfg.Secrets, h.cfg.Tolerance, h.cfg.Now())
+	signedAt, err := stripe.VerifySigned(body, header, h.cfg.Secrets, h.cfg.Tolerance, h.cfg.Now())
 	if err != nil {
 		reason := rejectBadSignature
 		if errors.Is(err, stripe.ErrTimestampOutOfTolerance) {
@@ -277,11 +277,9 @@ func (h *handler) webhook(ctx context.Context, w http.ResponseWriter, body []byt
 		h.reject(ctx, w, http.StatusBadRequest, rejectMalformed, err.Error(), nil)
 		return
 	}
-	// Verify parsed the header already; parsing again is cheaper than
-	// changing its signature. An event may not claim to be created after
-	// it was signed (give or take the tolerance).
-	sig, _ := stripe.ParseSignatureHeader(header)
-	limits := envelope.Limits{MaxPayloadBytes: h.cfg.MaxBodyBytes, Latest: sig.Timestamp.Add(h.cfg.Tolerance)}
+	// An event may not claim to be created after it was signed (give or
+	// take the tolerance).
+	limits := envelope.Limits{MaxPayloadBytes: h.cfg.MaxBodyBytes, Latest: signedAt.Add(h.cfg.Tolerance)}
 	if err := envelope.Check(env, limits); err != nil {
 		h.reject(ctx, w, http.StatusBadRequest, rejectInvalidField, "invalid event: "+err.Error(), nil)
 		return

@@ -174,27 +174,35 @@ func parseUnixSeconds(s string) (int64, error) {
 // to show to the sender. Verify never looks at the payload's content,
 // so it accepts any Stripe API version.
 func Verify(payload []byte, header string, secrets []string, tolerance time.Duration, now time.Time) error {
+	_, err := VerifySigned(payload, header, secrets, tolerance, now)
+	return err
+}
+
+// VerifySigned is Verify, which also returns the time the header says the
+// payload was signed at once the signature checks out (a zero time with
+// any error).
+func VerifySigned(payload []byte, header string, secrets []string, tolerance time.Duration, now time.Time) (time.Time, error) {
 	sh, err := ParseSignatureHeader(header)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}
 	if !sh.matchesAny(payload, secrets) {
-		return ErrBadSignature
+		return time.Time{}, ErrBadSignature
 	}
 	// Compare instants, not durations: time.Time.Sub saturates at about
 	// 292 years, and negating a saturated Duration overflows.
 	switch {
 	case sh.Timestamp.Before(now.Add(-tolerance)):
-		return fmt.Errorf("%w (signed %s ago, tolerance %s)",
+		return time.Time{}, fmt.Errorf("%w (signed %s ago, tolerance %s)",
 			ErrTimestampTooOld, now.Sub(sh.Timestamp).Round(time.Second), tolerance)
 	case sh.Timestamp.After(now.Add(tolerance)):
-		return fmt.Errorf("%w (signed %s ahead, tolerance %s)",
+		return time.Time{}, fmt.Errorf("%w (signed %s ahead, tolerance %s)",
 			ErrTimestampInFuture, sh.Timestamp.Sub(now).Round(time.Second), tolerance)
 	}
-	return nil
+	return sh.Timestamp, nil
 }
 
 // matchesAny reports whether any non-empty secret signs payload at the

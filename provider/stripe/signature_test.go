@@ -179,6 +179,17 @@ func TestVerify(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
 				t.Fatalf("error: got %v, want %v", err, tt.wantErr)
 			}
+			// VerifySigned agrees, and gives the header's time only for a
+			// signature it accepts.
+			at, serr := VerifySigned(p, tt.header, tt.secrets, tt.tolerance, testNow)
+			if (serr == nil) != (err == nil) {
+				t.Fatalf("VerifySigned: %v, Verify: %v", serr, err)
+			}
+			if sh, _ := ParseSignatureHeader(tt.header); err == nil && !at.Equal(sh.Timestamp) {
+				t.Errorf("VerifySigned: signed at %v, header says %v", at, sh.Timestamp)
+			} else if err != nil && !at.IsZero() {
+				t.Errorf("VerifySigned refused (%v) but returned %v", serr, at)
+			}
 			if tt.wantErr != nil {
 				for _, s := range tt.secrets {
 					if s != "" && strings.Contains(err.Error(), s) {
