@@ -31,12 +31,13 @@ import (
 // and every webhook while tracing is on, whose spans come from net/http
 // middleware) goes to New's handler through fasthttpadaptor, unchanged.
 //
-// Differences a sender can see, all at the server level: a body over
-// MaxBodyBytes is refused before it is read to the end (413, the same
-// JSON answer, without the body's first bytes for the rejection hook),
-// request headers over MaxHeaderBytes get 431, and ReadTimeout bounds
-// reading the whole request (net/http's server bounds the header alone
-// more tightly). Build the server with Server.
+// Differences a sender can see, all at the server level: HTTP/1.1 only
+// (no HTTP/2 over TLS), request headers over MaxHeaderBytes get 431, what
+// is not HTTP 400, and ReadTimeout bounds reading the whole request, each
+// a JSON error on a connection then closed (net/http's server bounds the
+// header alone more tightly and answers these in plain text); a sender
+// that hangs up mid-Ingest no longer cancels the call, which then ends by
+// Config.IngestTimeout. Build the server with Server.
 type Fast struct {
 	h        *handler
 	std      fasthttp.RequestHandler // New's handler, through fasthttpadaptor
@@ -102,7 +103,7 @@ func (f *Fast) Serve(fc *fasthttp.RequestCtx) {
 	start := time.Now()
 	w := f.writer(fc)
 	defer f.release(w)
-	ctx := f.requestID(fc, w)
+	ctx := f.requestID(fc)
 	h := f.h
 	method := http.MethodPost
 	if !fc.IsPost() {
@@ -190,7 +191,7 @@ func (f *Fast) serverError(fc *fasthttp.RequestCtx, err error) {
 	var netErr net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge) && string(fc.Request.Header.RequestURI()) == StripeWebhookPath:
-		ctx := f.requestID(fc, w)
+		ctx := f.requestID(fc)
 		f.h.bodyFailed(ctx, w, &http.MaxBytesError{Limit: f.h.cfg.MaxBodyBytes})
 		f.answered(ctx, fc, w, start)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
@@ -208,7 +209,7 @@ func (f *Fast) serverError(fc *fasthttp.RequestCtx, err error) {
 
 // requestID is withRequestID for fasthttp: the sender's X-Request-Id when
 // it is valid, else a new one, in the answer and in the returned context.
-func (f *Fast) requestID(fc *fasthttp.RequestCtx, w *fastWriter) context.Context {
+func (f *Fast) requestID(fc *fasthttp.RequestCtx) context.Context {
 	id := string(fc.Request.Header.Peek(reqid.Header))
 	if !reqid.Valid(id) {
 		id = reqid.New()
