@@ -22,7 +22,7 @@ import (
 )
 
 // Fast serves the gateway on fasthttp instead of net/http: the same routes
-// and answers as New's handler, for about 15 µs less CPU per webhook (see
+// and answers as New's handler, for some 15–20 µs less CPU per webhook (see
 // docs/performance.md, "The webhook listener on fasthttp"). A signed
 // POST to StripeWebhookPath, the path hookd spends nearly all its HTTP
 // time on, takes the same steps as under net/http (request ID, method and

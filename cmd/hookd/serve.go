@@ -469,6 +469,7 @@ func newHTTPServer(h http.Handler, log *slog.Logger, tlsCfg *tls.Config) *http.S
 		TLSConfig:         tlsCfg,
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    gateway.MaxHeaderBytes, // as on fasthttp (gateway.Fast)
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
