@@ -145,28 +145,16 @@ func (f *Fast) readBody(fc *fasthttp.RequestCtx, w *fastWriter) ([]byte, error) 
 	if cl > limit {
 		return nil, f.tooLarge(fc, stream)
 	}
-	size := 512
-	if cl >= 0 {
-		size = int(cl) + 1 // +1: EOF is seen without growing
+	// One byte past the limit tells an oversized body from one just at it.
+	b, err := readAll(io.LimitReader(stream, limit+1), cl)
+	w.read = b
+	switch {
+	case int64(len(b)) > limit:
+		return nil, f.tooLarge(fc, stream)
+	case err != nil:
+		return nil, err
 	}
-	b := make([]byte, 0, size)
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := stream.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		w.read = b
-		if int64(len(b)) > limit {
-			return nil, f.tooLarge(fc, stream)
-		}
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
+	return b, nil
 }
 
 // tooLarge reads and discards up to drainBytes of the rest of an

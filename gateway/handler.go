@@ -477,25 +477,33 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if r.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	// Size the buffer from Content-Length (+1 so that EOF is seen without
-	// growing it); io.ReadAll would start at 512 bytes and double.
+	b, err := readAll(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readAll reads r to EOF into a buffer sized from contentLength when it
+// is known (+1, so that EOF is seen without growing it; io.ReadAll would
+// start at 512 bytes and double). On an error it returns what it read.
+func readAll(r io.Reader, contentLength int64) ([]byte, error) {
 	size := 512
-	if r.ContentLength > 0 {
-		size = int(r.ContentLength) + 1
+	if contentLength > 0 {
+		size = int(contentLength) + 1
 	}
 	b := make([]byte, 0, size)
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}
-		n, err := body.Read(b[len(b):cap(b)])
+		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		if err == io.EOF {
 			return b, nil
 		}
 		if err != nil {
-			return nil, err
+			return b, err
 		}
 	}
 }

@@ -13,9 +13,9 @@ import (
 
 // Both HTTP engines serve the same webhook contract end to end: a signed
 // event is applied, a redelivery is answered as already received, a
-// wrongly signed one is 400,
-// and headers over the shared limit are refused. The default engine is fasthttp; every other test of
-// this package runs on it.
+// wrongly signed one is 400, and headers over the shared limit are
+// refused. The default engine is fasthttp; every other test of this
+// package runs on it.
 func TestHTTPEngines(t *testing.T) {
 	for _, engine := range []string{engineFast, engineNet} {
 		t.Run(strings.ReplaceAll(engine, "/", "_"), func(t *testing.T) {
