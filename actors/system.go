@@ -565,7 +565,8 @@ func (s *System) Reproject(ctx context.Context, customerID string, dryRun bool) 
 
 // send delivers queued events to their customer's grain: one as Apply,
 // several as ApplyBatch, or, when the grain lives in this process, as one
-// customer.LocalApply (see customer.Deps.LocalPID). It returns one answer per event.
+// customer.LocalApply (see customer.Deps.LocalPID). It returns one answer
+// per event.
 //
 // It runs on the goroutine of the caller that found the customer idle,
 // or in the customer's drain goroutine (applyQueues), and calls the grain

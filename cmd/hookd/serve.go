@@ -385,7 +385,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) er
 		}()
 	}
 	if httpSrv != nil || fastSrv != nil {
-		log.InfoContext(ctx, "http listening", "addr", httpAddr, "webhook", scheme+"://"+httpAddr+"/v1/webhooks/stripe", "engine", cfg.HTTPEngine)
+		engine := engineNet
+		if fastSrv != nil {
+			engine = engineFast
+		}
+		log.InfoContext(ctx, "http listening", "addr", httpAddr, "webhook", scheme+"://"+httpAddr+"/v1/webhooks/stripe", "engine", engine)
 	}
 	if httpAddr != "" && (httpAddr != defaultHTTPAddr || scheme != "http") {
 		info.sendFlags += " --url " + scheme + "://" + httpAddr + "/v1/webhooks/stripe"
