@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/hookd/hookd/internal/loglimit"
 	"github.com/hookd/hookd/internal/reqid"
 	"github.com/hookd/hookd/internal/tracing"
 	"github.com/hookd/hookd/provider/stripe"
@@ -88,7 +89,7 @@ func (f *Fast) Server(log *slog.Logger) *fasthttp.Server {
 		DisablePreParseMultipartForm: true,
 		NoDefaultServerHeader:        true,
 		CloseOnShutdown:              true,
-		Logger:                       fastLogger{log},
+		Logger:                       fastLogger{log: log, limit: f.h.limit},
 	}
 }
 
@@ -307,11 +308,20 @@ func (w *fastWriter) status() int {
 	return w.code
 }
 
-// fastLogger passes fasthttp's log lines to slog.
-type fastLogger struct{ log *slog.Logger }
+// fastLogger passes fasthttp's log lines to slog, at most
+// rejectLogsPerSecond a second with a count of those suppressed, as the
+// gateway's rejections: fasthttp logs every connection it could not
+// serve (garbage, a timeout mid-request), and a stranger can open many.
+type fastLogger struct {
+	log   *slog.Logger
+	limit *loglimit.Limiter
+}
 
 func (l fastLogger) Printf(format string, args ...any) {
-	if l.log != nil {
-		l.log.Warn("webhook listener: " + fmt.Sprintf(format, args...))
+	if l.log == nil {
+		return
+	}
+	if ok, suppressed := l.limit.Allow("http_server"); ok {
+		l.log.Warn("webhook listener: "+fmt.Sprintf(format, args...), "suppressed", suppressed)
 	}
 }

@@ -220,11 +220,36 @@ func TestFastServerReadTimeout(t *testing.T) {
 	}
 }
 
+// A stranger opening connection after connection of garbage cannot fill
+// the log: fasthttp's lines about them are sampled like rejections.
+func TestFastServerLogsAreSampled(t *testing.T) {
+	env := setupFastOnly(t, nil)
+	addr := strings.TrimPrefix(env.base, "http://")
+	const conns = 40
+	for range conns {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = conn.Write([]byte("HELLO\r\n\r\n"))
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.ReadAll(conn)
+		conn.Close()
+	}
+	// fasthttp logs after answering; give the last ones a moment.
+	time.Sleep(100 * time.Millisecond)
+	lines := strings.Count(env.logs.String(), "webhook listener:")
+	if lines == 0 || lines > rejectLogsPerSecond*2 {
+		t.Fatalf("%d garbage connections logged %d lines; want some, at most %d (sampled)\n%s", conns, lines, rejectLogsPerSecond*2, env.logs.String())
+	}
+}
+
 // fastEnv is a gateway on a fasthttp server, for tests of that server.
 type fastEnv struct {
 	base   string
 	client *http.Client
 	fake   *fakeIngest
+	logs   *syncBuffer
 }
 
 // setupFastOnly is setup on fasthttp whatever the run's engine.
@@ -235,5 +260,5 @@ func setupFastOnly(t *testing.T, modify func(*fakeIngest, *Config)) *fastEnv {
 	defer func() { testEngine = prev }()
 	env := setup(t, modify)
 	v := env.handler.(*viaHTTP)
-	return &fastEnv{base: v.base, client: v.client, fake: env.fake}
+	return &fastEnv{base: v.base, client: v.client, fake: env.fake, logs: env.logs}
 }
