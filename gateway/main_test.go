@@ -183,6 +183,13 @@ func decodeBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]string 
 	if got, want := rec.Header().Get("Content-Type"), "application/json"; got != want {
 		t.Errorf("Content-Type: got %q, want %q", got, want)
 	}
+	// writeBody's other headers, which fasthttp's answers set on their own
+	// path (fastWriter.writeBody).
+	for k, want := range map[string]string{"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"} {
+		if got := rec.Header().Get(k); got != want {
+			t.Errorf("%s: got %q, want %q", k, got, want)
+		}
+	}
 	var body map[string]string
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 		t.Fatalf("body %q is not a JSON object of strings: %v", rec.Body.String(), err)
